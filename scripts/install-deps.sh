@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs every Debian package pocketlm needs to build, test and cross-test. Idempotent: packages already
+# present are skipped, so the README commands are cheap to re-run.
+#   scripts/install-deps.sh            build + test dependencies
+#   scripts/install-deps.sh --cross    also the AArch64 cross compiler, arm64 libraries and qemu-user
+set -euo pipefail
+
+want=(
+  build-essential cmake ninja-build pkg-config git
+  libhwy-dev          # Google Highway: portable SIMD with runtime dispatch (kernels)
+  libcli11-dev        # command-line parsing (tools/cli only)
+  libgtest-dev libgmock-dev googletest  # unit and conformance tests
+  clang libclang-rt-14-dev  # sanitizers and libFuzzer
+  clang-format
+  python3-numpy       # ../shared/tools model generators used by tests and benchmarks
+  unicode-data        # UnicodeData.txt, source of the tokenizer's generated category tables
+)
+cross=(g++-aarch64-linux-gnu qemu-user libhwy-dev:arm64 libc6-dev-arm64-cross)
+
+if [[ "${1:-}" == "--cross" ]]; then
+  if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+    dpkg --add-architecture arm64
+  fi
+  want+=("${cross[@]}")
+fi
+
+missing=()
+for p in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  SUDO=""
+  [[ $(id -u) -ne 0 ]] && SUDO="sudo"
+  echo "installing: ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi

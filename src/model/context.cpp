@@ -1,0 +1,186 @@
+#include "model/context.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "ops/attention.h"
+#include "ops/elementwise.h"
+#include "ops/matmul.h"
+
+namespace pocketlm {
+
+Context::Context(const Model& model, const ContextParams& params, int n_ctx)
+    : model_(model), params_(params), n_ctx_(n_ctx), pool_(params.n_threads) {
+  const ModelConfig& c = model.config();
+  const auto B = static_cast<size_t>(params.n_batch);
+  k_cache_.assign(static_cast<size_t>(c.n_layer) * n_ctx * c.kv_dim(), 0.0f);
+  v_cache_.assign(k_cache_.size(), 0.0f);
+  x_.resize(B * c.n_embd);
+  h_.resize(B * c.n_embd);
+  qkv_.resize(B * (c.q_dim() + 2 * c.kv_dim()));
+  attn_.resize(B * c.q_dim());
+  ffn_.resize(B * 2 * c.n_ff);
+}
+
+Result<std::unique_ptr<Context>> Context::Create(const Model& model, const ContextParams& params) {
+  ContextParams p = params;
+  if (p.n_threads < 1 || p.n_threads > 512) return InvalidArgument("thread count must be 1..512");
+  if (p.n_batch < 1) p.n_batch = 1;
+  int n_ctx = p.n_ctx;
+  if (n_ctx <= 0) n_ctx = std::min(model.config().n_ctx_train, 4096);
+  if (n_ctx > (1 << 20)) return InvalidArgument("context size " + std::to_string(n_ctx) + " is too large");
+  return std::unique_ptr<Context>(new Context(model, p, n_ctx));
+}
+
+Status Context::SetAdapters(const std::vector<ActiveLora>& adapters) {
+  LoraIndex index;
+  int64_t max_rank = 0;
+  for (const ActiveLora& a : adapters) {
+    if (a.adapter == nullptr) return InvalidArgument("null adapter");
+    PLM_RETURN_IF_ERROR(a.adapter->CheckAgainst(model_.file()));
+    for (const auto& [name, pair] : a.adapter->pairs()) {
+      const GgufTensorInfo* w = model_.file().FindTensor(name);
+      index[w->data].push_back({&pair, a.adapter->EffectiveScale(pair, a.scale)});
+      max_rank = std::max(max_rank, pair.rank());
+    }
+  }
+  lora_ = std::move(index);
+  lora_tmp_.assign(static_cast<size_t>(params_.n_batch * max_rank), 0.0f);
+  n_past_ = 0;
+  return Status::Ok();
+}
+
+Status Context::Eval(std::span<const int32_t> tokens, bool all_logits, std::vector<float>* logits) {
+  const ModelConfig& c = model_.config();
+  if (tokens.empty()) return InvalidArgument("nothing to evaluate (empty token list)");
+  if (static_cast<int64_t>(n_past_) + static_cast<int64_t>(tokens.size()) > n_ctx_) {
+    return OutOfRange("prompt and output need " + std::to_string(n_past_ + tokens.size()) +
+                      " positions but the context holds " + std::to_string(n_ctx_) +
+                      " (shorten the prompt or raise --ctx)");
+  }
+  for (int32_t t : tokens) {
+    if (t < 0 || t >= c.n_vocab) {
+      return InvalidArgument("token id " + std::to_string(t) + " is outside the vocabulary (0.." +
+                             std::to_string(c.n_vocab - 1) + ")");
+    }
+  }
+  const size_t n = tokens.size();
+  logits->assign((all_logits ? n : 1) * static_cast<size_t>(c.n_vocab), 0.0f);
+  for (size_t i = 0; i < n; i += static_cast<size_t>(params_.n_batch)) {
+    const int chunk = static_cast<int>(std::min(n - i, static_cast<size_t>(params_.n_batch)));
+    const bool last = i + static_cast<size_t>(chunk) == n;
+    float* out = all_logits ? logits->data() + i * static_cast<size_t>(c.n_vocab) : logits->data();
+    EvalChunk(tokens.data() + i, chunk, all_logits || last, out, all_logits);
+  }
+  return Status::Ok();
+}
+
+void Context::Linear(const TensorView& w, const float* x, int n, float* y, int64_t y_stride) {
+  MatMulWeightsT(w, x, n, y, y_stride, /*accumulate=*/false, &pool_);
+  if (lora_.empty()) return;
+  auto it = lora_.find(w.data);
+  if (it == lora_.end()) return;
+  for (const LoraTerm& term : it->second) {
+    const int64_t r = term.pair->rank();
+    // tmp = A x : (n, r); y += s * B tmp
+    MatMulWeightsT(term.pair->a, x, n, lora_tmp_.data(), r, false, &pool_);
+    ScaleInPlace(lora_tmp_.data(), n * r, term.scale);
+    MatMulWeightsT(term.pair->b, lora_tmp_.data(), n, y, y_stride, /*accumulate=*/true, &pool_);
+  }
+}
+
+void Context::Norm(const float* x, const TensorView& w, int n, float* y) {
+  const int64_t E = model_.config().n_embd;
+  for (int t = 0; t < n; ++t) RmsNorm(x + t * E, w.f32(), E, model_.config().rms_eps, y + t * E);
+}
+
+void Context::EvalChunk(const int32_t* tokens, int n, bool want_logits, float* logits_out, bool all_logits) {
+  const ModelConfig& c = model_.config();
+  const ModelWeights& w = model_.weights();
+  const int64_t E = c.n_embd, QD = c.q_dim(), KVD = c.kv_dim(), FF = c.n_ff;
+  const int64_t QKV = QD + 2 * KVD;
+  const int64_t pos0 = n_past_;
+
+  for (int t = 0; t < n; ++t) {
+    DequantizeRow(w.tok_embd, tokens[t], x_.data() + t * E);
+    if (c.embd_scale != 1.0f) ScaleInPlace(x_.data() + t * E, E, c.embd_scale);
+  }
+
+  for (int il = 0; il < c.n_layer; ++il) {
+    const LayerWeights& l = w.layers[static_cast<size_t>(il)];
+    float* k_layer = k_cache_.data() + static_cast<size_t>(il) * n_ctx_ * KVD;
+    float* v_layer = v_cache_.data() + static_cast<size_t>(il) * n_ctx_ * KVD;
+
+    // --- attention ---
+    Norm(x_.data(), l.attn_norm, n, h_.data());
+    float* q = qkv_.data();  // rows of QKV: [q | k | v]
+    if (!l.wqkv.empty()) {
+      Linear(l.wqkv, h_.data(), n, q, QKV);
+    } else {
+      Linear(l.wq, h_.data(), n, q, QKV);
+      Linear(l.wk, h_.data(), n, q + QD, QKV);
+      Linear(l.wv, h_.data(), n, q + QD + KVD, QKV);
+    }
+    for (int t = 0; t < n; ++t) {
+      float* row = q + t * QKV;
+      if (!l.bq.empty()) AddInPlace(row, l.bq.f32(), QD);
+      if (!l.bk.empty()) AddInPlace(row + QD, l.bk.f32(), KVD);
+      if (!l.bv.empty()) AddInPlace(row + QD + KVD, l.bv.f32(), KVD);
+      const int64_t pos = pos0 + t;
+      const float* ff = w.rope_freqs.empty() ? nullptr : w.rope_freqs.f32();
+      for (int h = 0; h < c.n_head; ++h) {
+        Rope(row + h * c.head_dim, c.head_dim, c.rope_dim, c.rope_style, pos, c.rope_base, ff);
+      }
+      for (int h = 0; h < c.n_head_kv; ++h) {
+        Rope(row + QD + h * c.head_dim, c.head_dim, c.rope_dim, c.rope_style, pos, c.rope_base, ff);
+      }
+      std::memcpy(k_layer + pos * KVD, row + QD, static_cast<size_t>(KVD) * sizeof(float));
+      std::memcpy(v_layer + pos * KVD, row + QD + KVD, static_cast<size_t>(KVD) * sizeof(float));
+    }
+    // Gather the queries into a dense (n, QD) block for the attention kernel.
+    for (int t = 0; t < n; ++t) std::memmove(q + t * QD, q + t * QKV, static_cast<size_t>(QD) * sizeof(float));
+    AttentionParams ap;
+    ap.n_head = c.n_head;
+    ap.n_head_kv = c.n_head_kv;
+    ap.head_dim = c.head_dim;
+    ap.scale = c.attn_scale;
+    ap.softcap = c.attn_softcap;
+    ap.window = c.IsSlidingLayer(il) ? c.sliding_window : 0;
+    AttentionForward(ap, q, n, pos0, k_layer, v_layer, KVD, attn_.data(), &pool_);
+    Linear(l.wo, attn_.data(), n, h_.data(), E);
+    if (c.post_norms) Norm(h_.data(), l.post_attn_norm, n, h_.data());
+    AddInPlace(x_.data(), h_.data(), n * E);
+
+    // --- feed-forward: down(act(gate(h)) * up(h)) ---
+    Norm(x_.data(), l.ffn_norm, n, h_.data());
+    const int64_t FS = 2 * FF;  // ffn_ row: [gate | up]
+    if (!l.w_gate.empty()) {
+      Linear(l.w_gate, h_.data(), n, ffn_.data(), FS);
+      Linear(l.w_up, h_.data(), n, ffn_.data() + FF, FS);
+    } else {
+      Linear(l.w_up, h_.data(), n, ffn_.data(), FS);  // Phi-3: fused [gate; up]
+    }
+    for (int t = 0; t < n; ++t) {
+      float* row = ffn_.data() + t * FS;
+      if (c.activation == Activation::kSilu) {
+        SiluMul(row, row + FF, FF);
+      } else {
+        GeluTanhMul(row, row + FF, FF);
+      }
+      if (t > 0) std::memmove(ffn_.data() + t * FF, row, static_cast<size_t>(FF) * sizeof(float));
+    }
+    Linear(l.w_down, ffn_.data(), n, h_.data(), E);
+    if (c.post_norms) Norm(h_.data(), l.post_ffn_norm, n, h_.data());
+    AddInPlace(x_.data(), h_.data(), n * E);
+  }
+  n_past_ += n;
+
+  if (!want_logits) return;
+  const int first = all_logits ? 0 : n - 1;
+  const int rows = n - first;
+  Norm(x_.data() + first * E, w.output_norm, rows, h_.data());
+  Linear(w.output, h_.data(), rows, logits_out, c.n_vocab);
+  if (c.final_softcap > 0) SoftCap(logits_out, static_cast<int64_t>(rows) * c.n_vocab, c.final_softcap);
+}
+
+}  // namespace pocketlm

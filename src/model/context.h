@@ -1,0 +1,65 @@
+// An inference context over a Model: KV cache, scratch activations, thread pool and the active adapter set.
+// One context serves one sequence at a time; make one per concurrent generation.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "base/status.h"
+#include "base/thread_pool.h"
+#include "lora/adapter.h"
+#include "model/model.h"
+
+namespace pocketlm {
+
+struct ContextParams {
+  int n_ctx = 0;      // positions held by the KV cache; 0 = min(training context, 4096)
+  int n_threads = 2;  // including the calling thread
+  int n_batch = 64;   // prompt tokens evaluated together (chunked prefill)
+};
+
+class Context {
+ public:
+  static Result<std::unique_ptr<Context>> Create(const Model& model, const ContextParams& params);
+
+  // Activates adapters (each checked against the base) for what is evaluated from now on. The KV cache is
+  // cleared because it was computed under the previous set.
+  Status SetAdapters(const std::vector<ActiveLora>& adapters);
+
+  // Evaluates `tokens` at positions n_past() .. n_past() + n - 1 and appends them to the cache.
+  // logits: (n, n_vocab) when all_logits, else (1, n_vocab) for the last token.
+  Status Eval(std::span<const int32_t> tokens, bool all_logits, std::vector<float>* logits);
+
+  void Reset() { n_past_ = 0; }
+  int n_past() const { return n_past_; }
+  int n_ctx() const { return n_ctx_; }
+  const Model& model() const { return model_; }
+  ThreadPool& pool() { return pool_; }
+
+ private:
+  Context(const Model& model, const ContextParams& params, int n_ctx);
+  void EvalChunk(const int32_t* tokens, int n, bool want_logits, float* logits_out, bool all_logits);
+  void Linear(const TensorView& w, const float* x, int n, float* y, int64_t y_stride);
+  void Norm(const float* x, const TensorView& w, int n, float* y);
+
+  const Model& model_;
+  ContextParams params_;
+  int n_ctx_;
+  int n_past_ = 0;
+  ThreadPool pool_;
+  LoraIndex lora_;
+
+  // KV cache: (n_layer, n_ctx, kv_dim) for keys and values, f32.
+  std::vector<float> k_cache_, v_cache_;
+  // Scratch for one chunk of up to n_batch tokens.
+  std::vector<float> x_;      // (n_batch, n_embd) residual stream
+  std::vector<float> h_;      // (n_batch, n_embd) normed input / block output
+  std::vector<float> qkv_;    // (n_batch, q_dim + 2 kv_dim)
+  std::vector<float> attn_;   // (n_batch, q_dim)
+  std::vector<float> ffn_;    // (n_batch, 2 n_ff): gate then up
+  std::vector<float> lora_tmp_;  // (n_batch, max rank)
+};
+
+}  // namespace pocketlm

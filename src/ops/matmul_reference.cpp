@@ -1,0 +1,42 @@
+// Scalar reference implementations: plain loops in double accumulation, written for clarity, not speed.
+#include <vector>
+
+#include "ops/matmul.h"
+#include "tensor/half.h"
+
+namespace pocketlm::reference {
+
+void DequantizeRow(const TensorView& w, int64_t r, float* out) {
+  const int64_t n = w.n_in();
+  const uint8_t* p = w.row(r);
+  switch (w.type) {
+    case DType::kF32:
+      for (int64_t i = 0; i < n; ++i) out[i] = reinterpret_cast<const float*>(p)[i];
+      break;
+    case DType::kF16:
+      for (int64_t i = 0; i < n; ++i) out[i] = F16ToF32(reinterpret_cast<const uint16_t*>(p)[i]);
+      break;
+    case DType::kBF16:
+      for (int64_t i = 0; i < n; ++i) out[i] = BF16ToF32(reinterpret_cast<const uint16_t*>(p)[i]);
+      break;
+    default:
+      for (int64_t i = 0; i < n; ++i) out[i] = 0.0f;  // callers check MatMulSupports first
+  }
+}
+
+void MatMulWeightsT(const TensorView& w, const float* x, int64_t n_tokens, float* y, int64_t y_stride,
+                    bool accumulate) {
+  const int64_t n_in = w.n_in();
+  std::vector<float> row(static_cast<size_t>(n_in));
+  for (int64_t o = 0; o < w.n_out(); ++o) {
+    reference::DequantizeRow(w, o, row.data());
+    for (int64_t t = 0; t < n_tokens; ++t) {
+      double acc = 0;
+      for (int64_t i = 0; i < n_in; ++i) acc += static_cast<double>(row[i]) * x[t * n_in + i];
+      float& dst = y[t * y_stride + o];
+      dst = accumulate ? dst + static_cast<float>(acc) : static_cast<float>(acc);
+    }
+  }
+}
+
+}  // namespace pocketlm::reference

@@ -1,0 +1,61 @@
+// Storage types of GGUF tensors, numbered as in the GGUF specification (ggml_type), and their block geometry.
+// Quantized types store `block_size` values in `type_size` bytes; plain types have block_size 1.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string_view>
+
+namespace pocketlm {
+
+enum class DType : uint32_t {
+  kF32 = 0,
+  kF16 = 1,
+  kQ4_0 = 2,
+  kQ4_1 = 3,
+  kQ5_0 = 6,
+  kQ5_1 = 7,
+  kQ8_0 = 8,
+  kQ8_1 = 9,
+  kQ2_K = 10,
+  kQ3_K = 11,
+  kQ4_K = 12,
+  kQ5_K = 13,
+  kQ6_K = 14,
+  kQ8_K = 15,
+  kIQ2_XXS = 16,
+  kIQ2_XS = 17,
+  kIQ3_XXS = 18,
+  kIQ1_S = 19,
+  kIQ4_NL = 20,
+  kIQ3_S = 21,
+  kIQ2_S = 22,
+  kIQ4_XS = 23,
+  kI8 = 24,
+  kI16 = 25,
+  kI32 = 26,
+  kI64 = 27,
+  kF64 = 28,
+  kIQ1_M = 29,
+  kBF16 = 30,
+  kTQ1_0 = 34,
+  kTQ2_0 = 35,
+};
+
+struct DTypeInfo {
+  DType type;
+  std::string_view name;  // as llama.cpp prints it, e.g. "q4_K"
+  uint32_t block_size;    // values per block
+  uint32_t type_size;     // bytes per block
+  bool quantized;
+};
+
+// Geometry of a type, or nullopt for a number the GGUF spec does not define.
+std::optional<DTypeInfo> LookupDType(uint32_t raw);
+const DTypeInfo& GetDTypeInfo(DType t);  // t must be a defined type
+inline std::string_view DTypeName(DType t) { return GetDTypeInfo(t).name; }
+
+// Bytes of one row of `n` values; nullopt when n is not a multiple of the block size.
+std::optional<uint64_t> RowBytes(DType t, uint64_t n);
+
+}  // namespace pocketlm

@@ -1,0 +1,62 @@
+// Prefill and decode speed: each repetition starts from an empty cache, evaluates n_prompt tokens in one call
+// (prefill), then n_gen tokens one at a time (decode). Reports the median over repetitions.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+
+#include "options.h"
+
+namespace pocketlm::cli {
+
+namespace {
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+}  // namespace
+
+int BenchCommand(const ModelOptions& m, int n_prompt, int n_gen, int reps, bool json) {
+  ModelOptions o = m;
+  o.ctx = n_prompt + n_gen;
+  auto lm = LoadModel(o);
+  if (!lm.ok()) return Fail(lm.status());
+  const int n_vocab = lm->model->config().n_vocab;
+  // Deterministic pseudo-random prompt: speed does not depend on which tokens they are.
+  std::vector<int32_t> prompt(static_cast<size_t>(n_prompt));
+  uint32_t x = 12345;
+  for (auto& t : prompt) {
+    x = x * 1664525u + 1013904223u;
+    t = static_cast<int32_t>(x % static_cast<uint32_t>(n_vocab));
+  }
+  std::vector<double> prefill, decode;
+  std::vector<float> logits;
+  using clock = std::chrono::steady_clock;
+  for (int r = 0; r < reps; ++r) {
+    lm->ctx->Reset();
+    auto t0 = clock::now();
+    if (Status st = lm->ctx->Eval(prompt, false, &logits); !st.ok()) return Fail(st);
+    auto t1 = clock::now();
+    int32_t tok = prompt.back();
+    for (int i = 0; i < n_gen; ++i) {
+      if (Status st = lm->ctx->Eval(std::span<const int32_t>(&tok, 1), false, &logits); !st.ok()) return Fail(st);
+      tok = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+    }
+    auto t2 = clock::now();
+    prefill.push_back(n_prompt / std::chrono::duration<double>(t1 - t0).count());
+    decode.push_back(n_gen / std::chrono::duration<double>(t2 - t1).count());
+    if (!json) std::fprintf(stderr, "run %d/%d: prefill %.1f tokens/s, decode %.1f tokens/s\n", r + 1, reps, prefill.back(), decode.back());
+  }
+  const double p = Median(prefill), d = Median(decode);
+  if (json) {
+    std::printf("{\"model\": \"%s\", \"threads\": %d, \"n_prompt\": %d, \"n_gen\": %d, \"reps\": %d, "
+                "\"prefill_tps\": %.3f, \"decode_tps\": %.3f}\n",
+                m.model_path.c_str(), m.threads, n_prompt, n_gen, reps, p, d);
+  } else {
+    std::printf("%s, %d threads: prefill %d tokens: %.1f tokens/s | decode %d tokens: %.1f tokens/s (median of %d)\n",
+                m.model_path.c_str(), m.threads, n_prompt, p, n_gen, d, reps);
+  }
+  return 0;
+}
+
+}  // namespace pocketlm::cli

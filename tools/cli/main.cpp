@@ -1,0 +1,80 @@
+// pocketlm command line: parses arguments and hands over to one function per subcommand.
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <exception>
+
+#include "options.h"
+
+using namespace pocketlm::cli;
+
+int main(int argc, char** argv) {
+  CLI::App app{"pocketlm: fine-tune, quantize and run small language models on the CPU"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "pocketlm 0.1.0");
+
+  ModelOptions run_model;
+  SamplingOptions run_sampling;
+  std::string prompt, prompt_file;
+  int n_predict = 128;
+  bool no_bos = false;
+  CLI::App* run = app.add_subcommand("run", "Generate text from a prompt, streaming it to stdout");
+  run_model.AddTo(run);
+  run_sampling.AddTo(run);
+  run->add_option("-p,--prompt", prompt, "Prompt text");
+  run->add_option("-f,--file", prompt_file, "Read the prompt from a file");
+  run->add_option("-n,--n-predict", n_predict, "Maximum tokens to generate")->capture_default_str()->check(CLI::Range(0, 1 << 20));
+  run->add_flag("--no-bos", no_bos, "Do not add the BOS token the vocabulary asks for");
+
+  std::string info_path;
+  bool info_all = false;
+  CLI::App* info = app.add_subcommand("info", "Print a GGUF file's metadata, tensors, types and sizes");
+  info->add_option("-m,--model,file", info_path, "GGUF file (model, adapter or vocabulary)")->required();
+  info->add_flag("--all", info_all, "Print long arrays in full");
+
+  std::string vocab_path;
+  bool tok_no_bos = false, tok_special = false;
+  CLI::App* tokenize = app.add_subcommand("tokenize", "Tokenize stdin; prints space-separated token ids");
+  tokenize->add_option("-m,--model", vocab_path, "GGUF file with a tokenizer")->required();
+  tokenize->add_flag("--no-bos", tok_no_bos, "Do not add BOS/EOS tokens");
+  tokenize->add_flag("--special", tok_special, "Recognise special token texts such as <|im_start|>");
+
+  ModelOptions logits_model;
+  std::string logits_prompt, logits_out;
+  int logits_n = 16;
+  CLI::App* logits = app.add_subcommand("logits", "Write prompt tokens, logits at every position and a greedy continuation");
+  logits_model.AddTo(logits);
+  logits->add_option("-f,--file", logits_prompt, "Prompt file")->required();
+  logits->add_option("-o,--output", logits_out, "Output .bin (format: shared/golden/README.md)")->required();
+  logits->add_option("-n", logits_n, "Greedy tokens to generate after the prompt")->capture_default_str()->check(CLI::Range(0, 1 << 16));
+
+  ModelOptions bench_model;
+  int bench_p = 256, bench_n = 64, bench_reps = 5;
+  bool bench_json = false;
+  CLI::App* bench = app.add_subcommand("bench", "Measure prefill and decode speed (median of several runs)");
+  bench_model.AddTo(bench, /*with_context=*/false);
+  bench->add_option("-p", bench_p, "Prompt tokens for the prefill test")->capture_default_str()->check(CLI::Range(1, 1 << 16));
+  bench->add_option("-n", bench_n, "Tokens for the decode test")->capture_default_str()->check(CLI::Range(1, 1 << 16));
+  bench->add_option("-r,--reps", bench_reps, "Repetitions; the median is reported")->capture_default_str()->check(CLI::Range(1, 1000));
+  bench->add_flag("--json", bench_json, "Print one JSON object");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e);
+    return code == 0 ? 0 : 1;
+  }
+  try {
+    if (run->parsed()) return RunCommand(run_model, run_sampling, prompt, prompt_file, n_predict, no_bos);
+    if (info->parsed()) return InfoCommand(info_path, info_all);
+    if (tokenize->parsed()) return TokenizeCommand(vocab_path, tok_no_bos, tok_special);
+    if (logits->parsed()) return LogitsCommand(logits_model, logits_prompt, logits_out, logits_n);
+    if (bench->parsed()) return BenchCommand(bench_model, bench_p, bench_n, bench_reps, bench_json);
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "error: out of memory\n");
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  }
+  return 1;
+}

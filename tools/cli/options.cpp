@@ -1,0 +1,70 @@
+#include "options.h"
+
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+namespace pocketlm::cli {
+
+void ModelOptions::AddTo(CLI::App* app, bool with_context) {
+  app->add_option("-m,--model", model_path, "Model file (GGUF)")->required();
+  app->add_option("--lora", lora, "LoRA adapter (GGUF) applied at scale 1; repeat for several");
+  app->add_option("--lora-scaled", lora_scaled, "LoRA adapter applied at SCALE: --lora-scaled PATH SCALE");
+  app->add_option("-t,--threads", threads, "Threads, including the main one")->capture_default_str()->check(CLI::Range(1, 512));
+  if (with_context) {
+    app->add_option("-c,--ctx", ctx, "Context size in tokens (0: the model's, at most 4096)")
+        ->capture_default_str()
+        ->check(CLI::Range(0, 1 << 20));
+  }
+}
+
+void SamplingOptions::AddTo(CLI::App* app) {
+  app->add_option("--temp", p.temperature, "Temperature; 0 = greedy")->capture_default_str();
+  app->add_option("--top-k", p.top_k, "Keep the K most likely tokens; 0 = off")->capture_default_str();
+  app->add_option("--top-p", p.top_p, "Nucleus sampling mass; 1 = off")->capture_default_str();
+  app->add_option("--min-p", p.min_p, "Drop tokens below MIN_P x the top probability; 0 = off")->capture_default_str();
+  app->add_option("--repeat-penalty", p.repeat_penalty, "Penalty for recent tokens; 1 = off")->capture_default_str();
+  app->add_option("--repeat-last-n", p.repeat_last_n, "How many recent tokens the penalty sees")->capture_default_str();
+  app->add_option("-s,--seed", p.seed, "Random seed: the same seed gives the same text")->capture_default_str();
+}
+
+int Fail(const Status& s) {
+  std::string msg = s.message();
+  for (char& ch : msg) {
+    if (ch == '\n') ch = ' ';
+  }
+  std::fprintf(stderr, "error: %s\n", msg.c_str());
+  return 1;
+}
+
+Status ReadTextFile(const std::string& path, std::string* out) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return IoError("cannot open '" + path + "'");
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  if (in.bad()) return IoError("cannot read '" + path + "'");
+  *out = ss.str();
+  return Status::Ok();
+}
+
+Result<LoadedModel> LoadModel(const ModelOptions& o) {
+  LoadedModel lm;
+  PLM_ASSIGN_OR_RETURN(lm.model, Model::Load(o.model_path));
+  std::vector<ActiveLora> active;
+  auto add = [&](const std::string& path, float scale) -> Status {
+    PLM_ASSIGN_OR_RETURN(auto ad, LoraAdapter::Load(path));
+    active.push_back({ad.get(), scale});
+    lm.adapters.push_back(std::move(ad));
+    return Status::Ok();
+  };
+  for (const auto& p : o.lora) PLM_RETURN_IF_ERROR(add(p, 1.0f));
+  for (const auto& [p, s] : o.lora_scaled) PLM_RETURN_IF_ERROR(add(p, s));
+  ContextParams cp;
+  cp.n_threads = o.threads;
+  cp.n_ctx = o.ctx;
+  PLM_ASSIGN_OR_RETURN(lm.ctx, Context::Create(*lm.model, cp));
+  PLM_RETURN_IF_ERROR(lm.ctx->SetAdapters(active));
+  return lm;
+}
+
+}  // namespace pocketlm::cli

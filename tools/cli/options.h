@@ -1,0 +1,54 @@
+// Option sets shared by several subcommands, each declared once: defaults, help text and parsing together.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "base/status.h"
+#include "lora/adapter.h"
+#include "model/context.h"
+#include "model/model.h"
+#include "model/sampler.h"
+
+namespace pocketlm::cli {
+
+struct ModelOptions {
+  std::string model_path;
+  std::vector<std::string> lora;
+  std::vector<std::pair<std::string, float>> lora_scaled;
+  int threads = 2;
+  int ctx = 0;
+
+  void AddTo(CLI::App* app, bool with_context = true);
+};
+
+// A model with its adapters loaded and a context ready to evaluate.
+struct LoadedModel {
+  std::unique_ptr<Model> model;
+  std::vector<std::unique_ptr<LoraAdapter>> adapters;
+  std::unique_ptr<Context> ctx;
+};
+Result<LoadedModel> LoadModel(const ModelOptions& o);
+
+struct SamplingOptions {
+  SamplingParams p;
+  void AddTo(CLI::App* app);
+};
+
+// Prints "error: <message>" on one line to stderr and returns exit code 1.
+int Fail(const Status& s);
+
+int RunCommand(const ModelOptions& m, const SamplingOptions& s, const std::string& prompt,
+               const std::string& prompt_file, int n_predict, bool no_bos);
+int InfoCommand(const std::string& path, bool all_metadata);
+int TokenizeCommand(const std::string& vocab_path, bool no_bos, bool special);
+int LogitsCommand(const ModelOptions& m, const std::string& prompt_file, const std::string& out_path, int n_gen);
+int BenchCommand(const ModelOptions& m, int n_prompt, int n_gen, int reps, bool json);
+
+// Reads a whole file into *out; errors name the file.
+Status ReadTextFile(const std::string& path, std::string* out);
+
+}  // namespace pocketlm::cli
