@@ -59,9 +59,15 @@ int main(int argc, char** argv) {
 
   try {
     app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    const int code = app.exit(e);
-    return code == 0 ? 0 : 1;
+    if (e.get_exit_code() == 0) return app.exit(e);  // --version
+    std::fprintf(stderr, "error: %s (see 'pocketlm %s--help')\n", e.what(),
+                 app.get_subcommands().empty() ? "" : (app.get_subcommands()[0]->get_name() + " ").c_str());
+    return 1;
   }
   try {
     if (run->parsed()) return RunCommand(run_model, run_sampling, prompt, prompt_file, n_predict, no_bos);

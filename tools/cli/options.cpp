@@ -1,6 +1,8 @@
 #include "options.h"
 
+#include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 
@@ -9,7 +11,9 @@ namespace pocketlm::cli {
 void ModelOptions::AddTo(CLI::App* app, bool with_context) {
   app->add_option("-m,--model", model_path, "Model file (GGUF)")->required();
   app->add_option("--lora", lora, "LoRA adapter (GGUF) applied at scale 1; repeat for several");
-  app->add_option("--lora-scaled", lora_scaled, "LoRA adapter applied at SCALE: --lora-scaled PATH SCALE");
+  app->add_option("--lora-scaled", lora_scaled_args, "LoRA adapter applied at SCALE: --lora-scaled PATH SCALE")
+      ->type_size(2)
+      ->type_name("PATH SCALE");
   app->add_option("-t,--threads", threads, "Threads, including the main one")->capture_default_str()->check(CLI::Range(1, 512));
   if (with_context) {
     app->add_option("-c,--ctx", ctx, "Context size in tokens (0: the model's, at most 4096)")
@@ -58,7 +62,16 @@ Result<LoadedModel> LoadModel(const ModelOptions& o) {
     return Status::Ok();
   };
   for (const auto& p : o.lora) PLM_RETURN_IF_ERROR(add(p, 1.0f));
-  for (const auto& [p, s] : o.lora_scaled) PLM_RETURN_IF_ERROR(add(p, s));
+  if (o.lora_scaled_args.size() % 2 != 0) return InvalidArgument("--lora-scaled takes PATH SCALE");
+  for (size_t i = 0; i < o.lora_scaled_args.size(); i += 2) {
+    const std::string& s = o.lora_scaled_args[i + 1];
+    char* end = nullptr;
+    const float scale = std::strtof(s.c_str(), &end);
+    if (s.empty() || *end != '\0' || !std::isfinite(scale)) {
+      return InvalidArgument("--lora-scaled " + o.lora_scaled_args[i] + " " + s + ": the scale is not a number");
+    }
+    PLM_RETURN_IF_ERROR(add(o.lora_scaled_args[i], scale));
+  }
   ContextParams cp;
   cp.n_threads = o.threads;
   cp.n_ctx = o.ctx;

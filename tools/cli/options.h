@@ -18,7 +18,7 @@ namespace pocketlm::cli {
 struct ModelOptions {
   std::string model_path;
   std::vector<std::string> lora;
-  std::vector<std::pair<std::string, float>> lora_scaled;
+  std::vector<std::string> lora_scaled_args;  // PATH SCALE pairs, flattened
   int threads = 2;
   int ctx = 0;
 

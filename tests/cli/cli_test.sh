@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# End-to-end checks of the pocketlm command line, driven as a user would.
+# usage: cli_test.sh POCKETLM GOLDEN_DIR WORKDIR     (exit 77 = skipped when GOLDEN_DIR is absent)
+set -uo pipefail
+bin="$1"; golden="$2"; work="$3"
+if [[ ! -d "$golden/models" ]]; then echo "SKIPPED: $golden not found"; exit 77; fi
+rm -rf "$work" && mkdir -p "$work"
+# PLM_EMULATOR runs the binary of a cross build (qemu-aarch64 -L ...); empty for native builds.
+plm() { ${PLM_EMULATOR:-} "$bin" "$@"; }
+failures=0
+fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+
+# expect_error NAME ARGS...: exit code 1 and exactly one line on stderr starting with "error: ".
+expect_error() {
+  local name="$1"; shift
+  "$@" >"$work/out" 2>"$work/err" </dev/null
+  local code=$?
+  local lines; lines=$(wc -l <"$work/err")
+  if [[ $code -ne 1 ]]; then fail "$name: exit code $code, expected 1"; cat "$work/err"; return; fi
+  if [[ $lines -ne 1 ]] || ! grep -q '^error: ' "$work/err"; then fail "$name: stderr is not one error line:"; cat "$work/err"; return; fi
+  echo "ok: $name -> $(cat "$work/err")"
+}
+
+llama="$golden/models/llama-tiny.gguf"
+prompt="$golden/prompts/p1.txt"
+
+# --- bad input: one-line errors, exit code 1, no crash ---
+expect_error "missing model file" plm run -m "$work/nope.gguf" -p hi
+head -c 1000 "$llama" >"$work/trunc-header.gguf"
+expect_error "truncated in the header" plm info -m "$work/trunc-header.gguf"
+head -c 4000000 "$llama" >"$work/trunc-data.gguf"
+expect_error "truncated in tensor data" plm run -m "$work/trunc-data.gguf" -p hi
+printf 'GGUX\3\0\0\0' >"$work/magic.gguf"
+expect_error "wrong magic" plm info -m "$work/magic.gguf"
+printf 'GGUF\7\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0' >"$work/version.gguf"
+expect_error "unknown version" plm info -m "$work/version.gguf"
+: >"$work/empty.gguf"
+expect_error "empty file" plm info -m "$work/empty.gguf"
+expect_error "adapter of another architecture" plm run -m "$llama" --lora "$golden/models/qwen2-tiny.lora-r4.gguf" -p hi
+expect_error "adapter of another shape" plm run -m "$llama" --lora "$golden/models/llama-kq.lora-r16.gguf" -p hi
+expect_error "adapter given as the model" plm run -m "$golden/models/llama-tiny.lora-r8.gguf" -p hi
+expect_error "model given as an adapter" plm run -m "$llama" --lora "$llama" -p hi
+expect_error "prompt longer than the context" plm run -m "$llama" -c 8 -p "$(cat "$prompt") $(cat "$prompt")"
+expect_error "prompt file missing" plm run -m "$llama" -f "$work/none.txt"
+expect_error "bad sampling option" plm run -m "$llama" -p hi --top-p 0
+expect_error "unknown option" plm run -m "$llama" -p hi --frobnicate
+
+# --- info ---
+if plm info -m "$llama" >"$work/info" 2>&1 && grep -q 'general.architecture' "$work/info" &&
+   grep -q 'blk.0.attn_q.weight' "$work/info" && grep -q 'M parameters' "$work/info"; then
+  echo "ok: info"
+else fail "info"; cat "$work/info"; fi
+
+# --- tokenize: the golden prompt's ids with BOS, as llama.cpp made them (the .bin header) ---
+expected=$(od -An -t d4 -v "$golden/logits/llama-tiny.p1.bin" | tr -s ' \n' ' ' | sed 's/^ //' | cut -d' ' -f3-22)
+got=$(plm tokenize -m "$llama" <"$prompt")
+if [[ "$got" == "$expected" ]]; then echo "ok: tokenize"; else fail "tokenize: got '$got' expected '$expected'"; fi
+
+# --- logits: same header (tokens) and greedy tail as the golden file ---
+if plm logits -m "$llama" -f "$prompt" -o "$work/l.bin" 2>/dev/null; then
+  n=$(stat -c %s "$golden/logits/llama-tiny.p1.bin")
+  if [[ $(stat -c %s "$work/l.bin") -ne $n ]]; then fail "logits: size differs"
+  elif ! cmp -s -n 88 "$work/l.bin" "$golden/logits/llama-tiny.p1.bin"; then fail "logits: header/tokens differ"
+  elif ! cmp -s <(tail -c 68 "$work/l.bin") <(tail -c 68 "$golden/logits/llama-tiny.p1.bin"); then fail "logits: greedy tail differs"
+  else echo "ok: logits"; fi
+else fail "logits command failed"; fi
+if ls "$work"/l.bin.tmp-* >/dev/null 2>&1; then fail "logits left a temp file"; fi
+
+# --- run: greedy is deterministic; a seed gives the same text twice, another seed other text ---
+plm run -m "$llama" -p "Once upon a time" -n 24 --temp 0 >"$work/g1" 2>/dev/null || fail "run greedy"
+plm run -m "$llama" -p "Once upon a time" -n 24 --temp 0 -t 1 >"$work/g2" 2>/dev/null || fail "run greedy 1 thread"
+cmp -s "$work/g1" "$work/g2" && echo "ok: greedy run is the same with 1 and 2 threads" || fail "greedy differs by threads"
+plm run -m "$llama" -p "Once upon a time" -n 24 --seed 7 --temp 1 >"$work/s1" 2>/dev/null || fail "run seed"
+plm run -m "$llama" -p "Once upon a time" -n 24 --seed 7 --temp 1 >"$work/s2" 2>/dev/null || fail "run seed again"
+plm run -m "$llama" -p "Once upon a time" -n 24 --seed 8 --temp 1 >"$work/s3" 2>/dev/null || fail "run other seed"
+cmp -s "$work/s1" "$work/s2" && echo "ok: same seed, same text" || fail "same seed gave different text"
+cmp -s "$work/s1" "$work/s3" && fail "seeds 7 and 8 gave the same text" || echo "ok: other seed, other text"
+plm run -m "$llama" -p "Once upon a time" -n 8 --lora "$golden/models/llama-tiny.lora-r8.gguf" \
+  --lora-scaled "$golden/models/llama-tiny.lora-r8.gguf" 0.5 >/dev/null 2>&1 && echo "ok: two adapters" || fail "run with two adapters"
+
+# --- bench --json ---
+if plm bench -m "$llama" -p 16 -n 4 -r 3 --json >"$work/bench.json" 2>/dev/null &&
+   grep -q '"prefill_tps": [0-9]' "$work/bench.json" && grep -q '"decode_tps": [0-9]' "$work/bench.json"; then
+  echo "ok: bench --json"
+else fail "bench --json"; cat "$work/bench.json"; fi
+
+echo "cli: $failures failure(s)"
+[[ $failures -eq 0 ]]
