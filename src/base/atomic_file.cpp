@@ -21,7 +21,11 @@ Result<AtomicFileWriter> AtomicFileWriter::Create(const std::string& path) {
 
 AtomicFileWriter& AtomicFileWriter::operator=(AtomicFileWriter&& o) noexcept {
   if (this != &o) {
-    this->~AtomicFileWriter();
+    // Abandon our own temp file (as the destructor would) without ending the members' lifetimes.
+    if (file_ != nullptr) {
+      std::fclose(file_);
+      std::remove(tmp_path_.c_str());
+    }
     file_ = o.file_;
     path_ = std::move(o.path_);
     tmp_path_ = std::move(o.tmp_path_);

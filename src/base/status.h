@@ -39,19 +39,31 @@ class [[nodiscard]] Status {
   std::string message_;
 };
 
-inline Status InvalidArgument(std::string m) { return {ErrorCode::kInvalidArgument, std::move(m)}; }
-inline Status NotFound(std::string m) { return {ErrorCode::kNotFound, std::move(m)}; }
-inline Status Corrupt(std::string m) { return {ErrorCode::kCorrupt, std::move(m)}; }
-inline Status Unsupported(std::string m) { return {ErrorCode::kUnsupported, std::move(m)}; }
-inline Status IoError(std::string m) { return {ErrorCode::kIo, std::move(m)}; }
-inline Status OutOfRange(std::string m) { return {ErrorCode::kOutOfRange, std::move(m)}; }
+inline Status InvalidArgument(std::string m) {
+  return {ErrorCode::kInvalidArgument, std::move(m)};
+}
+inline Status NotFound(std::string m) {
+  return {ErrorCode::kNotFound, std::move(m)};
+}
+inline Status Corrupt(std::string m) {
+  return {ErrorCode::kCorrupt, std::move(m)};
+}
+inline Status Unsupported(std::string m) {
+  return {ErrorCode::kUnsupported, std::move(m)};
+}
+inline Status IoError(std::string m) {
+  return {ErrorCode::kIo, std::move(m)};
+}
+inline Status OutOfRange(std::string m) {
+  return {ErrorCode::kOutOfRange, std::move(m)};
+}
 
 // Holds either a value or a non-OK Status.
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}          // NOLINT(google-explicit-constructor)
-  Result(Status status) : v_(std::move(status)) {}   // NOLINT(google-explicit-constructor)
+  Result(T value) : v_(std::move(value)) {}         // NOLINT(google-explicit-constructor)
+  Result(Status status) : v_(std::move(status)) {}  // NOLINT(google-explicit-constructor)
 
   bool ok() const { return std::holds_alternative<T>(v_); }
   const Status& status() const {
@@ -75,15 +87,15 @@ class [[nodiscard]] Result {
 #define PLM_CONCAT(a, b) PLM_CONCAT_INNER(a, b)
 
 // Returns early from the enclosing function when `expr` (a Status) is not OK.
-#define PLM_RETURN_IF_ERROR(...)                     \
-  do {                                               \
-    ::pocketlm::Status plm_status_ = (__VA_ARGS__);  \
-    if (!plm_status_.ok()) return plm_status_;       \
+#define PLM_RETURN_IF_ERROR(...)                    \
+  do {                                              \
+    ::pocketlm::Status plm_status_ = (__VA_ARGS__); \
+    if (!plm_status_.ok()) return plm_status_;      \
   } while (0)
 
 // `PLM_ASSIGN_OR_RETURN(auto x, MakeX());` binds the value or returns the error.
 #define PLM_ASSIGN_OR_RETURN(lhs, ...) PLM_ASSIGN_OR_RETURN_IMPL(PLM_CONCAT(plm_result_, __LINE__), lhs, __VA_ARGS__)
 #define PLM_ASSIGN_OR_RETURN_IMPL(tmp, lhs, ...) \
-  auto tmp = (__VA_ARGS__);                       \
-  if (!tmp.ok()) return tmp.status();             \
+  auto tmp = (__VA_ARGS__);                      \
+  if (!tmp.ok()) return tmp.status();            \
   lhs = std::move(tmp).value()

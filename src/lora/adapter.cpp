@@ -8,7 +8,8 @@ Result<std::unique_ptr<LoraAdapter>> LoraAdapter::Load(const std::string& path) 
   auto ad = std::make_unique<LoraAdapter>();
   PLM_ASSIGN_OR_RETURN(ad->file_, GgufFile::Open(path));
   const GgufFile& f = ad->file_;
-  if (const GgufValue* t = f.Find("general.type"); t != nullptr && t->type == GgufType::kString && t->str != "adapter") {
+  if (const GgufValue* t = f.Find("general.type");
+      t != nullptr && t->type == GgufType::kString && t->str != "adapter") {
     return InvalidArgument("'" + path + "' is a " + std::string(t->str) + ", not a LoRA adapter (general.type)");
   }
   if (const GgufValue* t = f.Find("adapter.type"); t != nullptr && (t->type != GgufType::kString || t->str != "lora")) {
@@ -65,7 +66,8 @@ Status LoraAdapter::CheckAgainst(const GgufFile& base) const {
     if (w->n_dims != 2 || p.a.n_in() != w->ne[0] || p.b.n_out() != w->ne[1]) {
       return InvalidArgument("adapter '" + path() + "': '" + std::string(name) + "' maps " +
                              std::to_string(p.a.n_in()) + " -> " + std::to_string(p.b.n_out()) +
-                             " but the base tensor has shape " + ShapeString(*w) + " (adapter made for another model?)");
+                             " but the base tensor has shape " + ShapeString(*w) +
+                             " (adapter made for another model?)");
     }
   }
   return Status::Ok();

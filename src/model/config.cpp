@@ -89,7 +89,8 @@ Result<ModelConfig> ReadModelConfig(const GgufFile& f) {
   c.rope_base = static_cast<float>(base);
   if (const GgufValue* scaling = f.Find(a + "rope.scaling.type")) {
     if (scaling->type == GgufType::kString && scaling->str != "none" && scaling->str != "linear") {
-      return Unsupported("model '" + f.path() + "': rope scaling '" + std::string(scaling->str) + "' is not supported yet");
+      return Unsupported("model '" + f.path() + "': rope scaling '" + std::string(scaling->str) +
+                         "' is not supported yet");
     }
   }
   PLM_ASSIGN_OR_RETURN(double factor, f.GetFloat(a + "rope.scaling.factor", 1.0));

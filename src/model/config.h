@@ -34,11 +34,11 @@ struct ModelConfig {
   int rope_dim = 0;  // rotated dimensions per head (`rope.dimension_count`, default head_dim)
   RopeStyle rope_style = RopeStyle::kNormal;
   Activation activation = Activation::kSilu;
-  bool post_norms = false;      // Gemma-2: RMSNorm after attention and after the FFN, before the residual add
-  float embd_scale = 1.0f;      // Gemma-2: sqrt(n_embd)
-  float attn_scale = 1.0f;      // multiplies q.k; 1/sqrt(head_dim)
-  float attn_softcap = 0.0f;    // Gemma-2 attention logit soft-capping (0 = off)
-  float final_softcap = 0.0f;   // Gemma-2 final logit soft-capping (0 = off)
+  bool post_norms = false;     // Gemma-2: RMSNorm after attention and after the FFN, before the residual add
+  float embd_scale = 1.0f;     // Gemma-2: sqrt(n_embd)
+  float attn_scale = 1.0f;     // multiplies q.k; 1/sqrt(head_dim)
+  float attn_softcap = 0.0f;   // Gemma-2 attention logit soft-capping (0 = off)
+  float final_softcap = 0.0f;  // Gemma-2 final logit soft-capping (0 = off)
   int sliding_window = 0;
   SlidingPattern sliding_pattern = SlidingPattern::kNone;
 

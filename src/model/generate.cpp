@@ -11,8 +11,7 @@ double Seconds(std::chrono::steady_clock::time_point a, std::chrono::steady_cloc
 }  // namespace
 
 Result<GenerateStats> Generate(Context& ctx, std::span<const int32_t> prompt, const GenerateParams& params,
-                               const std::function<bool(std::string_view)>& on_text,
-                               std::vector<int32_t>* generated) {
+                               const std::function<bool(std::string_view)>& on_text, std::vector<int32_t>* generated) {
   PLM_RETURN_IF_ERROR(params.sampling.Validate());
   if (prompt.empty()) return InvalidArgument("the prompt is empty (and the model adds no BOS token)");
   if (ctx.n_past() + static_cast<int64_t>(prompt.size()) > ctx.n_ctx()) {
@@ -25,7 +24,7 @@ Result<GenerateStats> Generate(Context& ctx, std::span<const int32_t> prompt, co
   std::vector<int32_t> history(prompt.begin(), prompt.end());
   std::vector<float> logits;
   Sampler sampler(params.sampling);
-  StreamingDetokenizer detok(tok);
+  StreamingDetokenizer detok(tok, /*at_sequence_start=*/false);  // continuing after the prompt
 
   auto t0 = std::chrono::steady_clock::now();
   PLM_RETURN_IF_ERROR(ctx.Eval(prompt, /*all_logits=*/false, &logits));

@@ -13,7 +13,7 @@
 namespace pocketlm {
 
 struct GenerateParams {
-  int n_predict = 128;          // maximum new tokens
+  int n_predict = 128;  // maximum new tokens
   SamplingParams sampling;
   bool stop_at_end_of_generation = true;
 };

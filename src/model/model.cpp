@@ -5,8 +5,10 @@ namespace pocketlm {
 Result<std::unique_ptr<Model>> Model::Load(const std::string& path) {
   auto m = std::make_unique<Model>();
   PLM_ASSIGN_OR_RETURN(m->file_, GgufFile::Open(path));
-  if (const GgufValue* t = m->file_.Find("general.type"); t != nullptr && t->type == GgufType::kString && t->str == "adapter") {
-    return InvalidArgument("'" + path + "' is a LoRA adapter, not a model: pass it with --lora and give the base with -m");
+  if (const GgufValue* t = m->file_.Find("general.type");
+      t != nullptr && t->type == GgufType::kString && t->str == "adapter") {
+    return InvalidArgument("'" + path +
+                           "' is a LoRA adapter, not a model: pass it with --lora and give the base with -m");
   }
   PLM_ASSIGN_OR_RETURN(m->config_, ReadModelConfig(m->file_));
   PLM_ASSIGN_OR_RETURN(m->weights_, BindWeights(m->file_, m->config_));

@@ -49,7 +49,9 @@ int32_t Sampler::Sample(std::span<const float> logits, std::span<const int32_t> 
   }
 
   // Sort by logit, descending; ties by id so results do not depend on the sort's stability.
-  auto by_logit = [](const Candidate& a, const Candidate& b) { return a.logit > b.logit || (a.logit == b.logit && a.id < b.id); };
+  auto by_logit = [](const Candidate& a, const Candidate& b) {
+    return a.logit > b.logit || (a.logit == b.logit && a.id < b.id);
+  };
   size_t keep = cand_.size();
   if (p_.top_k > 0 && static_cast<size_t>(p_.top_k) < keep) {
     keep = static_cast<size_t>(p_.top_k);

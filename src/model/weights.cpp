@@ -21,8 +21,8 @@ class Binder {
     if (!MatMulSupports(t->type)) {
       return Unsupported("model '" + f_.path() + "': tensor '" + name + "' is stored as " +
                          std::string(DTypeName(t->type)) +
-                         "; this build reads f32, f16 and bf16 weights (quantized types are coming: convert with "
-                         "`llama-quantize --allow-requantize IN OUT F16` meanwhile)");
+                         ", which pocketlm cannot read yet (supported: f32, f16, bf16, q4_0, q4_1, q5_0, q5_1, q8_0, "
+                         "q2_K..q6_K, iq4_nl, iq4_xs)");
     }
     *out = ViewOf(*t);
     return Status::Ok();

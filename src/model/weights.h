@@ -12,16 +12,16 @@
 namespace pocketlm {
 
 struct LayerWeights {
-  TensorView attn_norm;            // (n_embd) f32
-  TensorView wq, wk, wv;           // (n_embd -> q_dim / kv_dim); empty when fused
-  TensorView wqkv;                 // Phi-3: (n_embd -> q_dim + 2 kv_dim)
-  TensorView bq, bk, bv;           // Qwen2 biases, f32, optional
-  TensorView wo;                   // (q_dim -> n_embd)
-  TensorView post_attn_norm;       // Gemma-2
-  TensorView ffn_norm;             // (n_embd)
-  TensorView w_gate, w_up;         // (n_embd -> n_ff); Phi-3: w_up is (n_embd -> 2 n_ff) = [gate; up], w_gate empty
-  TensorView w_down;               // (n_ff -> n_embd)
-  TensorView post_ffn_norm;        // Gemma-2
+  TensorView attn_norm;       // (n_embd) f32
+  TensorView wq, wk, wv;      // (n_embd -> q_dim / kv_dim); empty when fused
+  TensorView wqkv;            // Phi-3: (n_embd -> q_dim + 2 kv_dim)
+  TensorView bq, bk, bv;      // Qwen2 biases, f32, optional
+  TensorView wo;              // (q_dim -> n_embd)
+  TensorView post_attn_norm;  // Gemma-2
+  TensorView ffn_norm;        // (n_embd)
+  TensorView w_gate, w_up;    // (n_embd -> n_ff); Phi-3: w_up is (n_embd -> 2 n_ff) = [gate; up], w_gate empty
+  TensorView w_down;          // (n_ff -> n_embd)
+  TensorView post_ffn_norm;   // Gemma-2
 };
 
 struct ModelWeights {

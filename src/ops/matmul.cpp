@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "tensor/half.h"
+#include "tensor/quant/quant.h"
 
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "ops/matmul.cpp"
@@ -25,9 +26,27 @@ void ToF32(DType type, const uint8_t* src, size_t n, float* HWY_RESTRICT dst) {
     const auto* s = reinterpret_cast<const float*>(src);
     for (; i < n; ++i) dst[i] = s[i];
   } else if (type == DType::kF16) {
-    const hn::Rebind<hwy::float16_t, decltype(df)> dh;
-    const auto* s = reinterpret_cast<const hwy::float16_t*>(src);
-    for (; i + N <= n; i += N) hn::StoreU(hn::PromoteTo(df, hn::LoadU(dh, s + i)), df, dst + i);
+    // Integer widening instead of hn::PromoteTo: Highway 1.0's emulated f16 promotion (targets without F16C,
+    // e.g. SSE4 and SCALAR) turns f16 infinities and NaNs into finite values. Exact for every encoding:
+    // shifting the exponent|mantissa bits into f32 position and scaling by 2^112 rebiases normals and
+    // normalizes subnormals; exponent 31 (inf / NaN) gets the f32 all-ones exponent.
+    const hn::Rebind<uint16_t, decltype(df)> d16;
+    const hn::Rebind<int32_t, decltype(df)> di;
+    const auto* s = reinterpret_cast<const uint16_t*>(src);
+    const auto k_abs = hn::Set(di, 0x7FFF);
+    const auto k_max_finite = hn::Set(di, 0x7BFF);
+    const auto k_exp_ones = hn::Set(di, 0x7F800000);
+    const auto k_rebias = hn::Set(df, 0x1p112f);
+    for (; i + N <= n; i += N) {
+      const auto h = hn::BitCast(di, hn::PromoteTo(hn::Rebind<uint32_t, decltype(df)>(), hn::LoadU(d16, s + i)));
+      const auto em = hn::And(h, k_abs);
+      const auto sign = hn::ShiftLeft<16>(hn::Xor(h, em));
+      const auto shifted = hn::ShiftLeft<13>(em);
+      const auto finite = hn::Mul(hn::BitCast(df, shifted), k_rebias);
+      const auto special = hn::BitCast(df, hn::Or(shifted, k_exp_ones));
+      const auto mag = hn::IfThenElse(hn::RebindMask(df, hn::Gt(em, k_max_finite)), special, finite);
+      hn::StoreU(hn::Or(mag, hn::BitCast(df, sign)), df, dst + i);
+    }
     for (; i < n; ++i) dst[i] = F16ToF32(reinterpret_cast<const uint16_t*>(src)[i]);
   } else if (type == DType::kBF16) {
     // bf16 is the top half of an f32: widen to u32 and shift.
@@ -43,6 +62,10 @@ void ToF32(DType type, const uint8_t* src, size_t n, float* HWY_RESTRICT dst) {
       hwy::CopyBytes<4>(&bits, &f);
       dst[i] = f;
     }
+  } else {
+    // Quantized blocks: the scalar reference decoder (bit-exact with ggml); SIMD decoders come with the
+    // quantized matmul kernels.
+    quant::GetQuantTraits(type).dequantize_row(src, dst, static_cast<int64_t>(n));
   }
 }
 
@@ -109,12 +132,15 @@ namespace pocketlm {
 HWY_EXPORT(MatMulRows);
 HWY_EXPORT(DequantizeRowImpl);
 
-bool MatMulSupports(DType t) { return t == DType::kF32 || t == DType::kF16 || t == DType::kBF16; }
+bool MatMulSupports(DType t) {
+  return quant::GetQuantTraits(t).dequantize_row != nullptr;
+}
 
-void MatMulWeightsT(const TensorView& w, const float* x, int64_t n_tokens, float* y, int64_t y_stride,
-                    bool accumulate, ThreadPool* pool) {
+void MatMulWeightsT(const TensorView& w, const float* x, int64_t n_tokens, float* y, int64_t y_stride, bool accumulate,
+                    ThreadPool* pool) {
   auto body = [&](size_t r0, size_t r1) {
-    HWY_DYNAMIC_DISPATCH(MatMulRows)(w, x, n_tokens, y, y_stride, accumulate, static_cast<int64_t>(r0), static_cast<int64_t>(r1));
+    HWY_DYNAMIC_DISPATCH(MatMulRows)
+    (w, x, n_tokens, y, y_stride, accumulate, static_cast<int64_t>(r0), static_cast<int64_t>(r1));
   };
   const auto n_out = static_cast<size_t>(w.n_out());
   // Tiny products (LoRA factors, single rows) are not worth waking the pool for.
@@ -125,7 +151,9 @@ void MatMulWeightsT(const TensorView& w, const float* x, int64_t n_tokens, float
   }
 }
 
-void DequantizeRow(const TensorView& w, int64_t r, float* out) { HWY_DYNAMIC_DISPATCH(DequantizeRowImpl)(w, r, out); }
+void DequantizeRow(const TensorView& w, int64_t r, float* out) {
+  HWY_DYNAMIC_DISPATCH(DequantizeRowImpl)(w, r, out);
+}
 
 }  // namespace pocketlm
 #endif

@@ -17,16 +17,15 @@ bool MatMulSupports(DType t);
 //   W: (n_out, n_in) in its storage type; x: (n_tokens, n_in) f32 row-major; y: (n_tokens, y_stride) f32,
 //   only the first n_out columns of each row written. When `accumulate`, adds to y instead of overwriting.
 // Rows of W are split across the pool's threads; each row is converted to f32 once and reused for every token.
-void MatMulWeightsT(const TensorView& w, const float* x, int64_t n_tokens, float* y, int64_t y_stride,
-                    bool accumulate, ThreadPool* pool);
+void MatMulWeightsT(const TensorView& w, const float* x, int64_t n_tokens, float* y, int64_t y_stride, bool accumulate,
+                    ThreadPool* pool);
 
 // Converts row `r` of `w` to f32 (n_in values). Used for embedding lookups.
 void DequantizeRow(const TensorView& w, int64_t r, float* out);
 
 namespace reference {
 // Scalar reference for MatMulWeightsT (the specification the SIMD paths are tested against).
-void MatMulWeightsT(const TensorView& w, const float* x, int64_t n_tokens, float* y, int64_t y_stride,
-                    bool accumulate);
+void MatMulWeightsT(const TensorView& w, const float* x, int64_t n_tokens, float* y, int64_t y_stride, bool accumulate);
 void DequantizeRow(const TensorView& w, int64_t r, float* out);
 }  // namespace reference
 

@@ -3,6 +3,7 @@
 
 #include "ops/matmul.h"
 #include "tensor/half.h"
+#include "tensor/quant/quant.h"
 
 namespace pocketlm::reference {
 
@@ -19,8 +20,7 @@ void DequantizeRow(const TensorView& w, int64_t r, float* out) {
     case DType::kBF16:
       for (int64_t i = 0; i < n; ++i) out[i] = BF16ToF32(reinterpret_cast<const uint16_t*>(p)[i]);
       break;
-    default:
-      for (int64_t i = 0; i < n; ++i) out[i] = 0.0f;  // callers check MatMulSupports first
+    default: quant::GetQuantTraits(w.type).dequantize_row(p, out, n);  // callers check MatMulSupports first
   }
 }
 

@@ -53,7 +53,9 @@ struct DTypeInfo {
 // Geometry of a type, or nullopt for a number the GGUF spec does not define.
 std::optional<DTypeInfo> LookupDType(uint32_t raw);
 const DTypeInfo& GetDTypeInfo(DType t);  // t must be a defined type
-inline std::string_view DTypeName(DType t) { return GetDTypeInfo(t).name; }
+inline std::string_view DTypeName(DType t) {
+  return GetDTypeInfo(t).name;
+}
 
 // Bytes of one row of `n` values; nullopt when n is not a multiple of the block size.
 std::optional<uint64_t> RowBytes(DType t, uint64_t n);

@@ -35,7 +35,7 @@ inline uint16_t F32ToF16(float f) {
   uint32_t x = FloatToBits(f);
   const uint32_t sign = (x >> 16) & 0x8000;
   x &= 0x7FFFFFFF;
-  if (x > 0x7F800000) return static_cast<uint16_t>(sign | 0x7E00);  // nan
+  if (x > 0x7F800000) return static_cast<uint16_t>(sign | 0x7E00);   // nan
   if (x >= 0x477FF000) return static_cast<uint16_t>(sign | 0x7C00);  // overflow (after rounding) -> inf
   if (x < 0x38800000) {
     // subnormal or zero in half: round x * 2^24 to an integer, nearest even
@@ -51,7 +51,9 @@ inline uint16_t F32ToF16(float f) {
   return static_cast<uint16_t>(sign | (r >> 13));
 }
 
-inline float BF16ToF32(uint16_t b) { return BitsToFloat(static_cast<uint32_t>(b) << 16); }
+inline float BF16ToF32(uint16_t b) {
+  return BitsToFloat(static_cast<uint32_t>(b) << 16);
+}
 
 inline uint16_t F32ToBF16(float f) {
   uint32_t x = FloatToBits(f);

@@ -1,13 +1,13 @@
 #include <fstream>
 // KV cache and batching invariants on the golden models: the logits of a position must not depend on how the
 // prompt was split into chunks, on incremental decoding, on the thread count, or on adapters set and unset.
-#include "model/context.h"
-
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstdlib>
 #include <string>
+
+#include "model/context.h"
 
 namespace pocketlm {
 namespace {

@@ -74,7 +74,8 @@ int main(int argc, char** argv) {
   const std::string model_path = argv[1], prompt_path = argv[2], golden_path = argv[3];
   std::ifstream probe(golden_path);
   if (!probe) {
-    std::printf("SKIPPED: %s not found (../shared/golden is only in CI and developer checkouts)\n", golden_path.c_str());
+    std::printf("SKIPPED: %s not found (../shared/golden is only in CI and developer checkouts)\n",
+                golden_path.c_str());
     return 77;
   }
   Golden g;

@@ -9,7 +9,9 @@
 namespace pocketlm {
 namespace {
 
-std::vector<float> Logits() { return {1.0f, 3.0f, 2.0f, 0.5f, 2.9f}; }
+std::vector<float> Logits() {
+  return {1.0f, 3.0f, 2.0f, 0.5f, 2.9f};
+}
 
 TEST(Sampler, GreedyPicksArgmax) {
   SamplingParams p;

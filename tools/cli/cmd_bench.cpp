@@ -45,13 +45,16 @@ int BenchCommand(const ModelOptions& m, int n_prompt, int n_gen, int reps, bool 
     auto t2 = clock::now();
     prefill.push_back(n_prompt / std::chrono::duration<double>(t1 - t0).count());
     decode.push_back(n_gen / std::chrono::duration<double>(t2 - t1).count());
-    if (!json) std::fprintf(stderr, "run %d/%d: prefill %.1f tokens/s, decode %.1f tokens/s\n", r + 1, reps, prefill.back(), decode.back());
+    if (!json)
+      std::fprintf(stderr, "run %d/%d: prefill %.1f tokens/s, decode %.1f tokens/s\n", r + 1, reps, prefill.back(),
+                   decode.back());
   }
   const double p = Median(prefill), d = Median(decode);
   if (json) {
-    std::printf("{\"model\": \"%s\", \"threads\": %d, \"n_prompt\": %d, \"n_gen\": %d, \"reps\": %d, "
-                "\"prefill_tps\": %.3f, \"decode_tps\": %.3f}\n",
-                m.model_path.c_str(), m.threads, n_prompt, n_gen, reps, p, d);
+    std::printf(
+        "{\"model\": \"%s\", \"threads\": %d, \"n_prompt\": %d, \"n_gen\": %d, \"reps\": %d, "
+        "\"prefill_tps\": %.3f, \"decode_tps\": %.3f}\n",
+        m.model_path.c_str(), m.threads, n_prompt, n_gen, reps, p, d);
   } else {
     std::printf("%s, %d threads: prefill %d tokens: %.1f tokens/s | decode %d tokens: %.1f tokens/s (median of %d)\n",
                 m.model_path.c_str(), m.threads, n_prompt, p, n_gen, d, reps);

@@ -69,11 +69,12 @@ std::string ValueString(const GgufValue& v, bool all) {
     case GgufType::kBool: return v.u ? "true" : "false";
     case GgufType::kF32:
     case GgufType::kF64: return std::to_string(v.f);
-    default: return v.is_integer() ? (v.type == GgufType::kI8 || v.type == GgufType::kI16 || v.type == GgufType::kI32 ||
-                                              v.type == GgufType::kI64
-                                          ? std::to_string(v.i)
-                                          : std::to_string(v.u))
-                                    : "?";
+    default:
+      return v.is_integer() ? (v.type == GgufType::kI8 || v.type == GgufType::kI16 || v.type == GgufType::kI32 ||
+                                       v.type == GgufType::kI64
+                                   ? std::to_string(v.i)
+                                   : std::to_string(v.u))
+                            : "?";
   }
 }
 

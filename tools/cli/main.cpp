@@ -22,7 +22,9 @@ int main(int argc, char** argv) {
   run_sampling.AddTo(run);
   run->add_option("-p,--prompt", prompt, "Prompt text");
   run->add_option("-f,--file", prompt_file, "Read the prompt from a file");
-  run->add_option("-n,--n-predict", n_predict, "Maximum tokens to generate")->capture_default_str()->check(CLI::Range(0, 1 << 20));
+  run->add_option("-n,--n-predict", n_predict, "Maximum tokens to generate")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1 << 20));
   run->add_flag("--no-bos", no_bos, "Do not add the BOS token the vocabulary asks for");
 
   std::string info_path;
@@ -41,20 +43,27 @@ int main(int argc, char** argv) {
   ModelOptions logits_model;
   std::string logits_prompt, logits_out;
   int logits_n = 16;
-  CLI::App* logits = app.add_subcommand("logits", "Write prompt tokens, logits at every position and a greedy continuation");
+  CLI::App* logits =
+      app.add_subcommand("logits", "Write prompt tokens, logits at every position and a greedy continuation");
   logits_model.AddTo(logits);
   logits->add_option("-f,--file", logits_prompt, "Prompt file")->required();
   logits->add_option("-o,--output", logits_out, "Output .bin (format: shared/golden/README.md)")->required();
-  logits->add_option("-n", logits_n, "Greedy tokens to generate after the prompt")->capture_default_str()->check(CLI::Range(0, 1 << 16));
+  logits->add_option("-n", logits_n, "Greedy tokens to generate after the prompt")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1 << 16));
 
   ModelOptions bench_model;
   int bench_p = 256, bench_n = 64, bench_reps = 5;
   bool bench_json = false;
   CLI::App* bench = app.add_subcommand("bench", "Measure prefill and decode speed (median of several runs)");
   bench_model.AddTo(bench, /*with_context=*/false);
-  bench->add_option("-p", bench_p, "Prompt tokens for the prefill test")->capture_default_str()->check(CLI::Range(1, 1 << 16));
+  bench->add_option("-p", bench_p, "Prompt tokens for the prefill test")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1 << 16));
   bench->add_option("-n", bench_n, "Tokens for the decode test")->capture_default_str()->check(CLI::Range(1, 1 << 16));
-  bench->add_option("-r,--reps", bench_reps, "Repetitions; the median is reported")->capture_default_str()->check(CLI::Range(1, 1000));
+  bench->add_option("-r,--reps", bench_reps, "Repetitions; the median is reported")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000));
   bench->add_flag("--json", bench_json, "Print one JSON object");
 
   try {

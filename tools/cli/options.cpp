@@ -14,7 +14,9 @@ void ModelOptions::AddTo(CLI::App* app, bool with_context) {
   app->add_option("--lora-scaled", lora_scaled_args, "LoRA adapter applied at SCALE: --lora-scaled PATH SCALE")
       ->type_size(2)
       ->type_name("PATH SCALE");
-  app->add_option("-t,--threads", threads, "Threads, including the main one")->capture_default_str()->check(CLI::Range(1, 512));
+  app->add_option("-t,--threads", threads, "Threads, including the main one")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 512));
   if (with_context) {
     app->add_option("-c,--ctx", ctx, "Context size in tokens (0: the model's, at most 4096)")
         ->capture_default_str()

@@ -18,21 +18,16 @@ uint32_t GgufScalarSize(GgufType t) {
   switch (t) {
     case GgufType::kU8:
     case GgufType::kI8:
-    case GgufType::kBool:
-      return 1;
+    case GgufType::kBool: return 1;
     case GgufType::kU16:
-    case GgufType::kI16:
-      return 2;
+    case GgufType::kI16: return 2;
     case GgufType::kU32:
     case GgufType::kI32:
-    case GgufType::kF32:
-      return 4;
+    case GgufType::kF32: return 4;
     case GgufType::kU64:
     case GgufType::kI64:
-    case GgufType::kF64:
-      return 8;
-    default:
-      return 0;
+    case GgufType::kF64: return 8;
+    default: return 0;
   }
 }
 
@@ -45,10 +40,8 @@ bool GgufValue::is_integer() const {
     case GgufType::kU32:
     case GgufType::kI32:
     case GgufType::kU64:
-    case GgufType::kI64:
-      return true;
-    default:
-      return false;
+    case GgufType::kI64: return true;
+    default: return false;
   }
 }
 
@@ -177,7 +170,8 @@ class Parser {
     } else {
       v->items.resize(v->count);
       for (uint64_t k = 0; k < v->count; ++k) {
-        PLM_RETURN_IF_ERROR(ReadValue(GgufType::kArray, &v->items[k], field + "[" + std::to_string(k) + "]", depth + 1));
+        PLM_RETURN_IF_ERROR(
+            ReadValue(GgufType::kArray, &v->items[k], field + "[" + std::to_string(k) + "]", depth + 1));
       }
     }
     return Status::Ok();
@@ -239,8 +233,10 @@ Status GgufFile::Parse(const uint8_t* data, size_t size) {
   uint64_t n_tensors = 0, n_kv = 0;
   if (!c.Read(&n_tensors) || !c.Read(&n_kv)) return p.Error("truncated header");
   // Each key/value pair needs at least 8 (key length) + 4 (type) + 1 bytes, each tensor info 8 + 4 + 8 + 4 + 8.
-  if (n_kv > c.remaining() / 13) return p.Error("header claims " + std::to_string(n_kv) + " metadata pairs, more than the file holds");
-  if (n_tensors > c.remaining() / 32) return p.Error("header claims " + std::to_string(n_tensors) + " tensors, more than the file holds");
+  if (n_kv > c.remaining() / 13)
+    return p.Error("header claims " + std::to_string(n_kv) + " metadata pairs, more than the file holds");
+  if (n_tensors > c.remaining() / 32)
+    return p.Error("header claims " + std::to_string(n_tensors) + " tensors, more than the file holds");
 
   kvs_.resize(n_kv);
   kv_index_.reserve(n_kv);
@@ -257,7 +253,8 @@ Status GgufFile::Parse(const uint8_t* data, size_t size) {
   }
 
   if (const GgufValue* a = Find("general.alignment")) {
-    if (a->type != GgufType::kU32) return p.Error("general.alignment must be u32, is " + std::string(GgufTypeName(a->type)));
+    if (a->type != GgufType::kU32)
+      return p.Error("general.alignment must be u32, is " + std::string(GgufTypeName(a->type)));
     if (a->u == 0 || (a->u & (a->u - 1)) != 0) {
       return p.Error("general.alignment " + std::to_string(a->u) + " is not a power of two");
     }
@@ -272,13 +269,15 @@ Status GgufFile::Parse(const uint8_t* data, size_t size) {
     const std::string tn = "tensor '" + std::string(t.name) + "'";
     uint32_t nd = 0;
     if (!c.Read(&nd)) return p.Error("truncated dimension count of " + tn);
-    if (nd == 0 || nd > kGgufMaxDims) return p.Error(tn + " has " + std::to_string(nd) + " dimensions (1 to 4 allowed)");
+    if (nd == 0 || nd > kGgufMaxDims)
+      return p.Error(tn + " has " + std::to_string(nd) + " dimensions (1 to 4 allowed)");
     t.n_dims = static_cast<int>(nd);
     uint64_t total = 1;
     for (uint32_t d = 0; d < nd; ++d) {
       uint64_t ne = 0;
       if (!c.Read(&ne)) return p.Error("truncated shape of " + tn);
-      if (ne > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) return p.Error(tn + " has a negative dimension");
+      if (ne > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))
+        return p.Error(tn + " has a negative dimension");
       if (ne != 0 && total > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()) / ne) {
         return p.Error("shape of " + tn + " overflows 64 bits");
       }
@@ -313,8 +312,8 @@ Status GgufFile::Parse(const uint8_t* data, size_t size) {
   for (auto& t : tensors_) {
     if (t.offset > data_size || t.nbytes > data_size - t.offset) {
       return Corrupt("GGUF file '" + name_ + "': data of tensor '" + std::string(t.name) + "' (offset " +
-                     std::to_string(t.offset) + ", " + std::to_string(t.nbytes) + " bytes) runs past the end of the file" +
-                     " (file truncated?)");
+                     std::to_string(t.offset) + ", " + std::to_string(t.nbytes) +
+                     " bytes) runs past the end of the file" + " (file truncated?)");
     }
     t.data = data + data_offset_ + t.offset;
   }
@@ -349,10 +348,8 @@ Result<int64_t> GgufFile::GetInt(std::string_view key) const {
     case GgufType::kU8:
     case GgufType::kU16:
     case GgufType::kU32:
-    case GgufType::kU64:
-      return static_cast<int64_t>(v->u);
-    default:
-      return v->i;
+    case GgufType::kU64: return static_cast<int64_t>(v->u);
+    default: return v->i;
   }
 }
 

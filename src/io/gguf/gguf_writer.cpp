@@ -178,7 +178,9 @@ Status PutValue(Sink& s, const GgufOwnedValue& v) {
   return InvalidArgument("unknown GGUF value type");
 }
 
-uint64_t AlignUp(uint64_t x, uint64_t a) { return (x + a - 1) / a * a; }
+uint64_t AlignUp(uint64_t x, uint64_t a) {
+  return (x + a - 1) / a * a;
+}
 
 }  // namespace
 

@@ -29,7 +29,9 @@ struct GgufOwnedValue {
 
 class GgufWriter {
  public:
-  explicit GgufWriter(uint32_t alignment = kGgufDefaultAlignment) : alignment_(alignment) {}
+  // `alignment` must be a power of two; anything else falls back to the default of 32.
+  explicit GgufWriter(uint32_t alignment = kGgufDefaultAlignment)
+      : alignment_(alignment != 0 && (alignment & (alignment - 1)) == 0 ? alignment : kGgufDefaultAlignment) {}
 
   // Setting a key twice replaces the earlier value (keys stay unique in the output).
   void Set(const std::string& key, GgufOwnedValue v);

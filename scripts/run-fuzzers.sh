@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer targets with clang (ASan + UBSan) in build-fuzz and runs each for a bounded time from a
+# temporary copy of its seed corpus (the committed corpus is never grown). Exits non-zero on any crash, leak,
+# sanitizer report or timeout.
+#   FUZZ_SECONDS=60   run time per target
+#   FUZZ_JOBS=2       build parallelism
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+seconds="${FUZZ_SECONDS:-60}"
+jobs="${FUZZ_JOBS:-2}"
+build="$root/build-fuzz"
+shared="$root/../shared"
+
+CC=clang CXX=clang++ cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DPOCKETLM_FUZZ=ON -DPOCKETLM_TESTS=OFF >/dev/null
+
+targets=(fuzz_gguf)
+run_tokenizer=0
+if [[ ! -f "$root/fuzz/fuzz_tokenizer.cpp" ]]; then
+  echo "run-fuzzers: skipping fuzz_tokenizer (fuzz/fuzz_tokenizer.cpp does not exist yet)"
+elif [[ ! -f "$shared/golden/tokenizers/ggml-vocab-gpt-2.gguf" ]]; then
+  echo "run-fuzzers: skipping fuzz_tokenizer ($shared/golden is absent)"
+else
+  targets+=(fuzz_tokenizer)
+  run_tokenizer=1
+fi
+cmake --build "$build" -j"$jobs" --target "${targets[@]}"
+
+work="$(mktemp -d "${TMPDIR:-/tmp}/plm-fuzz.XXXXXX")"
+trap 'rm -rf "$work"' EXIT
+
+run() {  # name, corpus dir (may be absent)
+  local name="$1" seeds="$2"
+  mkdir -p "$work/$name/corpus" "$work/$name/artifacts"
+  if [[ -d "$seeds" ]]; then cp -r "$seeds"/. "$work/$name/corpus/"; fi
+  echo "run-fuzzers: $name for ${seconds}s"
+  if ! "$build/fuzz/$name" "$work/$name/corpus" -max_total_time="$seconds" -max_len=65536 -timeout=10 \
+       -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$work/$name/artifacts/" 2>"$work/$name/log"; then
+    tail -n 60 "$work/$name/log"
+    mkdir -p "$root/build-fuzz/crashes"
+    cp "$work/$name/artifacts/"* "$root/build-fuzz/crashes/" 2>/dev/null || true
+    echo "run-fuzzers: $name FAILED (reproducers copied to build-fuzz/crashes/)"
+    return 1
+  fi
+  grep -E "^stat::number_of_executed_units|^Done" "$work/$name/log" || true
+}
+
+status=0
+run fuzz_gguf "$root/fuzz/corpus/gguf" || status=1
+if [[ $run_tokenizer == 1 ]]; then
+  PLM_FUZZ_VOCAB="$shared/golden/tokenizers/ggml-vocab-gpt-2.gguf" run fuzz_tokenizer "$root/fuzz/corpus/tokenizer" ||
+    status=1
+fi
+if [[ $status == 0 ]]; then echo "run-fuzzers: all targets ran clean"; fi
+exit $status

@@ -1,0 +1,79 @@
+// Row conversion between f32 and every GGUF storage type pocketlm reads, plus the traits table that binds a DType
+// to its block geometry, converters and dot-product activation type (ggml's type_traits / type_traits_cpu).
+//
+// Dequantization reproduces ggml's dequantize_row_* bit for bit (same operation order, f16 via F16ToF32).
+// Quantization follows ggml's reference path, i.e. what `llama-quantize` does without an importance matrix
+// (quantize_qX_K(..., imatrix = NULL) calls quantize_row_qX_K_ref; IQ4_NL/IQ4_XS run the best-scale search with
+// ntry = 7). The reference quantizers are the specification later SIMD code is tested against.
+//
+// Row length `n` counts values and must be a multiple of the type's block size; the checked entry points at the
+// bottom verify that, the raw function pointers do not.
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+
+#include "base/status.h"
+#include "tensor/dtype.h"
+
+namespace pocketlm::quant {
+
+// dst[0..n) = the values of the blocks at src.
+template <DType T>
+void DequantizeRow(const void* src, float* dst, int64_t n);
+// Blocks at dst (n / block_size of them) = the reference quantization of src[0..n).
+template <DType T>
+void QuantizeRow(const float* src, void* dst, int64_t n);
+
+#define PLM_QUANT_DECLARE(T)                                            \
+  template <>                                                           \
+  void DequantizeRow<DType::T>(const void* src, float* dst, int64_t n); \
+  template <>                                                           \
+  void QuantizeRow<DType::T>(const float* src, void* dst, int64_t n);
+PLM_QUANT_DECLARE(kF32)
+PLM_QUANT_DECLARE(kF16)
+PLM_QUANT_DECLARE(kBF16)
+PLM_QUANT_DECLARE(kQ4_0)  // legacy.cpp
+PLM_QUANT_DECLARE(kQ4_1)
+PLM_QUANT_DECLARE(kQ5_0)
+PLM_QUANT_DECLARE(kQ5_1)
+PLM_QUANT_DECLARE(kQ8_0)
+PLM_QUANT_DECLARE(kQ8_1)
+PLM_QUANT_DECLARE(kQ2_K)  // kquants_low.cpp
+PLM_QUANT_DECLARE(kQ3_K)
+PLM_QUANT_DECLARE(kQ4_K)  // kquants_high.cpp
+PLM_QUANT_DECLARE(kQ5_K)
+PLM_QUANT_DECLARE(kQ6_K)
+PLM_QUANT_DECLARE(kQ8_K)
+PLM_QUANT_DECLARE(kIQ4_NL)  // iquants.cpp
+PLM_QUANT_DECLARE(kIQ4_XS)
+#undef PLM_QUANT_DECLARE
+
+using DequantizeRowFn = void (*)(const void* src, float* dst, int64_t n);
+using QuantizeRowFn = void (*)(const float* src, void* dst, int64_t n);
+
+struct QuantTraits {
+  DType type;
+  std::string_view name;           // as dtype.cpp / llama.cpp print it
+  uint32_t block_size;             // values per block
+  uint32_t type_size;              // bytes per block
+  DequantizeRowFn dequantize_row;  // nullptr: pocketlm cannot read this type yet
+  QuantizeRowFn quantize_row;      // reference quantizer; nullptr: cannot write this type yet
+  // The type the other operand is converted to by ggml's fast dot product for this weight type (its
+  // vec_dot_type): Q8_0 for Q4_0/Q5_0/Q8_0/IQ4_NL, Q8_1 for Q4_1/Q5_1 (the s field carries the min term), Q8_K for
+  // the k-quants and IQ4_XS, the type itself for f32/f16/bf16. For types that are never a weight operand
+  // (Q8_K, integers) it is the type itself.
+  DType vec_dot_type;
+};
+
+// Traits of every defined DType (never null for a defined enum value).
+const QuantTraits& GetQuantTraits(DType t);
+// The whole table, one entry per DType in dtype.cpp's order (for tests and `pocketlm info`).
+const QuantTraits* QuantTraitsTable(int* count);
+
+// Checked conversions: InvalidArgument when n is not a multiple of the block size, Unsupported when pocketlm
+// has no converter for the type.
+Status DequantizeRow(DType t, const void* src, float* dst, int64_t n);
+Status QuantizeRow(DType t, const float* src, void* dst, int64_t n);
+
+}  // namespace pocketlm::quant
