@@ -10,4 +10,6 @@ set(CMAKE_FIND_ROOT_PATH_MODE_PROGRAM NEVER)
 set(CMAKE_FIND_ROOT_PATH_MODE_LIBRARY BOTH)
 set(CMAKE_FIND_ROOT_PATH_MODE_INCLUDE BOTH)
 set(CMAKE_FIND_ROOT_PATH_MODE_PACKAGE BOTH)
-set(CMAKE_CROSSCOMPILING_EMULATOR qemu-aarch64;-L;/usr/aarch64-linux-gnu)
+# Run with the multiarch arm64 runtime (libc6:arm64, libstdc++6:arm64 beside libhwy and libgtest), not with
+# `-L /usr/aarch64-linux-gnu`: mixing that cross libc with multiarch libraries hangs threads at exit under qemu.
+set(CMAKE_CROSSCOMPILING_EMULATOR qemu-aarch64)

@@ -15,7 +15,7 @@ want=(
   python3-numpy       # ../shared/tools model generators used by tests and benchmarks
   unicode-data        # UnicodeData.txt, source of the tokenizer's generated category tables
 )
-cross=(g++-aarch64-linux-gnu qemu-user libhwy-dev:arm64 libgtest-dev:arm64 libc6-dev-arm64-cross)
+cross=(g++-aarch64-linux-gnu qemu-user libhwy-dev:arm64 libgtest-dev:arm64 libstdc++6:arm64 libc6-dev-arm64-cross)
 
 if [[ "${1:-}" == "--cross" ]]; then
   if ! dpkg --print-foreign-architectures | grep -qx arm64; then

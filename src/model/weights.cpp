@@ -97,4 +97,15 @@ Result<ModelWeights> BindWeights(const GgufFile& f, const ModelConfig& c) {
   return w;
 }
 
+uint64_t DecodeWeightBytes(const ModelWeights& w) {
+  uint64_t total = w.output.nbytes + w.output_norm.nbytes + w.tok_embd.row_bytes();
+  for (const LayerWeights& l : w.layers) {
+    for (const TensorView* t : {&l.attn_norm, &l.wq, &l.wk, &l.wv, &l.wqkv, &l.bq, &l.bk, &l.bv, &l.wo,
+                                &l.post_attn_norm, &l.ffn_norm, &l.w_gate, &l.w_up, &l.w_down, &l.post_ffn_norm}) {
+      total += t->nbytes;
+    }
+  }
+  return total;
+}
+
 }  // namespace pocketlm

@@ -34,4 +34,8 @@ struct ModelWeights {
 
 Result<ModelWeights> BindWeights(const GgufFile& f, const ModelConfig& c);
 
+// Bytes of weights one decode step reads: every projection of every layer, the norms and the output matrix
+// (the embedding contributes one row). Speed x this / memory bandwidth = how close decode is to the limit.
+uint64_t DecodeWeightBytes(const ModelWeights& w);
+
 }  // namespace pocketlm

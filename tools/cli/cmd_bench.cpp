@@ -50,14 +50,22 @@ int BenchCommand(const ModelOptions& m, int n_prompt, int n_gen, int reps, bool 
                    decode.back());
   }
   const double p = Median(prefill), d = Median(decode);
+  const auto weight_bytes = static_cast<unsigned long long>(DecodeWeightBytes(lm->model->weights()));
   if (json) {
+    std::string path;  // escaped for a JSON string
+    for (char c : m.model_path) {
+      if (c == '"' || c == '\\') path += '\\';
+      if (static_cast<unsigned char>(c) >= 0x20) path += c;
+    }
     std::printf(
         "{\"model\": \"%s\", \"threads\": %d, \"n_prompt\": %d, \"n_gen\": %d, \"reps\": %d, "
-        "\"prefill_tps\": %.3f, \"decode_tps\": %.3f}\n",
-        m.model_path.c_str(), m.threads, n_prompt, n_gen, reps, p, d);
+        "\"prefill_tps\": %.3f, \"decode_tps\": %.3f, \"decode_weight_bytes\": %llu}\n",
+        path.c_str(), m.threads, n_prompt, n_gen, reps, p, d, weight_bytes);
   } else {
-    std::printf("%s, %d threads: prefill %d tokens: %.1f tokens/s | decode %d tokens: %.1f tokens/s (median of %d)\n",
-                m.model_path.c_str(), m.threads, n_prompt, p, n_gen, d, reps);
+    std::printf(
+        "%s, %d threads: prefill %d tokens: %.1f tokens/s | decode %d tokens: %.1f tokens/s (median of %d); "
+        "%.1f MB of weights per decoded token\n",
+        m.model_path.c_str(), m.threads, n_prompt, p, n_gen, d, reps, weight_bytes / 1e6);
   }
   return 0;
 }

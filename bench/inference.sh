@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Inference benchmark (issue "Quantized models at the memory-bandwidth limit"): builds the qwen2-0.5b-shaped
+# random model with ../shared/tools/mkmodel.py, quantizes it with pocketlm to q4_0, q4_k_m and q8_0, measures
+# the machine's read bandwidth in the same run (../shared/tools/readbw.c), and reports prefill (256 tokens) and
+# decode tokens/s with 2 threads (median of REPS runs each) plus decode as a fraction of bandwidth:
+#   weight bytes read per decoded token x decode tokens/s / read bandwidth.
+# Writes bench/RESULTS.md (inference section) and prints the table. Needs ../shared (developer checkouts, CI).
+#   bench/inference.sh [--types "f16 q4_0 q4_k_m q8_0"] [--reps N] [--threads N]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+types="f16 q4_0 q4_k_m q8_0"
+reps=5
+threads=2
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --types) types="$2"; shift 2 ;;
+    --reps) reps="$2"; shift 2 ;;
+    --threads) threads="$2"; shift 2 ;;
+    *) echo "usage: $0 [--types LIST] [--reps N] [--threads N]" >&2; exit 2 ;;
+  esac
+done
+shared=../shared
+[[ -d $shared/tools ]] || { echo "bench needs ../shared/tools (not in a plain clone)"; exit 1; }
+bash scripts/install-deps.sh
+cmake --preset release >/dev/null
+cmake --build --preset release -j "$(nproc)" >/dev/null
+bin=build/release/tools/cli/pocketlm
+work=build/bench
+mkdir -p $work
+
+gcc -O3 -march=native -fopenmp $shared/tools/readbw.c -o $work/readbw  # a measuring tool, not pocketlm itself
+bw_line=$(OMP_NUM_THREADS=$threads $work/readbw)
+bw=$(echo "$bw_line" | sed -E 's/.*: ([0-9.]+) GB\/s/\1/')
+echo "$bw_line"
+
+f16=$work/qwen2-0.5b-f16.gguf
+[[ -f $f16 ]] || /usr/bin/python3 $shared/tools/mkmodel.py qwen2-0.5b $shared/golden/tokenizers/ggml-vocab-gpt-2.gguf $f16 --f16
+rows=()
+for t in $types; do
+  model=$f16
+  if [[ $t != f16 ]]; then
+    model=$work/qwen2-0.5b-$t.gguf
+    [[ -f $model ]] || $bin quantize $f16 $model --type $t -t $threads >/dev/null
+  fi
+  json=$($bin bench -m $model -t $threads -p 256 -n 64 -r $reps --json)
+  echo "$t: $json"
+  rows+=("$t $(stat -c %s $model) $json")
+done
+
+/usr/bin/python3 - "$bw" "$threads" "$reps" "${rows[@]}" <<'PY'
+import json, sys, platform, subprocess, datetime
+bw = float(sys.argv[1]); threads = sys.argv[2]; reps = sys.argv[3]
+ref = {'q4_0': (502, 127), 'q8_0': (331, 72), 'q4_k_m': (235, 71), 'f16': (366, 47)}  # llama.cpp, issue text
+cpu = subprocess.run(['sh', '-c', "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"], capture_output=True, text=True).stdout.strip()
+lines = [f"Measured {datetime.date.today()} on {cpu}, {threads} threads, median of {reps} runs; "
+         f"read bandwidth {bw:.1f} GB/s (../shared/tools/readbw.c, same run).", "",
+         "| type | file MiB | prefill 256 tok/s | decode tok/s | decode GB/s | % of bandwidth | prefill vs llama.cpp ref | decode vs ref |",
+         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+for row in sys.argv[4:]:
+    t, size, js = row.split(' ', 2)
+    j = json.loads(js)
+    gbs = j['decode_weight_bytes'] * j['decode_tps'] / 1e9
+    rp, rd = ref.get(t, (float('nan'), float('nan')))
+    lines.append(f"| {t} | {int(size)/2**20:.0f} | {j['prefill_tps']:.1f} | {j['decode_tps']:.1f} | {gbs:.1f} | "
+                 f"{100*gbs/bw:.0f}% | {j['prefill_tps']/rp:.2f}x | {j['decode_tps']/rd:.2f}x |")
+lines += ["", "llama.cpp reference points (issue text, same model shape, 2 threads, 47 GB/s machine): "
+          "q4_0 502/127, q8_0 331/72, q4_k_m 235/71, f16 366/47 (prefill/decode tokens/s). "
+          "Ratios across machines are indicative only; the bandwidth fraction is the machine-independent figure."]
+open('bench/RESULTS-inference.md', 'w').write('\n'.join(lines) + '\n')
+print('\n'.join(lines))
+PY

@@ -1,0 +1,84 @@
+// Quantized matmul, single thread: QuantizeActivations + QuantMatMulRows (integer dot products on the packed
+// blocks) against MatMulWeightsT (each weight row dequantized to f32, then an f32 dot). Shapes of Qwen2-0.5B's
+// MLP down/up projection (4864 x 896); tokens 1 (decode) and 64 (prefill).
+//   ./quant_dot_bench --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
+#include <benchmark/benchmark.h>
+
+#include <random>
+#include <vector>
+
+#include "ops/matmul.h"
+#include "ops/quant_dot.h"
+#include "tensor/quant/quant.h"
+
+namespace pocketlm {
+namespace {
+
+constexpr int64_t kNOut = 4864;
+constexpr int64_t kNIn = 896;
+
+struct Data {
+  std::vector<uint8_t> w;
+  std::vector<float> x, y;
+  TensorView view;
+  Data(DType t, int64_t n_in, int64_t n_out, int64_t n_tokens) {
+    std::mt19937 rng(1);
+    std::normal_distribution<float> g(0.0f, 1.0f);
+    std::vector<float> row(static_cast<size_t>(n_in));
+    const auto& tr = quant::GetQuantTraits(t);
+    const size_t rb = static_cast<size_t>(n_in) / tr.block_size * tr.type_size;
+    w.resize(rb * static_cast<size_t>(n_out));
+    for (int64_t r = 0; r < n_out; ++r) {
+      for (auto& v : row) v = g(rng);
+      tr.quantize_row(row.data(), w.data() + static_cast<size_t>(r) * rb, n_in);
+    }
+    x.resize(static_cast<size_t>(n_in * n_tokens));
+    for (auto& v : x) v = g(rng);
+    y.resize(static_cast<size_t>(n_out * n_tokens));
+    view.type = t;
+    view.ne[0] = n_in;
+    view.ne[1] = n_out;
+    view.data = w.data();
+    view.nbytes = w.size();
+  }
+};
+
+void BM_QuantDot(benchmark::State& state, DType t) {
+  const int64_t n_tokens = state.range(0);
+  Data d(t, kNIn, kNOut, n_tokens);
+  const size_t arb = ActivationRowBytes(t, kNIn);
+  std::vector<uint8_t> act(arb * static_cast<size_t>(n_tokens));
+  for (auto _ : state) {
+    QuantizeActivations(t, d.x.data(), n_tokens, kNIn, act.data());
+    QuantMatMulRows(t, d.w.data(), d.view.row_bytes(), kNIn, act.data(), arb, n_tokens, d.y.data(), kNOut, false, 0,
+                    kNOut);
+    benchmark::DoNotOptimize(d.y.data());
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * static_cast<int64_t>(d.w.size()));
+}
+
+void BM_DequantF32(benchmark::State& state, DType t) {
+  const int64_t n_tokens = state.range(0);
+  Data d(t, kNIn, kNOut, n_tokens);
+  for (auto _ : state) {
+    MatMulWeightsT(d.view, d.x.data(), n_tokens, d.y.data(), kNOut, false, nullptr);
+    benchmark::DoNotOptimize(d.y.data());
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * static_cast<int64_t>(d.w.size()));
+}
+
+#define PLM_QD_BENCH(T)                                                                          \
+  BENCHMARK_CAPTURE(BM_QuantDot, T, DType::T)->Arg(1)->Arg(64)->Unit(benchmark::kMicrosecond);   \
+  BENCHMARK_CAPTURE(BM_DequantF32, T, DType::T)->Arg(1)->Arg(64)->Unit(benchmark::kMicrosecond);
+PLM_QD_BENCH(kQ8_0)
+PLM_QD_BENCH(kQ4_0)
+PLM_QD_BENCH(kQ4_K)
+PLM_QD_BENCH(kQ6_K)
+PLM_QD_BENCH(kQ5_K)
+PLM_QD_BENCH(kIQ4_XS)
+#undef PLM_QD_BENCH
+
+}  // namespace
+}  // namespace pocketlm
+
+BENCHMARK_MAIN();
