@@ -66,6 +66,27 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 1000));
   bench->add_flag("--json", bench_json, "Print one JSON object");
 
+  std::string qz_in, qz_out, qz_type, qz_output_type, qz_embd_type;
+  int qz_threads = 2;
+  bool qz_requant = false, qz_pure = false;
+  CLI::App* quantize =
+      app.add_subcommand("quantize", "Quantize a GGUF model to a llama.cpp preset (Q4_K_M, Q8_0, ...)");
+  quantize->add_option("input", qz_in, "Model to quantize (GGUF, F32/F16/BF16)")->required();
+  quantize->add_option("output", qz_out, "Output GGUF (written atomically)")->required();
+  quantize
+      ->add_option("--type", qz_type,
+                   "Preset, as llama-quantize names them: Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q2_K Q3_K_S Q3_K_M Q3_K_L Q4_K_S "
+                   "Q4_K_M Q5_K_S Q5_K_M Q6_K IQ4_NL IQ4_XS F16 BF16 F32 (Q3_K/Q4_K/Q5_K mean the _M presets; "
+                   "case does not matter)")
+      ->required();
+  quantize->add_option("-t,--threads", qz_threads, "Threads, including the main one")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 512));
+  quantize->add_flag("--allow-requantize", qz_requant, "Accept an already quantized input (loses more quality)");
+  quantize->add_flag("--pure", qz_pure, "Every quantizable tensor gets the preset's base type (no per-tensor mix)");
+  quantize->add_option("--output-tensor-type", qz_output_type, "Type for output.weight (e.g. q8_0)");
+  quantize->add_option("--token-embedding-type", qz_embd_type, "Type for token_embd.weight (e.g. q8_0)");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -84,6 +105,9 @@ int main(int argc, char** argv) {
     if (tokenize->parsed()) return TokenizeCommand(vocab_path, tok_no_bos, tok_special);
     if (logits->parsed()) return LogitsCommand(logits_model, logits_prompt, logits_out, logits_n);
     if (bench->parsed()) return BenchCommand(bench_model, bench_p, bench_n, bench_reps, bench_json);
+    if (quantize->parsed()) {
+      return QuantizeCommand(qz_in, qz_out, qz_type, qz_threads, qz_requant, qz_pure, qz_output_type, qz_embd_type);
+    }
   } catch (const std::bad_alloc&) {
     std::fprintf(stderr, "error: out of memory\n");
     return 1;

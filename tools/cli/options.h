@@ -47,6 +47,8 @@ int InfoCommand(const std::string& path, bool all_metadata);
 int TokenizeCommand(const std::string& vocab_path, bool no_bos, bool special);
 int LogitsCommand(const ModelOptions& m, const std::string& prompt_file, const std::string& out_path, int n_gen);
 int BenchCommand(const ModelOptions& m, int n_prompt, int n_gen, int reps, bool json);
+int QuantizeCommand(const std::string& in, const std::string& out, const std::string& type, int threads,
+                    bool allow_requantize, bool pure, const std::string& output_type, const std::string& embd_type);
 
 // Reads a whole file into *out; errors name the file.
 Status ReadTextFile(const std::string& path, std::string* out);

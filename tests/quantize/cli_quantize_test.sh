@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# `pocketlm quantize` driven as a user would: every preset and every pure type on the golden f32 model, each
+# result loaded and run; llama.cpp's own files reproduced byte for byte; the progress bar on a terminal; errors.
+# usage: cli_quantize_test.sh POCKETLM GOLDEN_DIR WORKDIR     (exit 77 = skipped when GOLDEN_DIR is absent)
+set -uo pipefail
+bin="$1"; golden="$2"; work="$3"
+if [[ ! -f "$golden/models/llama-kq-f32.gguf" ]]; then echo "SKIPPED: $golden not found"; exit 77; fi
+rm -rf "$work" && mkdir -p "$work/out"
+plm() { ${PLM_EMULATOR:-} "$bin" "$@"; }
+failures=0
+fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+f32="$golden/models/llama-kq-f32.gguf"
+
+# expect_error NAME PATTERN ARGS...: exit code 1, one "error: " line on stderr matching PATTERN, no output left.
+expect_error() {
+  local name="$1" pattern="$2"; shift 2
+  "$@" >"$work/stdout" 2>"$work/err" </dev/null
+  local code=$?
+  if [[ $code -ne 1 ]]; then fail "$name: exit code $code, expected 1"; cat "$work/err"; return; fi
+  if [[ $(wc -l <"$work/err") -ne 1 ]] || ! grep -q '^error: ' "$work/err"; then
+    fail "$name: stderr is not one error line:"; cat "$work/err"; return
+  fi
+  if ! grep -qE -- "$pattern" "$work/err"; then fail "$name: error does not match '$pattern': $(cat "$work/err")"; return; fi
+  if [[ -n "$(ls -A "$work/out")" ]]; then fail "$name: left files behind: $(ls "$work/out")"; rm -f "$work/out"/*; return; fi
+  echo "ok: $name -> $(cat "$work/err")"
+}
+
+summary_re='^input [0-9.]+ MiB \([0-9.]+ bits/weight\) -> output [0-9.]+ MiB \([0-9.]+ bits/weight\) in [0-9.]+ s$'
+
+# --- presets with a llama.cpp counterpart: identical files ---
+for p in Q8_0 Q4_0 Q2_K Q3_K_M Q4_K_M Q5_K_M Q6_K IQ4_NL; do
+  out="$work/q-$p.gguf"
+  if ! plm quantize "$f32" "$out" --type "${p,,}" -t 2 >"$work/stdout" 2>"$work/log"; then
+    fail "quantize $p"; cat "$work/log"; continue
+  fi
+  grep -qE "$summary_re" "$work/stdout" || fail "$p: summary line: $(cat "$work/stdout")"
+  [[ $(grep -c '^\[ *[0-9]*/ *20\]' "$work/log") -eq 20 ]] || fail "$p: expected 20 per-tensor log lines"
+  if cmp -s "$out" "$golden/models/llama-kq-$p.gguf"; then echo "ok: $p is llama-quantize's file byte for byte"
+  else fail "$p differs from llama-kq-$p.gguf"; fi
+done
+
+plm quantize "$f32" "$work/t1.gguf" --type Q4_K_M -t 1 >/dev/null 2>&1 &&
+  cmp -s "$work/t1.gguf" "$golden/models/llama-kq-Q4_K_M.gguf" && echo "ok: same file with 1 thread" || fail "-t 1 differs"
+
+# --- every preset and every pure type loads and runs ---
+for p in Q4_1 Q5_0 Q5_1 Q3_K_S Q3_K_L Q4_K_S Q5_K_S IQ4_XS F16 BF16 Q4_K_M "Q2_K --pure" "Q3_K --pure" "Q4_K --pure" \
+         "Q5_K --pure" "Q6_K --pure" "IQ4_XS --pure" "IQ4_NL --pure"; do
+  out="$work/r.gguf"
+  # shellcheck disable=SC2086
+  if ! plm quantize "$f32" "$out" --type $p >"$work/stdout" 2>"$work/log"; then fail "quantize $p"; cat "$work/log"; continue; fi
+  if plm run -m "$out" -p "Once upon a time" -n 4 --temp 0 >"$work/text" 2>"$work/runlog" && [[ -s "$work/text" ]]; then
+    echo "ok: $p runs ($(cat "$work/stdout"))"
+  else fail "$p: run failed"; cat "$work/runlog"; fi
+done
+plm quantize "$f32" "$work/pure.gguf" --type q3_k --pure >/dev/null 2>&1
+plm info -m "$work/pure.gguf" >"$work/info" 2>&1
+if grep -q 'f32 5 q3_K 15$' "$work/info" && grep -q 'general.file_type *u32 *12' "$work/info"; then echo "ok: --pure Q3_K"
+else fail "--pure Q3_K types"; grep -E 'tensors by type|file_type' "$work/info"; fi
+
+# --- F16 input, and an already quantized input with consent ---
+plm quantize "$golden/models/llama-kq-F16.gguf" "$work/f16-q8.gguf" --type Q8_0 >/dev/null 2>&1 &&
+  plm run -m "$work/f16-q8.gguf" -p hi -n 2 >/dev/null 2>&1 && echo "ok: F16 -> Q8_0" || fail "F16 -> Q8_0"
+plm quantize "$golden/models/llama-kq-Q8_0.gguf" "$work/re.gguf" --type Q4_K_M --allow-requantize >/dev/null 2>&1 &&
+  plm run -m "$work/re.gguf" -p hi -n 2 >/dev/null 2>&1 && echo "ok: requantize with consent" || fail "requantize"
+
+# --- progress bar on a terminal: one line redrawn with \r, with ETA ---
+if command -v script >/dev/null && [[ -z "${PLM_EMULATOR:-}" ]]; then
+  script -qec "'$bin' quantize '$f32' '$work/tty.gguf' --type q4_k_m" "$work/tty.log" >/dev/null 2>&1
+  if grep -q $'\r\[' "$work/tty.log" && grep -q 'ETA' "$work/tty.log" && grep -q '20/20 tensors' "$work/tty.log" &&
+     ! grep -q '^\[ *1/' "$work/tty.log"; then echo "ok: progress bar on a terminal"
+  else fail "progress bar"; cat -v "$work/tty.log" | head -5; fi
+fi
+
+# --- errors: one line, exit 1, nothing written ---
+o="$work/out/x.gguf"
+expect_error "already quantized" "allow-requantize" plm quantize "$golden/models/llama-kq-Q4_0.gguf" "$o" --type q4_k_m
+expect_error "unknown preset" "Q4_K_M.*IQ4_XS" plm quantize "$f32" "$o" --type q4_k_z
+expect_error "bad override type" "not a tensor type" plm quantize "$f32" "$o" --type q4_k_m --output-tensor-type q9
+expect_error "unwritable output" "cannot create" plm quantize "$f32" "$work/out/none/x.gguf" --type q8_0
+expect_error "missing input" "cannot|No such" plm quantize "$work/none.gguf" "$o" --type q8_0
+expect_error "missing --type" "type" plm quantize "$f32" "$o"
+cp "$f32" "$work/same.gguf"
+expect_error "input is the output" "is the input" plm quantize "$work/same.gguf" "$work/./same.gguf" --type q8_0
+cmp -s "$f32" "$work/same.gguf" || fail "input was modified"
+if ls "$work"/*.tmp-* >/dev/null 2>&1; then fail "temp files left"; fi
+
+echo "cli quantize: $failures failure(s)"
+[[ $failures -eq 0 ]]
