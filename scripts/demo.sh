@@ -18,5 +18,8 @@ echo; echo "== pocketlm tokenize"
 echo "The small model runs in a pocket." | "$bin" tokenize -m "$model"
 echo; echo "== pocketlm run (random weights: expect noise)"
 "$bin" run -m "$model" -p "The small model" -n 32 --seed 1
+echo; echo "== pocketlm quantize to 8 bits, then run the quantized model"
+"$bin" quantize "$model" build/demo/random-llama-q8_0.gguf --type q8_0 2>&1 | tail -n 2
+"$bin" run -m build/demo/random-llama-q8_0.gguf -p "The small model" -n 32 --seed 1
 echo; echo "== pocketlm bench"
 "$bin" bench -m "$model" -p 64 -n 32 -r 3

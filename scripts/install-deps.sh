@@ -10,6 +10,7 @@ want=(
   libhwy-dev          # Google Highway: portable SIMD with runtime dispatch (kernels)
   libcli11-dev        # command-line parsing (tools/cli only)
   libgtest-dev libgmock-dev googletest  # unit and conformance tests
+  libbenchmark-dev    # kernel micro-benchmarks (bench/micro)
   clang libclang-rt-14-dev  # sanitizers and libFuzzer
   clang-format
   python3-numpy       # ../shared/tools model generators used by tests and benchmarks

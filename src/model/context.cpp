@@ -76,7 +76,7 @@ Status Context::Eval(std::span<const int32_t> tokens, bool all_logits, std::vect
 }
 
 void Context::Linear(const TensorView& w, const float* x, int n, float* y, int64_t y_stride) {
-  MatMulWeightsT(w, x, n, y, y_stride, /*accumulate=*/false, &pool_);
+  MatMulWeightsT(w, x, n, y, y_stride, /*accumulate=*/false, &pool_, &act_scratch_);
   if (lora_.empty()) return;
   auto it = lora_.find(w.data);
   if (it == lora_.end()) return;

@@ -54,12 +54,13 @@ class Context {
   // KV cache: (n_layer, n_ctx, kv_dim) for keys and values, f32.
   std::vector<float> k_cache_, v_cache_;
   // Scratch for one chunk of up to n_batch tokens.
-  std::vector<float> x_;         // (n_batch, n_embd) residual stream
-  std::vector<float> h_;         // (n_batch, n_embd) normed input / block output
-  std::vector<float> qkv_;       // (n_batch, q_dim + 2 kv_dim)
-  std::vector<float> attn_;      // (n_batch, q_dim)
-  std::vector<float> ffn_;       // (n_batch, 2 n_ff): gate then up
-  std::vector<float> lora_tmp_;  // (n_batch, max rank)
+  std::vector<float> x_;              // (n_batch, n_embd) residual stream
+  std::vector<float> h_;              // (n_batch, n_embd) normed input / block output
+  std::vector<float> qkv_;            // (n_batch, q_dim + 2 kv_dim)
+  std::vector<float> attn_;           // (n_batch, q_dim)
+  std::vector<float> ffn_;            // (n_batch, 2 n_ff): gate then up
+  std::vector<float> lora_tmp_;       // (n_batch, max rank)
+  std::vector<uint8_t> act_scratch_;  // activations quantized to 8 bits for the current matmul
 };
 
 }  // namespace pocketlm

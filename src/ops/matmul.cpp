@@ -2,8 +2,10 @@
 // target of the platform (SSE4, AVX2, AVX-512, NEON, ...); the best one is picked at run time, once per call.
 #include "ops/matmul.h"
 
+#include <functional>
 #include <vector>
 
+#include "ops/quant_dot.h"
 #include "tensor/half.h"
 #include "tensor/quant/quant.h"
 
@@ -26,6 +28,7 @@ void ToF32(DType type, const uint8_t* src, size_t n, float* HWY_RESTRICT dst) {
     const auto* s = reinterpret_cast<const float*>(src);
     for (; i < n; ++i) dst[i] = s[i];
   } else if (type == DType::kF16) {
+#if HWY_TARGET == HWY_SSE4 || HWY_TARGET == HWY_SSSE3 || HWY_TARGET == HWY_SCALAR || HWY_TARGET == HWY_EMU128
     // Integer widening instead of hn::PromoteTo: Highway 1.0's emulated f16 promotion (targets without F16C,
     // e.g. SSE4 and SCALAR) turns f16 infinities and NaNs into finite values. Exact for every encoding:
     // shifting the exponent|mantissa bits into f32 position and scaling by 2^112 rebiases normals and
@@ -47,6 +50,13 @@ void ToF32(DType type, const uint8_t* src, size_t n, float* HWY_RESTRICT dst) {
       const auto mag = hn::IfThenElse(hn::RebindMask(df, hn::Gt(em, k_max_finite)), special, finite);
       hn::StoreU(hn::Or(mag, hn::BitCast(df, sign)), df, dst + i);
     }
+#else
+    // Native conversion (F16C on AVX2/AVX-512, fcvtl on NEON/SVE): exact for every encoding, and the decode
+    // hot path for f16 weights.
+    const hn::Rebind<hwy::float16_t, decltype(df)> dh;
+    const auto* s = reinterpret_cast<const hwy::float16_t*>(src);
+    for (; i + N <= n; i += N) hn::StoreU(hn::PromoteTo(df, hn::LoadU(dh, s + i)), df, dst + i);
+#endif
     for (; i < n; ++i) dst[i] = F16ToF32(reinterpret_cast<const uint16_t*>(src)[i]);
   } else if (type == DType::kBF16) {
     // bf16 is the top half of an f32: widen to u32 and shift.
@@ -136,19 +146,39 @@ bool MatMulSupports(DType t) {
   return quant::GetQuantTraits(t).dequantize_row != nullptr;
 }
 
-void MatMulWeightsT(const TensorView& w, const float* x, int64_t n_tokens, float* y, int64_t y_stride, bool accumulate,
-                    ThreadPool* pool) {
-  auto body = [&](size_t r0, size_t r1) {
-    HWY_DYNAMIC_DISPATCH(MatMulRows)
-    (w, x, n_tokens, y, y_stride, accumulate, static_cast<int64_t>(r0), static_cast<int64_t>(r1));
-  };
-  const auto n_out = static_cast<size_t>(w.n_out());
-  // Tiny products (LoRA factors, single rows) are not worth waking the pool for.
-  if (pool == nullptr || n_out * static_cast<size_t>(w.n_in()) * static_cast<size_t>(n_tokens) < 32768) {
+namespace {
+// Tiny products (LoRA factors, single rows) are not worth waking the pool for.
+void ForRows(ThreadPool* pool, size_t n_out, size_t work, const std::function<void(size_t, size_t)>& body) {
+  if (pool == nullptr || work < 32768) {
     body(0, n_out);
   } else {
     pool->ParallelFor(n_out, body);
   }
+}
+}  // namespace
+
+void MatMulWeightsT(const TensorView& w, const float* x, int64_t n_tokens, float* y, int64_t y_stride, bool accumulate,
+                    ThreadPool* pool, std::vector<uint8_t>* act_scratch) {
+  const auto n_out = static_cast<size_t>(w.n_out());
+  const size_t work = n_out * static_cast<size_t>(w.n_in()) * static_cast<size_t>(n_tokens);
+  if (HasQuantDot(w.type)) {
+    // Quantize the activations once (as llama.cpp does: Q8_0 / Q8_1 / Q8_K by weight type), then integer dot
+    // products straight from the packed weight blocks.
+    std::vector<uint8_t> local;
+    std::vector<uint8_t>& act = act_scratch != nullptr ? *act_scratch : local;
+    const size_t act_row = ActivationRowBytes(w.type, w.n_in());
+    act.resize(act_row * static_cast<size_t>(n_tokens));
+    QuantizeActivations(w.type, x, n_tokens, w.n_in(), act.data());
+    ForRows(pool, n_out, work, [&](size_t r0, size_t r1) {
+      QuantMatMulRows(w.type, w.data, w.row_bytes(), w.n_in(), act.data(), act_row, n_tokens, y, y_stride, accumulate,
+                      static_cast<int64_t>(r0), static_cast<int64_t>(r1));
+    });
+    return;
+  }
+  ForRows(pool, n_out, work, [&](size_t r0, size_t r1) {
+    HWY_DYNAMIC_DISPATCH(MatMulRows)
+    (w, x, n_tokens, y, y_stride, accumulate, static_cast<int64_t>(r0), static_cast<int64_t>(r1));
+  });
 }
 
 void DequantizeRow(const TensorView& w, int64_t r, float* out) {

@@ -44,7 +44,7 @@ int main(int argc, char** argv) {
     return 1;
   }
 
-  // Vocabulary: <unk> <s> </s>, 256 byte-fallback tokens, then "▁" + printable ASCII and a few words.
+  // Vocabulary: <unk> <s> </s>, 256 byte-fallback tokens (ids 3..258), then "▁" + printable ASCII and a few words.
   std::vector<std::string> tokens = {"<unk>", "<s>", "</s>"};
   std::vector<int32_t> types = {2, 3, 3};
   std::vector<float> scores = {0, 0, 0};
@@ -67,7 +67,8 @@ int main(int argc, char** argv) {
     scores.push_back(-static_cast<float>(i));
   }
   const int n_vocab = static_cast<int>(tokens.size());
-  const int n_head = n_embd / 16, n_head_kv = n_head > 1 ? n_head / 2 : 1, n_ff = n_embd * 8 / 3 / 16 * 16;
+  const int n_head = n_embd / 16, n_head_kv = n_head > 1 ? n_head / 2 : 1,
+            n_ff = (n_embd * 8 / 3 + 63) / 64 * 64;  // rows fit every quant block size
 
   GgufWriter w;
   w.SetString("general.architecture", "llama");
@@ -123,7 +124,16 @@ int main(int argc, char** argv) {
     matrix(p + "ffn_down.weight", n_ff, n_embd);
   }
   ones("output_norm.weight", n_embd);
-  matrix("output.weight", n_embd, n_vocab);
+  // Output rows of the byte-fallback tokens are zero and the others larger, so sampled text is mostly printable
+  // pieces rather than stray bytes (the weights are random either way).
+  {
+    std::vector<float> v(static_cast<size_t>(n_embd) * n_vocab, 0.0f);
+    const float sd = 3.0f / std::sqrt(static_cast<float>(n_embd));
+    for (int r = 259; r < n_vocab; ++r) {
+      for (int i = 0; i < n_embd; ++i) v[static_cast<size_t>(r) * n_embd + i] = normal(rng) * sd;
+    }
+    if (st.ok()) st = w.AddTensor("output.weight", DType::kF32, {n_embd, n_vocab}, v.data(), v.size() * 4);
+  }
   if (st.ok()) st = w.WriteFile(out);
   if (!st.ok()) {
     std::fprintf(stderr, "error: %s\n", st.message().c_str());

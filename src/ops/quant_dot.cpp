@@ -1,0 +1,265 @@
+// Quantized weight rows times 8-bit activations (see quant_dot.h), written once with Highway for every target.
+//
+// Scheme: the activation quants are widened to int16 once per call (per ~256 KiB of tokens). Then per weight
+// block and group of up to 4 tokens, the block is decoded chunk by chunk (L = 8..32 values, one int16 vector; see
+// quant_dot_decoders-inl.h) into its signed integer values, with the sub-block scale of the k-quants folded in
+// (every product fits int16: |q * sc| <= 127 * 32 for iq4_xs, 32 * 128 for q6_K); each chunk is multiplied with
+// the activation chunk of every token of the group by ReorderWidenMulAccumulate (pmaddwd on x86), giving the exact
+// integer block sum in int32 lanes; the lanes are scaled by d_w * d_a in f32 once per block. The decoded chunk
+// stays in a register for all tokens of the group, which is what makes prefill cheap. Min terms (q4_1/q5_1 via
+// Q8_1.s, q2_K/q4_K/q5_K via Q8_K.bsums) are scalar per block, as in ggml's ggml_vec_dot_*_q8_* kernels.
+//
+// On AVX2 / AVX-512, q4_K and q6_K take the byte path of quant_dot_u8-inl.h instead (vpmaddubsw, 32 or 64 values
+// per chunk; measured 1.2x (q4_K) and 2x (q6_K) faster for one token). The HWY_SCALAR target (one lane) runs the
+// scalar reference.
+#include "ops/quant_dot.h"
+
+#include <algorithm>
+#include <cstddef>
+#include <cstring>
+#include <type_traits>
+#include <vector>
+
+#include "ops/quant_dot_internal.h"
+#include "tensor/half.h"
+#include "tensor/quant/blocks.h"
+#include "tensor/quant/quant.h"
+
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "ops/quant_dot.cpp"
+#include "hwy/foreach_target.h"  // IWYU pragma: keep
+#include "hwy/highway.h"
+// Must follow highway.h (per-target code).
+#include "ops/quant_dot_decoders-inl.h"
+#include "ops/quant_dot_u8-inl.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace pocketlm {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+namespace qd = quant_dot_internal;
+using namespace quant;  // NOLINT(google-build-using-namespace): block structs
+
+using namespace qdec;  // NOLINT(google-build-using-namespace): decoders, tags, Acts
+
+// ---- Kernel -----------------------------------------------------------------------------------------------------
+
+// out[k] = dot(weight row w, activation row t0 + k) for k < kT. Named accumulators instead of arrays: scalable
+// vector types (SVE) cannot be array elements.
+template <class Dec, int kT>
+HWY_NOINLINE void DotTokens(const uint8_t* HWY_RESTRICT w, const Acts& a, size_t t0, float* out) {
+  const D16 d16;
+  const D32 d32;
+  const DF df;
+  const size_t L = hn::Lanes(d16);
+  auto f0 = hn::Zero(df), f1 = hn::Zero(df), f2 = hn::Zero(df), f3 = hn::Zero(df);
+  float e[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+  for (size_t b = 0; b < a.nb; ++b) {
+    const uint8_t* blk = w + b * Dec::kBytes;
+    const typename Dec::State st = Dec::Prepare(blk);
+    const int16_t* q0 = a.Q16(t0, b);
+    const int16_t* q1 = kT > 1 ? a.Q16(t0 + 1, b) : q0;
+    const int16_t* q2 = kT > 2 ? a.Q16(t0 + 2, b) : q0;
+    const int16_t* q3 = kT > 3 ? a.Q16(t0 + 3, b) : q0;
+    auto i0 = hn::Zero(d32), i1 = hn::Zero(d32), i2 = hn::Zero(d32), i3 = hn::Zero(d32);
+    auto u0 = hn::Zero(d32), u1 = hn::Zero(d32), u2 = hn::Zero(d32), u3 = hn::Zero(d32);
+    for (size_t j = 0; j < Dec::kQK; j += L) {
+      const V16 wv = Dec::Chunk(blk, st, j);
+      i0 = hn::ReorderWidenMulAccumulate(d32, wv, hn::LoadU(d16, q0 + j), i0, u0);
+      if constexpr (kT > 1) {
+        i1 = hn::ReorderWidenMulAccumulate(d32, wv, hn::LoadU(d16, q1 + j), i1, u1);
+      }
+      if constexpr (kT > 2) {
+        i2 = hn::ReorderWidenMulAccumulate(d32, wv, hn::LoadU(d16, q2 + j), i2, u2);
+      }
+      if constexpr (kT > 3) {
+        i3 = hn::ReorderWidenMulAccumulate(d32, wv, hn::LoadU(d16, q3 + j), i3, u3);
+      }
+    }
+    // Exact integer block sums; scale once per block (ggml: sumi * d_x * d_y).
+    f0 = hn::MulAdd(hn::ConvertTo(df, hn::Add(i0, u0)), hn::Set(df, st.d * a.d[t0 * a.nb + b]), f0);
+    if constexpr (Dec::kExtra) e[0] += Dec::Extra(st, a, t0, b);
+    if constexpr (kT > 1) {
+      f1 = hn::MulAdd(hn::ConvertTo(df, hn::Add(i1, u1)), hn::Set(df, st.d * a.d[(t0 + 1) * a.nb + b]), f1);
+      if constexpr (Dec::kExtra) e[1] += Dec::Extra(st, a, t0 + 1, b);
+    }
+    if constexpr (kT > 2) {
+      f2 = hn::MulAdd(hn::ConvertTo(df, hn::Add(i2, u2)), hn::Set(df, st.d * a.d[(t0 + 2) * a.nb + b]), f2);
+      if constexpr (Dec::kExtra) e[2] += Dec::Extra(st, a, t0 + 2, b);
+    }
+    if constexpr (kT > 3) {
+      f3 = hn::MulAdd(hn::ConvertTo(df, hn::Add(i3, u3)), hn::Set(df, st.d * a.d[(t0 + 3) * a.nb + b]), f3);
+      if constexpr (Dec::kExtra) e[3] += Dec::Extra(st, a, t0 + 3, b);
+    }
+  }
+  out[0] = hn::GetLane(hn::SumOfLanes(df, f0)) + e[0];
+  if constexpr (kT > 1) out[1] = hn::GetLane(hn::SumOfLanes(df, f1)) + e[1];
+  if constexpr (kT > 2) out[2] = hn::GetLane(hn::SumOfLanes(df, f2)) + e[2];
+  if constexpr (kT > 3) out[3] = hn::GetLane(hn::SumOfLanes(df, f3)) + e[3];
+}
+
+// The int16 path, or (kU8, AVX2 / AVX-512 only) the byte path of quant_dot_u8-inl.h.
+template <class Dec, int kT, bool kU8>
+HWY_INLINE void Dot(const uint8_t* w, const Acts& a, size_t t0, float* out) {
+#if PLM_QUANT_DOT_U8
+  if constexpr (kU8) DotTokensU8<Dec, kT>(w, a, t0, out);
+#endif
+  if constexpr (!kU8) DotTokens<Dec, kT>(w, a, t0, out);
+}
+
+struct Out {
+  float* y;
+  int64_t y_stride;
+  bool accumulate;
+  void Store(int64_t t, int64_t r, float v) const {
+    float& dst = y[t * y_stride + r];
+    dst = accumulate ? dst + v : v;
+  }
+};
+
+// Rows [r0, r1) for the tokens [a.t_base, a.t_base + n_tokens) whose quants are widened in a.q16.
+template <class Dec, bool kU8>
+void MatMulRowsT(const uint8_t* w_rows, size_t w_row_bytes, const Acts& a, int64_t n_tokens, const Out& o, int64_t r0,
+                 int64_t r1) {
+  // Rows in tiles so that, for prefill, a tile of weights stays in cache while every token group passes over it.
+  constexpr int64_t kRowTile = 16;
+  const auto tb = static_cast<int64_t>(a.t_base);
+  float s[4];
+  for (int64_t rt = r0; rt < r1; rt += kRowTile) {
+    const int64_t re = std::min(r1, rt + kRowTile);
+    int64_t t = tb;
+    for (; t + 4 <= tb + n_tokens; t += 4) {
+      for (int64_t r = rt; r < re; ++r) {
+        Dot<Dec, 4, kU8>(w_rows + static_cast<size_t>(r) * w_row_bytes, a, static_cast<size_t>(t), s);
+        for (int k = 0; k < 4; ++k) o.Store(t + k, r, s[k]);
+      }
+    }
+    const int64_t rest = tb + n_tokens - t;
+    for (int64_t r = rt; r < re && rest > 0; ++r) {
+      const uint8_t* w = w_rows + static_cast<size_t>(r) * w_row_bytes;
+      const auto tt = static_cast<size_t>(t);
+      if (rest == 1) Dot<Dec, 1, kU8>(w, a, tt, s);
+      if (rest == 2) Dot<Dec, 2, kU8>(w, a, tt, s);
+      if (rest == 3) Dot<Dec, 3, kU8>(w, a, tt, s);
+      for (int64_t k = 0; k < rest; ++k) o.Store(t + k, r, s[k]);
+    }
+  }
+}
+
+template <class Dec, bool kU8 = false>
+void MatMulTokenBlocks(const uint8_t* w_rows, size_t w_row_bytes, Acts& a, int64_t n_tokens, const Out& o, int64_t r0,
+                       int64_t r1) {
+  // Widened activations of up to ~256 KiB of tokens at a time (L2-sized); each block is one pass over the rows.
+  const size_t row16 = a.nb * a.qk;
+  const auto per_block =
+      static_cast<int64_t>(std::max<size_t>(4, (size_t{256} << 10) / (2 * std::max<size_t>(row16, 1))) / 4 * 4);
+  std::vector<int16_t> q16(kU8 ? 0 : static_cast<size_t>(std::min(per_block, n_tokens)) * row16);
+  a.q16 = q16.data();
+  for (int64_t t0 = 0; t0 < n_tokens; t0 += per_block) {
+    const int64_t count = std::min(per_block, n_tokens - t0);
+    if constexpr (!kU8) WidenActs(a, static_cast<size_t>(t0), static_cast<size_t>(count), q16.data());
+    a.t_base = static_cast<size_t>(t0);
+    MatMulRowsT<Dec, kU8>(w_rows, w_row_bytes, a, count, o, r0, r1);
+  }
+}
+
+void QuantMatMulRowsImpl(DType wt, const uint8_t* w_rows, size_t w_row_bytes, int64_t n, const uint8_t* act,
+                         size_t act_row_bytes, int64_t n_tokens, float* y, int64_t y_stride, bool accumulate,
+                         int64_t r0, int64_t r1) {
+  const Out o{y, y_stride, accumulate};
+  const DType at = GetQuantTraits(wt).vec_dot_type;
+  const bool generic_lanes = 32 % hn::Lanes(D16()) == 0 && hn::Lanes(D16()) >= 8;
+  if (HWY_TARGET == HWY_SCALAR || !generic_lanes) {
+    for (int64_t r = r0; r < r1; ++r) {
+      for (int64_t t = 0; t < n_tokens; ++t) {
+        o.Store(t, r,
+                reference::QuantDot(wt, w_rows + static_cast<size_t>(r) * w_row_bytes,
+                                    act + static_cast<size_t>(t) * act_row_bytes, n));
+      }
+    }
+    return;
+  }
+  // Activation block scales to f32 once per call instead of once per weight row.
+  Acts a;
+  a.rows = act;
+  a.row_bytes = act_row_bytes;
+  a.block_bytes = GetQuantTraits(at).type_size;
+  a.qs_offset = at == DType::kQ8_0 ? offsetof(BlockQ8_0, qs)
+                                   : (at == DType::kQ8_1 ? offsetof(BlockQ8_1, qs) : offsetof(BlockQ8_K, qs));
+  a.qk = GetQuantTraits(at).block_size;
+  a.nb = static_cast<size_t>(n) / a.qk;
+  std::vector<float> scales(static_cast<size_t>(n_tokens) * a.nb * (at == DType::kQ8_1 ? 2 : 1));
+  for (size_t t = 0; t < static_cast<size_t>(n_tokens); ++t) {
+    for (size_t b = 0; b < a.nb; ++b) {
+      const uint8_t* blk = a.Block(t, b);
+      scales[t * a.nb + b] = at == DType::kQ8_K ? qd::LoadF32(blk) : qd::LoadF16(blk);
+      if (at == DType::kQ8_1) scales[(static_cast<size_t>(n_tokens) + t) * a.nb + b] = qd::LoadF16(blk + 2);
+    }
+  }
+  a.d = scales.data();
+  a.s = scales.data() + static_cast<size_t>(n_tokens) * a.nb;
+  switch (wt) {
+    case DType::kQ4_0: return MatMulTokenBlocks<DecQ4_0>(w_rows, w_row_bytes, a, n_tokens, o, r0, r1);
+    case DType::kQ4_1: return MatMulTokenBlocks<DecQ4_1>(w_rows, w_row_bytes, a, n_tokens, o, r0, r1);
+    case DType::kQ5_0: return MatMulTokenBlocks<DecQ5_0>(w_rows, w_row_bytes, a, n_tokens, o, r0, r1);
+    case DType::kQ5_1: return MatMulTokenBlocks<DecQ5_1>(w_rows, w_row_bytes, a, n_tokens, o, r0, r1);
+    case DType::kQ8_0: return MatMulTokenBlocks<DecQ8_0>(w_rows, w_row_bytes, a, n_tokens, o, r0, r1);
+    case DType::kIQ4_NL: return MatMulTokenBlocks<DecIQ4_NL>(w_rows, w_row_bytes, a, n_tokens, o, r0, r1);
+    case DType::kQ2_K: return MatMulTokenBlocks<DecQ2_K>(w_rows, w_row_bytes, a, n_tokens, o, r0, r1);
+    case DType::kQ3_K: return MatMulTokenBlocks<DecQ3_K>(w_rows, w_row_bytes, a, n_tokens, o, r0, r1);
+#if PLM_QUANT_DOT_U8
+    case DType::kQ4_K: return MatMulTokenBlocks<DecQ4_KU8, true>(w_rows, w_row_bytes, a, n_tokens, o, r0, r1);
+    case DType::kQ6_K: return MatMulTokenBlocks<DecQ6_KU8, true>(w_rows, w_row_bytes, a, n_tokens, o, r0, r1);
+#else
+    case DType::kQ4_K: return MatMulTokenBlocks<DecQ45_K<false>>(w_rows, w_row_bytes, a, n_tokens, o, r0, r1);
+    case DType::kQ6_K: return MatMulTokenBlocks<DecQ6_K>(w_rows, w_row_bytes, a, n_tokens, o, r0, r1);
+#endif
+    case DType::kQ5_K: return MatMulTokenBlocks<DecQ45_K<true>>(w_rows, w_row_bytes, a, n_tokens, o, r0, r1);
+    case DType::kIQ4_XS: return MatMulTokenBlocks<DecIQ4_XS>(w_rows, w_row_bytes, a, n_tokens, o, r0, r1);
+    default: return;
+  }
+}
+
+}  // namespace HWY_NAMESPACE
+}  // namespace pocketlm
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace pocketlm {
+
+HWY_EXPORT(QuantMatMulRowsImpl);
+
+bool HasQuantDot(DType wt) {
+  switch (wt) {
+    case DType::kQ4_0:
+    case DType::kQ4_1:
+    case DType::kQ5_0:
+    case DType::kQ5_1:
+    case DType::kQ8_0:
+    case DType::kQ2_K:
+    case DType::kQ3_K:
+    case DType::kQ4_K:
+    case DType::kQ5_K:
+    case DType::kQ6_K:
+    case DType::kIQ4_NL:
+    case DType::kIQ4_XS: return true;
+    default: return false;
+  }
+}
+
+size_t ActivationRowBytes(DType wt, int64_t n) {
+  if (!HasQuantDot(wt)) return 0;
+  const auto& at = quant::GetQuantTraits(quant::GetQuantTraits(wt).vec_dot_type);
+  return static_cast<size_t>(n) / at.block_size * at.type_size;
+}
+
+void QuantMatMulRows(DType wt, const uint8_t* w_rows, size_t w_row_bytes, int64_t n, const uint8_t* act,
+                     size_t act_row_bytes, int64_t n_tokens, float* y, int64_t y_stride, bool accumulate, int64_t r0,
+                     int64_t r1) {
+  if (!HasQuantDot(wt) || r1 <= r0 || n_tokens <= 0) return;
+  HWY_DYNAMIC_DISPATCH(QuantMatMulRowsImpl)
+  (wt, w_rows, w_row_bytes, n, act, act_row_bytes, n_tokens, y, y_stride, accumulate, r0, r1);
+}
+
+}  // namespace pocketlm
+#endif

@@ -1,0 +1,51 @@
+// Integer dot products of quantized weight rows with activations quantized on the fly to 8 bits, as llama.cpp's
+// CPU backend does (ggml-cpu: quantize_row_q8_0/q8_1/q8_K, then ggml_vec_dot_<weight>_q8_<x>). Decoding reads each
+// weight once per token, so working on the packed blocks instead of an f32 copy is what makes it fast.
+//
+// Activation types (GetQuantTraits(w).vec_dot_type): Q8_0 blocks of 32 for q4_0, q5_0, q8_0 and iq4_nl; Q8_1 for
+// q4_1 and q5_1 (its `s` field carries the min term); Q8_K blocks of 256 for the k-quants and iq4_xs.
+//
+// SIMD code is written once with Highway and picked at run time once per QuantMatMulRows call. Per weight block the
+// integer sum over the block is exact (the same integer ggml computes); only the float scaling and accumulation
+// order differ from the scalar reference, by rounding.
+//
+// Weight rows and activation rows may start at any byte address (GGUF blocks are not naturally aligned).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "tensor/dtype.h"
+
+namespace pocketlm {
+
+// True for the weight types QuantMatMulRows handles: q4_0, q4_1, q5_0, q5_1, q8_0, q2_K, q3_K, q4_K, q5_K, q6_K,
+// iq4_nl, iq4_xs.
+bool HasQuantDot(DType wt);
+
+// Bytes of one row of `n` activations in the vec-dot type of weight type `wt` (n a multiple of its block size).
+// 0 when !HasQuantDot(wt).
+size_t ActivationRowBytes(DType wt, int64_t n);
+
+// out: (n_tokens, ActivationRowBytes(wt, n)) = x: (n_tokens, n) f32 quantized row by row into the vec-dot type of
+// `wt`, bit-exact with quant::QuantizeRow of that type (ggml's quantize_row_q8_0_ref / q8_1_ref / q8_K_ref).
+// Returns the bytes per row; 0 (nothing written) when !HasQuantDot(wt).
+size_t QuantizeActivations(DType wt, const float* x, int64_t n_tokens, int64_t n, uint8_t* out);
+
+// For r in [r0, r1) and t < n_tokens:
+//   y[t * y_stride + r] (= or += when accumulate) dot(weight row r, activation row t)
+// w_rows: row r of the weights at w_rows + r * w_row_bytes (n values of type wt); act: n_tokens rows of
+// act_row_bytes, each from QuantizeActivations(wt, ...). Requires HasQuantDot(wt); rows in [r0, r1) only are
+// touched, so disjoint ranges can run on different threads.
+void QuantMatMulRows(DType wt, const uint8_t* w_rows, size_t w_row_bytes, int64_t n, const uint8_t* act,
+                     size_t act_row_bytes, int64_t n_tokens, float* y, int64_t y_stride, bool accumulate, int64_t r0,
+                     int64_t r1);
+
+namespace reference {
+// Scalar dot product of one weight row with one activation row (n values), following ggml's
+// ggml_vec_dot_<wt>_q8_<x>_generic exactly: integer sums per block, then scaled and accumulated in float in ggml's
+// order. 0 when !HasQuantDot(wt).
+float QuantDot(DType wt, const void* w_row, const void* act_row, int64_t n);
+}  // namespace reference
+
+}  // namespace pocketlm

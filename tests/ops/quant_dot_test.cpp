@@ -1,0 +1,391 @@
+// Quantized dot products (ops/quant_dot.h) on every Highway target compiled in and supported by this CPU:
+//  - QuantMatMulRows against reference::QuantDot, exactly on grid data (power-of-two scales: every float step is
+//    exact, so one wrong integer anywhere shows) and within a rounding bound on quantized random data;
+//  - reference::QuantDot against dequantize(w) . dequantize(a) in double (the reference itself is right);
+//  - QuantizeActivations bit-exact with quant::QuantizeRow of the vec-dot type.
+// Odd sizes, 1..7 tokens, row ranges not starting at 0, accumulate on/off, rows at odd byte addresses.
+#include "ops/quant_dot.h"
+
+#include <gtest/gtest.h>
+#include <hwy/targets.h>
+
+#include <cmath>
+#include <cstddef>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "ops/quant_dot_internal.h"
+#include "tensor/half.h"
+#include "tensor/quant/blocks.h"
+#include "tensor/quant/quant.h"
+
+namespace pocketlm {
+namespace {
+
+using quant::GetQuantTraits;
+
+constexpr DType kTypes[] = {DType::kQ8_0, DType::kQ4_0, DType::kQ4_K, DType::kQ6_K, DType::kQ5_K,   DType::kQ3_K,
+                            DType::kQ2_K, DType::kQ5_0, DType::kQ4_1, DType::kQ5_1, DType::kIQ4_NL, DType::kIQ4_XS};
+constexpr int64_t kNTokens[] = {1, 2, 3, 4, 5, 7};
+
+// Row lengths: 1, 2, 3 and 11 blocks of 32, or 1, 2 and 5 super-blocks of 256.
+std::vector<int64_t> Sizes(DType t) {
+  if (GetQuantTraits(t).block_size == 32) return {32, 64, 96, 352};
+  return {256, 512, 1280};
+}
+
+size_t RowBytes(DType t, int64_t n) {
+  const auto& tr = GetQuantTraits(t);
+  return static_cast<size_t>(n) / tr.block_size * tr.type_size;
+}
+
+// Bytes starting one past a 64-byte boundary: blocks in GGUF files start at any address.
+struct Bytes {
+  std::vector<uint8_t> buf;
+  uint8_t* p;
+  explicit Bytes(size_t n) : buf(n + 128) {
+    const auto base = reinterpret_cast<uintptr_t>(buf.data());
+    p = buf.data() + (64 - base % 64) % 64 + 1;
+  }
+};
+
+class QuantDotTargetTest : public ::testing::TestWithParam<int64_t> {
+ protected:
+  void SetUp() override { hwy::SetSupportedTargetsForTest(GetParam()); }
+  void TearDown() override { hwy::SetSupportedTargetsForTest(0); }
+};
+
+std::string TargetNameOf(const ::testing::TestParamInfo<int64_t>& p) {
+  return hwy::TargetName(p.param);
+}
+
+// Weights (n_out rows, each padded by 3 bytes so rows start at varying addresses) and activations for one case.
+struct Case {
+  DType type;
+  int64_t n, n_out, n_tokens;
+  size_t w_row_bytes, act_row_bytes;
+  Bytes w, act;
+  Case(DType t, int64_t n_, int64_t n_out_, int64_t n_tokens_)
+      : type(t),
+        n(n_),
+        n_out(n_out_),
+        n_tokens(n_tokens_),
+        w_row_bytes(RowBytes(t, n_) + 3),
+        act_row_bytes(ActivationRowBytes(t, n_)),
+        w(w_row_bytes * static_cast<size_t>(n_out_)),
+        act(act_row_bytes * static_cast<size_t>(n_tokens_)) {}
+  uint8_t* WRow(int64_t r) { return w.p + static_cast<size_t>(r) * w_row_bytes; }
+  uint8_t* ARow(int64_t t) { return act.p + static_cast<size_t>(t) * act_row_bytes; }
+};
+
+void PutF16(uint8_t* p, float v) {
+  const uint16_t h = F32ToF16(v);
+  std::memcpy(p, &h, 2);
+}
+
+// Grid data: random bytes for every quant and sub-block scale field (all bit patterns are valid blocks), f16
+// super-scales 2^-4 (d) and 2^-5 (m / dmin), activations in [-2, 2] with scale 2^-3. Every integer block sum is
+// below 2^24 in units of 2^-8, so each float operation of kernel and reference is exact and they must agree
+// exactly, whatever the summation order.
+void FillGrid(Case& c, std::mt19937& rng) {
+  std::uniform_int_distribution<int> byte(0, 255), small(-2, 2);
+  using namespace quant;  // NOLINT(google-build-using-namespace)
+  const auto& tr = GetQuantTraits(c.type);
+  size_t d_off = 0, m_off = 0;
+  bool has_m = false;
+  switch (c.type) {
+    case DType::kQ4_1: has_m = true, m_off = offsetof(BlockQ4_1, m); break;
+    case DType::kQ5_1: has_m = true, m_off = offsetof(BlockQ5_1, m); break;
+    case DType::kQ2_K: d_off = offsetof(BlockQ2_K, d), has_m = true, m_off = offsetof(BlockQ2_K, dmin); break;
+    case DType::kQ3_K: d_off = offsetof(BlockQ3_K, d); break;
+    case DType::kQ4_K: has_m = true, m_off = offsetof(BlockQ4_K, dmin); break;
+    case DType::kQ5_K: has_m = true, m_off = offsetof(BlockQ5_K, dmin); break;
+    case DType::kQ6_K: d_off = offsetof(BlockQ6_K, d); break;
+    default: break;  // d first in every other block
+  }
+  const int64_t nb = c.n / tr.block_size;
+  for (int64_t r = 0; r < c.n_out; ++r) {
+    for (int64_t b = 0; b < nb; ++b) {
+      uint8_t* blk = c.WRow(r) + static_cast<size_t>(b) * tr.type_size;
+      for (size_t i = 0; i < tr.type_size; ++i) blk[i] = static_cast<uint8_t>(byte(rng));
+      PutF16(blk + d_off, 0x1p-4f);
+      if (has_m) PutF16(blk + m_off, 0x1p-5f);
+    }
+  }
+  const DType at = tr.vec_dot_type;
+  const int64_t qk = at == DType::kQ8_K ? kQK_K : 32;
+  for (int64_t t = 0; t < c.n_tokens; ++t) {
+    for (int64_t b = 0; b < c.n / qk; ++b) {
+      int8_t qs[kQK_K];
+      int sum = 0;
+      for (int64_t i = 0; i < qk; ++i) sum += qs[i] = static_cast<int8_t>(small(rng));
+      uint8_t* blk = c.ARow(t) + static_cast<size_t>(b) * GetQuantTraits(at).type_size;
+      if (at == DType::kQ8_K) {
+        BlockQ8_K y;
+        y.d = 0x1p-3f;
+        std::memcpy(y.qs, qs, kQK_K);
+        for (int j = 0; j < 16; ++j) {
+          int s = 0;
+          for (int l = 0; l < 16; ++l) s += qs[16 * j + l];
+          y.bsums[j] = static_cast<int16_t>(s);
+        }
+        std::memcpy(blk, &y, sizeof(y));
+      } else {
+        PutF16(blk, 0x1p-3f);
+        const size_t qs_off = at == DType::kQ8_1 ? 4 : 2;
+        if (at == DType::kQ8_1) PutF16(blk + 2, static_cast<float>(sum) * 0x1p-3f);
+        std::memcpy(blk + qs_off, qs, 32);
+      }
+    }
+  }
+}
+
+// Quantized random data: weights N(0, 1) through quant::QuantizeRow, activations through QuantizeActivations.
+// Also returns the dequantized values (rows of n) for the error bounds.
+void FillRandom(Case& c, std::mt19937& rng, std::vector<float>* wdq, std::vector<float>* adq) {
+  std::normal_distribution<float> g(0.0f, 1.0f);
+  const auto& tr = GetQuantTraits(c.type);
+  const auto n = static_cast<size_t>(c.n);
+  std::vector<float> x(n);
+  std::vector<uint8_t> tmp(RowBytes(c.type, c.n) + 64);
+  wdq->resize(n * static_cast<size_t>(c.n_out));
+  for (int64_t r = 0; r < c.n_out; ++r) {
+    for (auto& v : x) v = g(rng);
+    tr.quantize_row(x.data(), tmp.data(), c.n);
+    std::memcpy(c.WRow(r), tmp.data(), RowBytes(c.type, c.n));
+    tr.dequantize_row(tmp.data(), wdq->data() + static_cast<size_t>(r) * n, c.n);
+  }
+  std::vector<float> xa(n * static_cast<size_t>(c.n_tokens));
+  for (auto& v : xa) v = g(rng) * 3.0f;
+  ASSERT_EQ(QuantizeActivations(c.type, xa.data(), c.n_tokens, c.n, c.act.p), c.act_row_bytes);
+  adq->resize(xa.size());
+  const auto& at = GetQuantTraits(tr.vec_dot_type);
+  std::vector<uint8_t> arow(c.act_row_bytes);
+  for (int64_t t = 0; t < c.n_tokens; ++t) {
+    std::memcpy(arow.data(), c.ARow(t), c.act_row_bytes);  // aligned copy for the struct-based dequantizer
+    at.dequantize_row(arow.data(), adq->data() + static_cast<size_t>(t) * n, c.n);
+  }
+}
+
+// S = sum_i (|w_i| + M) |a_i|, M the largest |w| of the weight's block: bounds the magnitude of every partial sum
+// of kernel and reference, including the separate min terms (|m|-parts are at most M for data from the reference
+// quantizers, whose smallest level is attained in each block).
+double Magnitude(DType t, const float* w, const float* a, int64_t n) {
+  const int64_t qk = GetQuantTraits(t).block_size;
+  double s = 0;
+  for (int64_t b = 0; b < n; b += qk) {
+    double m = 0;
+    for (int64_t i = b; i < b + qk; ++i) m = std::max(m, std::fabs(double{w[i]}));
+    for (int64_t i = b; i < b + qk; ++i) s += (std::fabs(double{w[i]}) + m) * std::fabs(double{a[i]});
+  }
+  return s;
+}
+
+// Float rounding budget of a dot product of n values: both kernel and reference add at most n / 16 + 8 rounded
+// partials (iq4_xs: one per 32-value sub-block; 8 lanes and min terms for the k-quants), each rounding off at most
+// 2^-24 of S; doubled for the two sides.
+double RoundingBound(int64_t n, double magnitude) {
+  return static_cast<double>(n / 16 + 8) * 0x1p-23 * magnitude;
+}
+
+void RunAndCompare(Case& c, bool exact, const std::vector<float>& wdq, const std::vector<float>& adq,
+                   std::mt19937& rng) {
+  const int64_t y_stride = c.n_out + 2;
+  for (bool accumulate : {false, true}) {
+    for (auto [r0, r1] : {std::pair<int64_t, int64_t>{0, c.n_out}, {1, c.n_out - 1}}) {
+      std::uniform_int_distribution<int> init(-50, 50);
+      std::vector<float> y(static_cast<size_t>(c.n_tokens * y_stride)), y0;
+      for (auto& v : y) v = static_cast<float>(init(rng));
+      y0 = y;
+      QuantMatMulRows(c.type, c.w.p, c.w_row_bytes, c.n, c.act.p, c.act_row_bytes, c.n_tokens, y.data(), y_stride,
+                      accumulate, r0, r1);
+      for (int64_t t = 0; t < c.n_tokens; ++t) {
+        for (int64_t r = 0; r < y_stride; ++r) {
+          const size_t k = static_cast<size_t>(t * y_stride + r);
+          const std::string where = std::string(DTypeName(c.type)) + " n=" + std::to_string(c.n) +
+                                    " tokens=" + std::to_string(c.n_tokens) + " rows=[" + std::to_string(r0) + "," +
+                                    std::to_string(r1) + ") acc=" + std::to_string(accumulate) +
+                                    " t=" + std::to_string(t) + " r=" + std::to_string(r);
+          if (r < r0 || r >= r1) {
+            ASSERT_EQ(y[k], y0[k]) << where << ": outside the row range, must be untouched";
+            continue;
+          }
+          const float dot = reference::QuantDot(c.type, c.WRow(r), c.ARow(t), c.n);
+          const float want = accumulate ? y0[k] + dot : dot;
+          if (exact) {
+            ASSERT_EQ(y[k], want) << where;
+          } else {
+            const auto n = static_cast<size_t>(c.n);
+            const double mag = Magnitude(c.type, wdq.data() + static_cast<size_t>(r) * n,
+                                         adq.data() + static_cast<size_t>(t) * n, c.n);
+            const double tol = RoundingBound(c.n, mag) + 0x1p-23 * (std::fabs(want) + std::fabs(y0[k]));
+            ASSERT_NEAR(y[k], want, tol) << where;
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST_P(QuantDotTargetTest, ExactOnGridData) {
+  std::mt19937 rng(1);
+  for (DType type : kTypes) {
+    for (int64_t n : Sizes(type)) {
+      for (int64_t n_tokens : kNTokens) {
+        Case c(type, n, 5, n_tokens);
+        FillGrid(c, rng);
+        RunAndCompare(c, true, {}, {}, rng);
+      }
+    }
+  }
+}
+
+TEST_P(QuantDotTargetTest, RandomDataWithinRoundingBound) {
+  std::mt19937 rng(2);
+  for (DType type : kTypes) {
+    for (int64_t n : Sizes(type)) {
+      for (int64_t n_tokens : kNTokens) {
+        Case c(type, n, 5, n_tokens);
+        std::vector<float> wdq, adq;
+        FillRandom(c, rng, &wdq, &adq);
+        RunAndCompare(c, false, wdq, adq, rng);
+      }
+    }
+  }
+}
+
+// Prefill-sized token counts: QuantMatMulRows widens the activations of ~256 KiB of tokens at a time (84 tokens of
+// 1536 values, 100 of 1280), so these runs cross token-block boundaries and end with a partial group of 4.
+TEST_P(QuantDotTargetTest, ManyTokensExactOnGridData) {
+  std::mt19937 rng(5);
+  for (DType type : {DType::kQ8_0, DType::kQ4_0, DType::kQ4_K, DType::kQ6_K, DType::kIQ4_XS}) {
+    for (auto [n, n_tokens] : {std::pair<int64_t, int64_t>{1536, 90}, {1280, 103}}) {
+      Case c(type, n, 3, n_tokens);
+      FillGrid(c, rng);
+      RunAndCompare(c, true, {}, {}, rng);
+    }
+  }
+}
+
+// Rows that exercise the rounding rules: an all-zero block, exact halves (roundf rounds them away from zero,
+// nearest_int to even), a negative extreme value, then random values.
+std::vector<float> ActivationTestData(int64_t n, int64_t n_tokens, std::mt19937& rng) {
+  std::normal_distribution<float> g(0.0f, 2.0f);
+  std::vector<float> x(static_cast<size_t>(n * n_tokens));
+  for (auto& v : x) v = g(rng);
+  for (int64_t i = 0; i < 32; ++i) x[static_cast<size_t>(i)] = 0.0f;
+  if (n >= 512) {
+    for (int64_t i = 256; i < 512; ++i) x[static_cast<size_t>(i)] = 0.0f;
+  }
+  // Second row: max |x| = 127 with scale 1, so x * id hits the halves exactly; the extreme is negative.
+  const size_t o = static_cast<size_t>(n);
+  for (int64_t i = 0; i < std::min<int64_t>(n, 256); ++i) {
+    x[o + static_cast<size_t>(i)] = static_cast<float>(i % 64) - 31.5f;
+  }
+  x[o + 5] = -127.0f;
+  if (n > 32) x[o + 40] = -127.0f;
+  return x;
+}
+
+TEST_P(QuantDotTargetTest, QuantizeActivationsBitExact) {
+  std::mt19937 rng(3);
+  for (DType wt : {DType::kQ8_0, DType::kQ4_1, DType::kQ4_K}) {
+    const DType at = GetQuantTraits(wt).vec_dot_type;
+    for (int64_t n : Sizes(wt)) {
+      const int64_t n_tokens = 3;
+      const std::vector<float> x = ActivationTestData(n, n_tokens, rng);
+      const size_t row_bytes = ActivationRowBytes(wt, n);
+      ASSERT_EQ(row_bytes, RowBytes(at, n));
+      Bytes got(row_bytes * n_tokens);
+      ASSERT_EQ(QuantizeActivations(wt, x.data(), n_tokens, n, got.p), row_bytes);
+      std::vector<uint8_t> want(row_bytes);
+      for (int64_t t = 0; t < n_tokens; ++t) {
+        GetQuantTraits(at).quantize_row(x.data() + t * n, want.data(), n);
+        for (size_t i = 0; i < row_bytes; ++i) {
+          ASSERT_EQ(got.p[static_cast<size_t>(t) * row_bytes + i], want[i])
+              << DTypeName(at) << " n=" << n << " token " << t << " byte " << i;
+        }
+      }
+    }
+  }
+}
+
+// The prefix makes `ctest -R quant_dot` select these tests.
+INSTANTIATE_TEST_SUITE_P(quant_dot, QuantDotTargetTest, ::testing::ValuesIn(hwy::SupportedAndGeneratedTargets()),
+                         TargetNameOf);
+
+// Target-independent tests, parameterized only to carry the quant_dot prefix.
+class QuantDotScalarTest : public ::testing::TestWithParam<int> {};
+INSTANTIATE_TEST_SUITE_P(quant_dot, QuantDotScalarTest, ::testing::Values(0));
+
+// The reference against the exact value of its inputs: dequantize both rows and take the dot product in double.
+// Integer sums are exact, so the only differences are the f32 roundings of dequantization (2^-24 of S) and of the
+// reference's own float steps (RoundingBound, whose factor 2 covers both), plus Q8_1's f16 sum for q4_1/q5_1.
+TEST_P(QuantDotScalarTest, ReferenceMatchesDequantizedDotInDouble) {
+  std::mt19937 rng(4);
+  for (DType type : kTypes) {
+    for (int64_t n : Sizes(type)) {
+      Case c(type, n, 3, 2);
+      std::vector<float> wdq, adq;
+      FillRandom(c, rng, &wdq, &adq);
+      for (int64_t r = 0; r < c.n_out; ++r) {
+        for (int64_t t = 0; t < c.n_tokens; ++t) {
+          const float* w = wdq.data() + r * n;
+          const float* a = adq.data() + t * n;
+          double exact = 0;
+          for (int64_t i = 0; i < n; ++i) exact += double{w[i]} * a[i];
+          // Q8_1 carries d * sum(q) rounded to f16 (relative error 2^-11) for the min term m * s of q4_1/q5_1.
+          double s_error = 0;
+          if (GetQuantTraits(type).vec_dot_type == DType::kQ8_1) {
+            for (int64_t b = 0; b < n; b += 32) {
+              double m = 0, sum = 0;
+              for (int64_t i = b; i < b + 32; ++i) m = std::max(m, std::fabs(double{w[i]})), sum += a[i];
+              s_error += m * std::fabs(sum) * 0x1p-11;
+            }
+          }
+          const float got = reference::QuantDot(type, c.WRow(r), c.ARow(t), n);
+          ASSERT_NEAR(got, exact, RoundingBound(n, Magnitude(type, w, a, n)) + s_error)
+              << DTypeName(type) << " n=" << n << " row " << r << " token " << t;
+        }
+      }
+    }
+  }
+}
+
+// The kernels' branch-free f16 scale conversion against tensor/half.h on all 65536 encodings.
+TEST_P(QuantDotScalarTest, LoadF16MatchesF16ToF32) {
+  for (uint32_t i = 0; i < 65536; ++i) {
+    const auto h = static_cast<uint16_t>(i);
+    uint8_t b[2];
+    std::memcpy(b, &h, 2);
+    const float want = F16ToF32(h), got = quant_dot_internal::LoadF16(b);
+    if (std::isnan(want)) {
+      ASSERT_TRUE(std::isnan(got)) << std::hex << i;
+    } else {
+      ASSERT_EQ(FloatToBits(got), FloatToBits(want)) << std::hex << i;
+    }
+  }
+}
+
+TEST_P(QuantDotScalarTest, SupportedTypesAndRowBytes) {
+  for (DType t : kTypes) EXPECT_TRUE(HasQuantDot(t)) << DTypeName(t);
+  for (DType t : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_1, DType::kQ8_K, DType::kIQ2_XXS}) {
+    EXPECT_FALSE(HasQuantDot(t)) << DTypeName(t);
+    EXPECT_EQ(ActivationRowBytes(t, 256), 0u);
+  }
+  EXPECT_EQ(ActivationRowBytes(DType::kQ4_0, 64), 2u * 34u);
+  EXPECT_EQ(ActivationRowBytes(DType::kQ5_1, 64), 2u * 36u);
+  EXPECT_EQ(ActivationRowBytes(DType::kQ6_K, 512), 2u * 292u);
+  EXPECT_EQ(ActivationRowBytes(DType::kIQ4_XS, 256), 292u);
+  // Empty rows: every dot product is 0.
+  float y[2] = {5.0f, 5.0f};
+  const uint8_t none = 0;
+  QuantMatMulRows(DType::kQ4_K, &none, 0, 0, &none, 0, 1, y, 2, false, 0, 2);
+  EXPECT_EQ(y[0], 0.0f);
+  EXPECT_EQ(y[1], 0.0f);
+}
+
+}  // namespace
+}  // namespace pocketlm
