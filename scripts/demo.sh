@@ -13,7 +13,7 @@ mkdir -p build/demo
 [[ -f "$model" ]] || build/release/tools/mkmodel/make_random_model "$model" --layers 4 --embd 128
 
 echo; echo "== pocketlm info (first lines)"
-"$bin" info -m "$model" | head -n 12
+"$bin" info -m "$model" >build/demo/info.txt && head -n 12 build/demo/info.txt
 echo; echo "== pocketlm tokenize"
 echo "The small model runs in a pocket." | "$bin" tokenize -m "$model"
 echo; echo "== pocketlm run (random weights: expect noise)"
