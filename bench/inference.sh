@@ -4,7 +4,7 @@
 # the machine's read bandwidth in the same run (../shared/tools/readbw.c), and reports prefill (256 tokens) and
 # decode tokens/s with 2 threads (median of REPS runs each) plus decode as a fraction of bandwidth:
 #   weight bytes read per decoded token x decode tokens/s / read bandwidth.
-# Writes bench/RESULTS.md (inference section) and prints the table. Needs ../shared (developer checkouts, CI).
+# Writes bench/RESULTS.md and prints the table. Needs ../shared (developer checkouts, CI).
 #   bench/inference.sh [--types "f16 q4_0 q4_k_m q8_0"] [--reps N] [--threads N]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -52,7 +52,9 @@ import json, sys, platform, subprocess, datetime
 bw = float(sys.argv[1]); threads = sys.argv[2]; reps = sys.argv[3]
 ref = {'q4_0': (502, 127), 'q8_0': (331, 72), 'q4_k_m': (235, 71), 'f16': (366, 47)}  # llama.cpp, issue text
 cpu = subprocess.run(['sh', '-c', "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"], capture_output=True, text=True).stdout.strip()
-lines = [f"Measured {datetime.date.today()} on {cpu}, {threads} threads, median of {reps} runs; "
+lines = ["# Benchmark results", "", "## Inference (bench/inference.sh)", "",
+         f"Command: `bench/inference.sh --reps {reps}` (qwen2-0.5b shape, random weights).", "",
+         f"Measured {datetime.date.today()} on {cpu}, {threads} threads, median of {reps} runs; "
          f"read bandwidth {bw:.1f} GB/s (../shared/tools/readbw.c, same run).", "",
          "| type | file MiB | prefill 256 tok/s | decode tok/s | decode GB/s | % of bandwidth | prefill vs llama.cpp ref | decode vs ref |",
          "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
@@ -66,6 +68,6 @@ for row in sys.argv[4:]:
 lines += ["", "llama.cpp reference points (issue text, same model shape, 2 threads, 47 GB/s machine): "
           "q4_0 502/127, q8_0 331/72, q4_k_m 235/71, f16 366/47 (prefill/decode tokens/s). "
           "Ratios across machines are indicative only; the bandwidth fraction is the machine-independent figure."]
-open('bench/RESULTS-inference.md', 'w').write('\n'.join(lines) + '\n')
+open('bench/RESULTS.md', 'w').write('\n'.join(lines) + '\n')
 print('\n'.join(lines))
 PY
