@@ -101,8 +101,99 @@ void DotRow(const float* HWY_RESTRICT w, const float* HWY_RESTRICT x, size_t n, 
   for (int t = 0; t < kTokens; ++t) out[t] = s[t];
 }
 
+// 4 weight rows x 4 tokens over k values: 16 accumulators, 8 loads per 16 FMAs (DotRow<4> needs 5 per 4).
+//   w[i]: row i (k values); x: 4 token rows with stride x_stride; acc[i][t] += sum_k w[i][k] * x[t][k]
+void Tile4x4(const float* const* w, const float* HWY_RESTRICT x, size_t x_stride, size_t k, float acc[4][4]) {
+  const hn::ScalableTag<float> df;
+  const size_t N = hn::Lanes(df);
+  auto a00 = hn::Zero(df), a01 = hn::Zero(df), a02 = hn::Zero(df), a03 = hn::Zero(df);
+  auto a10 = hn::Zero(df), a11 = hn::Zero(df), a12 = hn::Zero(df), a13 = hn::Zero(df);
+  auto a20 = hn::Zero(df), a21 = hn::Zero(df), a22 = hn::Zero(df), a23 = hn::Zero(df);
+  auto a30 = hn::Zero(df), a31 = hn::Zero(df), a32 = hn::Zero(df), a33 = hn::Zero(df);
+  size_t i = 0;
+  for (; i + N <= k; i += N) {
+    const auto x0 = hn::LoadU(df, x + i), x1 = hn::LoadU(df, x + x_stride + i);
+    const auto x2 = hn::LoadU(df, x + 2 * x_stride + i), x3 = hn::LoadU(df, x + 3 * x_stride + i);
+    auto w0 = hn::LoadU(df, w[0] + i);
+    a00 = hn::MulAdd(w0, x0, a00), a01 = hn::MulAdd(w0, x1, a01), a02 = hn::MulAdd(w0, x2, a02),
+    a03 = hn::MulAdd(w0, x3, a03);
+    w0 = hn::LoadU(df, w[1] + i);
+    a10 = hn::MulAdd(w0, x0, a10), a11 = hn::MulAdd(w0, x1, a11), a12 = hn::MulAdd(w0, x2, a12),
+    a13 = hn::MulAdd(w0, x3, a13);
+    w0 = hn::LoadU(df, w[2] + i);
+    a20 = hn::MulAdd(w0, x0, a20), a21 = hn::MulAdd(w0, x1, a21), a22 = hn::MulAdd(w0, x2, a22),
+    a23 = hn::MulAdd(w0, x3, a23);
+    w0 = hn::LoadU(df, w[3] + i);
+    a30 = hn::MulAdd(w0, x0, a30), a31 = hn::MulAdd(w0, x1, a31), a32 = hn::MulAdd(w0, x2, a32),
+    a33 = hn::MulAdd(w0, x3, a33);
+  }
+  const decltype(a00)* all[4][4] = {
+      {&a00, &a01, &a02, &a03}, {&a10, &a11, &a12, &a13}, {&a20, &a21, &a22, &a23}, {&a30, &a31, &a32, &a33}};
+  for (int r = 0; r < 4; ++r) {
+    for (int t = 0; t < 4; ++t) {
+      float sum = hn::GetLane(hn::SumOfLanes(df, *all[r][t]));
+      for (size_t j = i; j < k; ++j) sum += w[r][j] * x[t * x_stride + j];
+      acc[r][t] += sum;
+    }
+  }
+}
+
+// Prefill-shaped products (>= 4 tokens): blocked over the inner dimension so that the activation chunk of every
+// token (n_tokens x kKc floats) stays in cache while all rows of the range pass over it, and tiled 4 rows x 4
+// tokens. Weight chunks are converted to f32 just before use (each weight value once per call).
+void MatMulRowsBlocked(const TensorView& w, const float* x, int64_t n_tokens, float* y, int64_t y_stride,
+                       bool accumulate, int64_t r0, int64_t r1) {
+  constexpr size_t kKc = 256;
+  const size_t n = static_cast<size_t>(w.n_in());
+  const size_t elem = w.type == DType::kF32 ? 4 : 2;
+  std::vector<float> wbuf(4 * kKc);
+  if (!accumulate) {
+    for (int64_t t = 0; t < n_tokens; ++t) {
+      for (int64_t r = r0; r < r1; ++r) y[t * y_stride + r] = 0.0f;
+    }
+  }
+  for (size_t k0 = 0; k0 < n; k0 += kKc) {
+    const size_t k = n - k0 < kKc ? n - k0 : kKc;
+    for (int64_t r = r0; r < r1; r += 4) {
+      const int nr = r1 - r < 4 ? static_cast<int>(r1 - r) : 4;
+      const float* wr[4];
+      for (int i = 0; i < nr; ++i) {
+        const uint8_t* src = w.row(r + i) + k0 * elem;
+        if (w.type == DType::kF32) {
+          wr[i] = reinterpret_cast<const float*>(src);
+        } else {
+          ToF32(w.type, src, k, wbuf.data() + static_cast<size_t>(i) * kKc);
+          wr[i] = wbuf.data() + static_cast<size_t>(i) * kKc;
+        }
+      }
+      int64_t t = 0;
+      if (nr == 4) {
+        for (; t + 4 <= n_tokens; t += 4) {
+          float acc[4][4] = {};
+          Tile4x4(wr, x + t * static_cast<int64_t>(n) + static_cast<int64_t>(k0), n, k, acc);
+          for (int i = 0; i < 4; ++i) {
+            for (int j = 0; j < 4; ++j) y[(t + j) * y_stride + r + i] += acc[i][j];
+          }
+        }
+      }
+      for (int i = 0; i < nr; ++i) {
+        for (int64_t tt = t; tt < n_tokens; ++tt) {
+          float s1;
+          DotRow<1>(wr[i], x + tt * static_cast<int64_t>(n) + static_cast<int64_t>(k0), k, &s1);
+          y[tt * y_stride + r + i] += s1;
+        }
+      }
+    }
+  }
+}
+
 void MatMulRows(const TensorView& w, const float* x, int64_t n_tokens, float* y, int64_t y_stride, bool accumulate,
                 int64_t r0, int64_t r1) {
+  const bool plain = w.type == DType::kF32 || w.type == DType::kF16 || w.type == DType::kBF16;
+  if (n_tokens >= 4 && plain) {
+    MatMulRowsBlocked(w, x, n_tokens, y, y_stride, accumulate, r0, r1);
+    return;
+  }
   const size_t n = static_cast<size_t>(w.n_in());
   std::vector<float> row(w.type == DType::kF32 ? 0 : n);
   for (int64_t r = r0; r < r1; ++r) {
@@ -111,19 +202,11 @@ void MatMulRows(const TensorView& w, const float* x, int64_t n_tokens, float* y,
       ToF32(w.type, w.row(r), n, row.data());
       wr = row.data();
     }
-    int64_t t = 0;
-    float s[4];
-    for (; t + 4 <= n_tokens; t += 4) {
-      DotRow<4>(wr, x + t * n, n, s);
-      for (int k = 0; k < 4; ++k) {
-        float& dst = y[(t + k) * y_stride + r];
-        dst = accumulate ? dst + s[k] : s[k];
-      }
-    }
-    for (; t < n_tokens; ++t) {
-      DotRow<1>(wr, x + t * n, n, s);
+    for (int64_t t = 0; t < n_tokens; ++t) {
+      float s1;
+      DotRow<1>(wr, x + t * static_cast<int64_t>(n), n, &s1);
       float& dst = y[t * y_stride + r];
-      dst = accumulate ? dst + s[0] : s[0];
+      dst = accumulate ? dst + s1 : s1;
     }
   }
 }
