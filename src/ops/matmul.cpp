@@ -79,29 +79,25 @@ void ToF32(DType type, const uint8_t* src, size_t n, float* HWY_RESTRICT dst) {
   }
 }
 
-// Dot products of one f32 row against 1..4 token vectors (rows of x, stride n).
-template <int kTokens>
-void DotRow(const float* HWY_RESTRICT w, const float* HWY_RESTRICT x, size_t n, float* out) {
+// sum_i w[i] * x[i]. Four independent accumulators so consecutive FMAs do not wait on each other (decode path).
+float Dot(const float* HWY_RESTRICT w, const float* HWY_RESTRICT x, size_t n) {
   const hn::ScalableTag<float> df;
   const size_t N = hn::Lanes(df);
   auto a0 = hn::Zero(df), a1 = hn::Zero(df), a2 = hn::Zero(df), a3 = hn::Zero(df);
   size_t i = 0;
-  for (; i + N <= n; i += N) {
-    const auto wv = hn::LoadU(df, w + i);
-    a0 = hn::MulAdd(wv, hn::LoadU(df, x + i), a0);
-    if constexpr (kTokens > 1) a1 = hn::MulAdd(wv, hn::LoadU(df, x + n + i), a1);
-    if constexpr (kTokens > 2) a2 = hn::MulAdd(wv, hn::LoadU(df, x + 2 * n + i), a2);
-    if constexpr (kTokens > 3) a3 = hn::MulAdd(wv, hn::LoadU(df, x + 3 * n + i), a3);
+  for (; i + 4 * N <= n; i += 4 * N) {
+    a0 = hn::MulAdd(hn::LoadU(df, w + i), hn::LoadU(df, x + i), a0);
+    a1 = hn::MulAdd(hn::LoadU(df, w + i + N), hn::LoadU(df, x + i + N), a1);
+    a2 = hn::MulAdd(hn::LoadU(df, w + i + 2 * N), hn::LoadU(df, x + i + 2 * N), a2);
+    a3 = hn::MulAdd(hn::LoadU(df, w + i + 3 * N), hn::LoadU(df, x + i + 3 * N), a3);
   }
-  float s[4] = {hn::GetLane(hn::SumOfLanes(df, a0)), hn::GetLane(hn::SumOfLanes(df, a1)),
-                hn::GetLane(hn::SumOfLanes(df, a2)), hn::GetLane(hn::SumOfLanes(df, a3))};
-  for (; i < n; ++i) {
-    for (int t = 0; t < kTokens; ++t) s[t] += w[i] * x[t * n + i];
-  }
-  for (int t = 0; t < kTokens; ++t) out[t] = s[t];
+  for (; i + N <= n; i += N) a0 = hn::MulAdd(hn::LoadU(df, w + i), hn::LoadU(df, x + i), a0);
+  float s = hn::GetLane(hn::SumOfLanes(df, hn::Add(hn::Add(a0, a1), hn::Add(a2, a3))));
+  for (; i < n; ++i) s += w[i] * x[i];
+  return s;
 }
 
-// 4 weight rows x 4 tokens over k values: 16 accumulators, 8 loads per 16 FMAs (DotRow<4> needs 5 per 4).
+// 4 weight rows x 4 tokens over k values: 16 accumulators, 8 loads per 16 FMAs (one row x one token needs 2 per 1).
 //   w[i]: row i (k values); x: 4 token rows with stride x_stride; acc[i][t] += sum_k w[i][k] * x[t][k]
 void Tile4x4(const float* const* w, const float* HWY_RESTRICT x, size_t x_stride, size_t k, float acc[4][4]) {
   const hn::ScalableTag<float> df;
@@ -178,9 +174,7 @@ void MatMulRowsBlocked(const TensorView& w, const float* x, int64_t n_tokens, fl
       }
       for (int i = 0; i < nr; ++i) {
         for (int64_t tt = t; tt < n_tokens; ++tt) {
-          float s1;
-          DotRow<1>(wr[i], x + tt * static_cast<int64_t>(n) + static_cast<int64_t>(k0), k, &s1);
-          y[tt * y_stride + r + i] += s1;
+          y[tt * y_stride + r + i] += Dot(wr[i], x + tt * static_cast<int64_t>(n) + static_cast<int64_t>(k0), k);
         }
       }
     }
@@ -203,8 +197,7 @@ void MatMulRows(const TensorView& w, const float* x, int64_t n_tokens, float* y,
       wr = row.data();
     }
     for (int64_t t = 0; t < n_tokens; ++t) {
-      float s1;
-      DotRow<1>(wr, x + t * static_cast<int64_t>(n), n, &s1);
+      const float s1 = Dot(wr, x + t * static_cast<int64_t>(n), n);
       float& dst = y[t * y_stride + r];
       dst = accumulate ? dst + s1 : s1;
     }
