@@ -9,11 +9,13 @@ want=(
   build-essential cmake ninja-build pkg-config git
   libhwy-dev          # Google Highway: portable SIMD with runtime dispatch (kernels)
   libcli11-dev        # command-line parsing (tools/cli only)
+  nlohmann-json3-dev  # JSON: JSONL datasets, safetensors headers, PEFT configs
   libgtest-dev libgmock-dev googletest  # unit and conformance tests
   libbenchmark-dev    # kernel micro-benchmarks (bench/micro)
   clang libclang-rt-14-dev  # sanitizers and libFuzzer
   clang-format
   python3-numpy       # ../shared/tools model generators used by tests and benchmarks
+  python3-torch       # PyTorch reference for training-step conformance tests
   unicode-data        # UnicodeData.txt, source of the tokenizer's generated category tables
 )
 cross=(g++-aarch64-linux-gnu qemu-user libhwy-dev:arm64 libgtest-dev:arm64 libstdc++6:arm64 libc6-dev-arm64-cross)
