@@ -1,0 +1,398 @@
+#include "train/train_graph.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "ops/attention_train.h"
+#include "ops/elementwise.h"
+#include "ops/elementwise_backward.h"
+#include "ops/matmul.h"
+#include "ops/matmul_backward.h"
+#include "train/rng.h"
+
+namespace pocketlm {
+namespace {
+
+size_t Sz(int64_t n) {
+  return static_cast<size_t>(n);
+}
+
+// Dropout keeps an element with probability 1 - p and scales it by 1 / (1 - p) (Srivastava et al. 2014). The
+// mask is a pure function of (key, module, element) so the recomputed layer sees the same mask.
+bool DropoutKeep(uint64_t key, int module, int64_t element, float p) {
+  return HashUniform(key ^ Mix64(static_cast<uint64_t>(module) + 1), static_cast<uint64_t>(element)) >= p;
+}
+
+}  // namespace
+
+TrainGraph::TrainGraph(const Model& model, int max_seq_len, ThreadPool* pool)
+    : model_(model), max_T_(max_seq_len), pool_(pool) {
+  const ModelConfig& c = model.config();
+  const size_t T = Sz(max_seq_len), E = Sz(c.n_embd), QD = Sz(c.q_dim()), KVD = Sz(c.kv_dim()), FF = Sz(c.n_ff);
+  checkpoints_.resize((Sz(c.n_layer) + 1) * T * E);
+  for (auto& g : grad_x_) g.resize(T * E);
+  hn1_.resize(T * E);
+  qkv_.resize(T * (QD + 2 * KVD));
+  q_.resize(T * QD);
+  k_.resize(T * KVD);
+  v_.resize(T * KVD);
+  att_.resize(T * QD);
+  lse_.resize(T * Sz(c.n_head));
+  o_.resize(T * E);
+  x1_.resize(T * E);
+  hn2_.resize(T * E);
+  gu_.resize(T * 2 * FF);
+  act_.resize(T * FF);
+  d_.resize(T * E);
+  g_e_.resize(T * E);
+  g_e2_.resize(T * E);
+  g_q_.resize(T * QD);
+  g_k_.resize(T * KVD);
+  g_v_.resize(T * KVD);
+  g_qkv_.resize(T * (QD + 2 * KVD));
+  g_att_.resize(T * QD);
+  g_gu_.resize(T * 2 * FF);
+  g_act_.resize(T * FF);
+  final_h_.resize(T * E);
+}
+
+Result<std::unique_ptr<TrainGraph>> TrainGraph::Create(const Model& model, int max_seq_len, ThreadPool* pool) {
+  if (pool == nullptr) return InvalidArgument("TrainGraph needs a thread pool");
+  if (max_seq_len < 2 || max_seq_len > (1 << 20)) return InvalidArgument("sequence length must be 2..1048576");
+  return std::unique_ptr<TrainGraph>(new TrainGraph(model, max_seq_len, pool));
+}
+
+size_t TrainGraph::activation_bytes() const {
+  size_t n = 0;
+  for (const auto* v :
+       {&checkpoints_, &grad_x_[0], &grad_x_[1], &hn1_,  &qkv_,   &q_,       &k_,       &v_,       &att_, &lse_,
+        &o_,           &x1_,        &hn2_,       &gu_,   &act_,   &d_,       &g_e_,     &g_e2_,    &g_q_, &g_k_,
+        &g_v_,         &g_qkv_,     &g_att_,     &g_gu_, &g_act_, &final_h_, &lora_du_, &lora_tmp_}) {
+    n += v->capacity() * sizeof(float);
+  }
+  for (const LoraSaved& s : lora_saved_) n += (s.u.capacity() + s.x_drop.capacity()) * sizeof(float);
+  return n;
+}
+
+Status TrainGraph::Check(const SequenceView& s) const {
+  const int V = model_.config().n_vocab;
+  if (s.T < 1 || s.T > max_T_) {
+    return InvalidArgument("sequence of " + std::to_string(s.T) + " tokens; this graph holds 1.." +
+                           std::to_string(max_T_));
+  }
+  if (s.tokens == nullptr || s.targets == nullptr) return InvalidArgument("sequence without tokens or targets");
+  for (int t = 0; t < s.T; ++t) {
+    if (s.tokens[t] < 0 || s.tokens[t] >= V || s.targets[t] >= V) {
+      return InvalidArgument("token or target outside the vocabulary at position " + std::to_string(t));
+    }
+    if (s.seg_start != nullptr && (s.seg_start[t] < 0 || s.seg_start[t] > t)) {
+      return InvalidArgument("segment start " + std::to_string(s.seg_start[t]) + " invalid at position " +
+                             std::to_string(t));
+    }
+    if (s.pos != nullptr && s.pos[t] < 0) return InvalidArgument("negative position at " + std::to_string(t));
+  }
+  return Status::Ok();
+}
+
+void TrainGraph::Embed(const SequenceView& s, float* x) {
+  const ModelConfig& c = model_.config();
+  const int64_t E = c.n_embd;
+  for (int t = 0; t < s.T; ++t) {
+    DequantizeRow(model_.weights().tok_embd, s.tokens[t], x + t * E);
+    if (c.embd_scale != 1.0f) ScaleInPlace(x + t * E, E, c.embd_scale);
+  }
+}
+
+void TrainGraph::Linear(const TensorView& w, const float* x, int T, float* y, int64_t y_stride, bool save) {
+  MatMulWeightsT(w, x, T, y, y_stride, /*accumulate=*/false, pool_, &act_scratch_);
+  LoraModule* m = loras_ != nullptr ? loras_->Find(w.data) : nullptr;
+  if (m == nullptr) return;
+  const int64_t r = m->rank, n_in = m->n_in, n_out = m->n_out;
+  const float p = loras_->config().dropout;
+  const bool dropout = training_ && p > 0.0f;
+  LoraSaved* saved = save ? &lora_saved_[Sz(m->slot)] : nullptr;
+  std::vector<float>& u = saved != nullptr ? saved->u : lora_du_;
+  u.resize(Sz(T * r));
+  const float* xin = x;
+  if (dropout) {
+    std::vector<float>& xd = saved != nullptr ? saved->x_drop : lora_tmp_;
+    xd.resize(Sz(T * n_in));
+    const float keep_scale = 1.0f / (1.0f - p);
+    for (int64_t e = 0; e < T * n_in; ++e) {
+      xd[Sz(e)] = DropoutKeep(dropout_key_, m->index, e, p) ? x[e] * keep_scale : 0.0f;
+    }
+    xin = xd.data();
+  }
+  // u = x_drop A^T : (T, r);  y += s u B^T : (T, n_out)
+  GemmF32(false, true, T, r, n_in, 1.0f, xin, n_in, m->a.data(), n_in, 0.0f, u.data(), r, pool_);
+  GemmF32(false, true, T, n_out, r, m->scale, u.data(), r, m->b.data(), r, 1.0f, y, y_stride, pool_);
+}
+
+void TrainGraph::LinearBackward(const TensorView& w, const float* x, const float* dy, int64_t dy_stride, int T,
+                                float* dx, bool accumulate) {
+  const int64_t n_in = w.n_in();
+  MatMulWeightsBackwardInput(w, dy, T, dy_stride, dx, n_in, accumulate, pool_);
+  LoraModule* m = loras_ != nullptr ? loras_->Find(w.data) : nullptr;
+  if (m == nullptr) return;
+  const int64_t r = m->rank, n_out = m->n_out;
+  const float p = loras_->config().dropout;
+  const bool dropout = p > 0.0f;
+  const LoraSaved& saved = lora_saved_[Sz(m->slot)];
+  const float* xin = dropout ? saved.x_drop.data() : x;
+  lora_du_.resize(Sz(T * r));
+  float* du = lora_du_.data();
+  // With u = A x_drop and y = s B u:  du = s dy B (T, r);  dB += s dy^T u;  dA += du^T x_drop;  dx_drop = du A.
+  GemmF32(false, false, T, r, n_out, m->scale, dy, dy_stride, m->b.data(), r, 0.0f, du, r, pool_);
+  GemmF32(true, false, n_out, r, T, m->scale, dy, dy_stride, saved.u.data(), r, 1.0f, m->grad_b.data(), r, pool_);
+  GemmF32(true, false, r, n_in, T, 1.0f, du, r, xin, n_in, 1.0f, m->grad_a.data(), n_in, pool_);
+  if (!dropout) {
+    GemmF32(false, false, T, n_in, r, 1.0f, du, r, m->a.data(), n_in, 1.0f, dx, n_in, pool_);
+    return;
+  }
+  lora_tmp_.resize(Sz(T * n_in));
+  GemmF32(false, false, T, n_in, r, 1.0f, du, r, m->a.data(), n_in, 0.0f, lora_tmp_.data(), n_in, pool_);
+  const float keep_scale = 1.0f / (1.0f - p);
+  for (int64_t e = 0; e < T * n_in; ++e) {
+    if (DropoutKeep(dropout_key_, m->index, e, p)) dx[e] += lora_tmp_[Sz(e)] * keep_scale;
+  }
+}
+
+void TrainGraph::LayerForward(int il, const SequenceView& s, const float* x, float* x_out) {
+  const ModelConfig& c = model_.config();
+  const ModelWeights& w = model_.weights();
+  const LayerWeights& l = w.layers[Sz(il)];
+  const int T = s.T;
+  const int64_t E = c.n_embd, QD = c.q_dim(), KVD = c.kv_dim(), FF = c.n_ff, QKV = QD + 2 * KVD;
+  const float eps = c.rms_eps;
+  auto per_token = [&](auto&& fn) {
+    pool_->ParallelFor(Sz(T), [&](size_t b, size_t e) {
+      for (size_t t = b; t < e; ++t) fn(static_cast<int64_t>(t));
+    });
+  };
+
+  // --- attention ---
+  per_token([&](int64_t t) { RmsNorm(x + t * E, l.attn_norm.f32(), E, eps, hn1_.data() + t * E); });
+  float* qkv = qkv_.data();
+  if (!l.wqkv.empty()) {
+    Linear(l.wqkv, hn1_.data(), T, qkv, QKV, true);
+  } else {
+    Linear(l.wq, hn1_.data(), T, qkv, QKV, true);
+    Linear(l.wk, hn1_.data(), T, qkv + QD, QKV, true);
+    Linear(l.wv, hn1_.data(), T, qkv + QD + KVD, QKV, true);
+  }
+  const float* ff = w.rope_freqs.empty() ? nullptr : w.rope_freqs.f32();
+  per_token([&](int64_t t) {
+    const float* row = qkv + t * QKV;
+    float* q = q_.data() + t * QD;
+    float* k = k_.data() + t * KVD;
+    float* v = v_.data() + t * KVD;
+    std::memcpy(q, row, Sz(QD) * sizeof(float));
+    std::memcpy(k, row + QD, Sz(KVD) * sizeof(float));
+    std::memcpy(v, row + QD + KVD, Sz(KVD) * sizeof(float));
+    if (!l.bq.empty()) AddInPlace(q, l.bq.f32(), QD);
+    if (!l.bk.empty()) AddInPlace(k, l.bk.f32(), KVD);
+    if (!l.bv.empty()) AddInPlace(v, l.bv.f32(), KVD);
+    const int64_t pos = s.pos != nullptr ? s.pos[t] : t;
+    for (int h = 0; h < c.n_head; ++h)
+      Rope(q + h * c.head_dim, c.head_dim, c.rope_dim, c.rope_style, pos, c.rope_base, ff);
+    for (int h = 0; h < c.n_head_kv; ++h) {
+      Rope(k + h * c.head_dim, c.head_dim, c.rope_dim, c.rope_style, pos, c.rope_base, ff);
+    }
+  });
+  AttentionParams ap;
+  ap.n_head = c.n_head;
+  ap.n_head_kv = c.n_head_kv;
+  ap.head_dim = c.head_dim;
+  ap.scale = c.attn_scale;
+  ap.softcap = c.attn_softcap;
+  ap.window = c.IsSlidingLayer(il) ? c.sliding_window : 0;
+  AttentionTrainForward(ap, q_.data(), k_.data(), v_.data(), KVD, T, s.seg_start, att_.data(), lse_.data(), pool_);
+  Linear(l.wo, att_.data(), T, o_.data(), E, true);
+  per_token([&](int64_t t) {
+    float* x1 = x1_.data() + t * E;
+    if (c.post_norms) {
+      RmsNorm(o_.data() + t * E, l.post_attn_norm.f32(), E, eps, x1);
+    } else {
+      std::memcpy(x1, o_.data() + t * E, Sz(E) * sizeof(float));
+    }
+    AddInPlace(x1, x + t * E, E);
+  });
+
+  // --- feed-forward: down(act(gate(h)) * up(h)) ---
+  per_token([&](int64_t t) { RmsNorm(x1_.data() + t * E, l.ffn_norm.f32(), E, eps, hn2_.data() + t * E); });
+  if (!l.w_gate.empty()) {
+    Linear(l.w_gate, hn2_.data(), T, gu_.data(), 2 * FF, true);
+    Linear(l.w_up, hn2_.data(), T, gu_.data() + FF, 2 * FF, true);
+  } else {
+    Linear(l.w_up, hn2_.data(), T, gu_.data(), 2 * FF, true);  // Phi-3: fused [gate; up]
+  }
+  per_token([&](int64_t t) {
+    float* a = act_.data() + t * FF;
+    const float* g = gu_.data() + t * 2 * FF;
+    std::memcpy(a, g, Sz(FF) * sizeof(float));
+    if (c.activation == Activation::kSilu) {
+      SiluMul(a, g + FF, FF);
+    } else {
+      GeluTanhMul(a, g + FF, FF);
+    }
+  });
+  Linear(l.w_down, act_.data(), T, d_.data(), E, true);
+  per_token([&](int64_t t) {
+    float* out = x_out + t * E;
+    if (c.post_norms) {
+      RmsNorm(d_.data() + t * E, l.post_ffn_norm.f32(), E, eps, out);
+    } else {
+      std::memcpy(out, d_.data() + t * E, Sz(E) * sizeof(float));
+    }
+    AddInPlace(out, x1_.data() + t * E, E);
+  });
+}
+
+void TrainGraph::LayerBackward(int il, const SequenceView& s, const float* x, const float* dx_out, float* dx_in) {
+  const ModelConfig& c = model_.config();
+  const ModelWeights& w = model_.weights();
+  const LayerWeights& l = w.layers[Sz(il)];
+  const int T = s.T;
+  const int64_t E = c.n_embd, QD = c.q_dim(), KVD = c.kv_dim(), FF = c.n_ff, QKV = QD + 2 * KVD;
+  const float eps = c.rms_eps;
+  auto per_token = [&](auto&& fn) {
+    pool_->ParallelFor(Sz(T), [&](size_t b, size_t e) {
+      for (size_t t = b; t < e; ++t) fn(static_cast<int64_t>(t));
+    });
+  };
+  float* ge = g_e_.data();
+  float* dx1 = g_e2_.data();
+
+  // --- feed-forward ---  x_out = x1 + [post_norm](d),  d = down(act)
+  const float* dd = dx_out;
+  if (c.post_norms) {
+    per_token([&](int64_t t) {
+      RmsNormBackward(d_.data() + t * E, l.post_ffn_norm.f32(), E, eps, dx_out + t * E, ge + t * E, nullptr);
+    });
+    dd = ge;
+  }
+  LinearBackward(l.w_down, act_.data(), dd, E, T, g_act_.data(), false);
+  per_token([&](int64_t t) {
+    const float* g = gu_.data() + t * 2 * FF;
+    float* dg = g_gu_.data() + t * 2 * FF;
+    if (c.activation == Activation::kSilu) {
+      SiluMulBackward(g, g + FF, g_act_.data() + t * FF, FF, dg, dg + FF);
+    } else {
+      GeluTanhMulBackward(g, g + FF, g_act_.data() + t * FF, FF, dg, dg + FF);
+    }
+  });
+  if (!l.w_gate.empty()) {
+    LinearBackward(l.w_gate, hn2_.data(), g_gu_.data(), 2 * FF, T, ge, false);
+    LinearBackward(l.w_up, hn2_.data(), g_gu_.data() + FF, 2 * FF, T, ge, true);
+  } else {
+    LinearBackward(l.w_up, hn2_.data(), g_gu_.data(), 2 * FF, T, ge, false);
+  }
+  per_token([&](int64_t t) {
+    RmsNormBackward(x1_.data() + t * E, l.ffn_norm.f32(), E, eps, ge + t * E, dx1 + t * E, nullptr);
+    AddInPlace(dx1 + t * E, dx_out + t * E, E);
+  });
+
+  // --- attention ---  x1 = x + [post_norm](o),  o = wo(attention(rope(q), rope(k), v))
+  const float* d_o = dx1;
+  if (c.post_norms) {
+    per_token([&](int64_t t) {
+      RmsNormBackward(o_.data() + t * E, l.post_attn_norm.f32(), E, eps, dx1 + t * E, ge + t * E, nullptr);
+    });
+    d_o = ge;
+  }
+  LinearBackward(l.wo, att_.data(), d_o, E, T, g_att_.data(), false);
+  AttentionParams ap;
+  ap.n_head = c.n_head;
+  ap.n_head_kv = c.n_head_kv;
+  ap.head_dim = c.head_dim;
+  ap.scale = c.attn_scale;
+  ap.softcap = c.attn_softcap;
+  ap.window = c.IsSlidingLayer(il) ? c.sliding_window : 0;
+  AttentionTrainBackward(ap, q_.data(), k_.data(), v_.data(), KVD, T, s.seg_start, att_.data(), lse_.data(),
+                         g_att_.data(), g_q_.data(), g_k_.data(), g_v_.data(), pool_);
+  const float* ff = w.rope_freqs.empty() ? nullptr : w.rope_freqs.f32();
+  per_token([&](int64_t t) {
+    const int64_t pos = s.pos != nullptr ? s.pos[t] : t;
+    for (int h = 0; h < c.n_head; ++h) {
+      RopeBackward(g_q_.data() + t * QD + h * c.head_dim, c.head_dim, c.rope_dim, c.rope_style, pos, c.rope_base, ff);
+    }
+    for (int h = 0; h < c.n_head_kv; ++h) {
+      RopeBackward(g_k_.data() + t * KVD + h * c.head_dim, c.head_dim, c.rope_dim, c.rope_style, pos, c.rope_base, ff);
+    }
+  });
+  if (!l.wqkv.empty()) {
+    per_token([&](int64_t t) {
+      float* row = g_qkv_.data() + t * QKV;
+      std::memcpy(row, g_q_.data() + t * QD, Sz(QD) * sizeof(float));
+      std::memcpy(row + QD, g_k_.data() + t * KVD, Sz(KVD) * sizeof(float));
+      std::memcpy(row + QD + KVD, g_v_.data() + t * KVD, Sz(KVD) * sizeof(float));
+    });
+    LinearBackward(l.wqkv, hn1_.data(), g_qkv_.data(), QKV, T, ge, false);
+  } else {
+    LinearBackward(l.wq, hn1_.data(), g_q_.data(), QD, T, ge, false);
+    LinearBackward(l.wk, hn1_.data(), g_k_.data(), KVD, T, ge, true);
+    LinearBackward(l.wv, hn1_.data(), g_v_.data(), KVD, T, ge, true);
+  }
+  per_token([&](int64_t t) {
+    RmsNormBackward(x + t * E, l.attn_norm.f32(), E, eps, ge + t * E, dx_in + t * E, nullptr);
+    AddInPlace(dx_in + t * E, dx1 + t * E, E);
+  });
+}
+
+Result<CrossEntropyResult> TrainGraph::Forward(const SequenceView& s, LoraSet* loras) {
+  PLM_RETURN_IF_ERROR(Check(s));
+  const ModelConfig& c = model_.config();
+  const int64_t E = c.n_embd, TE = static_cast<int64_t>(s.T) * E;
+  loras_ = loras;
+  training_ = false;
+  if (loras_ != nullptr) lora_saved_.resize(Sz(loras_->max_slots()));
+  float* x = checkpoints_.data();
+  float* y = x + TE;
+  Embed(s, x);
+  for (int il = 0; il < c.n_layer; ++il) {
+    LayerForward(il, s, x, y);
+    std::swap(x, y);
+  }
+  for (int t = 0; t < s.T; ++t) {
+    RmsNorm(x + t * E, model_.weights().output_norm.f32(), E, c.rms_eps, final_h_.data() + t * E);
+  }
+  return FusedCrossEntropy(model_.weights().output, final_h_.data(), s.targets, s.T, c.final_softcap, 1.0f, nullptr,
+                           pool_);
+}
+
+Result<CrossEntropyResult> TrainGraph::ForwardBackward(const SequenceView& s, LoraSet* loras, float grad_scale,
+                                                       uint64_t dropout_key) {
+  PLM_RETURN_IF_ERROR(Check(s));
+  const ModelConfig& c = model_.config();
+  const int64_t E = c.n_embd, TE = static_cast<int64_t>(s.T) * E;
+  const int L = c.n_layer;
+  loras_ = loras;
+  training_ = true;
+  dropout_key_ = dropout_key;
+  if (loras_ != nullptr) lora_saved_.resize(Sz(loras_->max_slots()));
+  auto ckpt = [&](int il) { return checkpoints_.data() + static_cast<int64_t>(il) * TE; };
+
+  Embed(s, ckpt(0));
+  for (int il = 0; il < L; ++il) LayerForward(il, s, ckpt(il), ckpt(il + 1));
+
+  const float* norm_w = model_.weights().output_norm.f32();
+  for (int t = 0; t < s.T; ++t) RmsNorm(ckpt(L) + t * E, norm_w, E, c.rms_eps, final_h_.data() + t * E);
+  const CrossEntropyResult ce = FusedCrossEntropy(model_.weights().output, final_h_.data(), s.targets, s.T,
+                                                  c.final_softcap, grad_scale, g_e_.data(), pool_);
+  float* dx = grad_x_[0].data();
+  float* dx_next = grad_x_[1].data();
+  for (int t = 0; t < s.T; ++t) {
+    RmsNormBackward(ckpt(L) + t * E, norm_w, E, c.rms_eps, g_e_.data() + t * E, dx + t * E, nullptr);
+  }
+  for (int il = L - 1; il >= 0; --il) {
+    // The last layer's activations are still in the buffers from the forward pass; the others are recomputed
+    // from their checkpointed input (the output lands on the identical values already stored).
+    if (il != L - 1) LayerForward(il, s, ckpt(il), ckpt(il + 1));
+    LayerBackward(il, s, ckpt(il), dx, dx_next);
+    std::swap(dx, dx_next);
+  }
+  training_ = false;
+  return ce;
+}
+
+}  // namespace pocketlm

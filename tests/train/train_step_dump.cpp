@@ -1,0 +1,134 @@
+// Runs one LoRA training step and five AdamW steps of pocketlm's trainer on a model and writes everything the
+// PyTorch reference (torch_train_reference.py) needs to redo them independently:
+//   adapter.gguf  the initial factors (A as PEFT initialises it, B random so that A's gradient is not zero)
+//   seq.bin       int32 T, then tokens[T], targets[T], seg_start[T], pos[T] (two packed examples)
+//   result.gguf   test.loss, grad.<tensor>.lora_a / .lora_b, test.step_losses[5], test.lr, test.weight_decay
+// Usage: train_step_dump MODEL.gguf OUT_DIR
+#include <cstdio>
+#include <fstream>
+#include <vector>
+
+#include "io/gguf/gguf_writer.h"
+#include "model/model.h"
+#include "train/lora_set.h"
+#include "train/optimizer.h"
+#include "train/rng.h"
+#include "train/train_graph.h"
+
+namespace pocketlm {
+namespace {
+
+constexpr int kT = 16;
+constexpr int kSplit = 10;  // the second example starts here
+constexpr float kLr = 5e-3f;
+constexpr float kWeightDecay = 0.01f;
+
+int Run(const std::string& model_path, const std::string& out) {
+  auto model_or = Model::Load(model_path);
+  if (!model_or.ok()) {
+    std::fprintf(stderr, "%s\n", model_or.status().message().c_str());
+    return 1;
+  }
+  const Model& model = *model_or.value();
+  LoraConfig lc;
+  lc.rank = 4;
+  lc.alpha = 8.0f;
+  lc.seed = 7;
+  auto set_or = LoraSet::Create(model, lc);
+  if (!set_or.ok()) {
+    std::fprintf(stderr, "%s\n", set_or.status().message().c_str());
+    return 1;
+  }
+  LoraSet set = std::move(set_or).value();
+  SplitMix64 rng(11);
+  for (LoraModule& m : set.modules()) {
+    for (float& b : m.b) b = (2.0f * rng.NextFloat() - 1.0f) * 0.2f;
+  }
+  if (Status s = set.WriteGguf(out + "/adapter.gguf", model); !s.ok()) {
+    std::fprintf(stderr, "%s\n", s.message().c_str());
+    return 1;
+  }
+
+  std::vector<int32_t> tokens(kT), targets(kT), seg(kT), pos(kT);
+  const int vocab = std::min(model.config().n_vocab, 1000);
+  for (int t = 0; t < kT; ++t) {
+    tokens[t] = static_cast<int32_t>(rng.Next() % static_cast<uint64_t>(vocab));
+    seg[t] = t < kSplit ? 0 : kSplit;
+    pos[t] = t - seg[t];
+  }
+  for (int t = 0; t < kT; ++t) targets[t] = (t + 1 < kT && t + 1 != kSplit && t != 3) ? tokens[t + 1] : -1;
+  {
+    std::ofstream f(out + "/seq.bin", std::ios::binary);
+    const int32_t T = kT;
+    f.write(reinterpret_cast<const char*>(&T), 4);
+    for (const auto* v : {&tokens, &targets, &seg, &pos}) f.write(reinterpret_cast<const char*>(v->data()), 4 * kT);
+  }
+  SequenceView sv{tokens.data(), targets.data(), seg.data(), pos.data(), kT};
+
+  ThreadPool pool(2);
+  auto graph_or = TrainGraph::Create(model, kT, &pool);
+  if (!graph_or.ok()) return 1;
+  TrainGraph& graph = *graph_or.value();
+  int64_t n_counted = 0;
+  for (int32_t t : targets) n_counted += t >= 0;
+  const float grad_scale = 1.0f / static_cast<float>(n_counted);
+
+  set.ZeroGrad();
+  auto ce = graph.ForwardBackward(sv, &set, grad_scale, 0);
+  if (!ce.ok()) {
+    std::fprintf(stderr, "%s\n", ce.status().message().c_str());
+    return 1;
+  }
+  GgufWriter w;
+  w.SetF32("test.loss", static_cast<float>(ce.value().loss_sum / static_cast<double>(ce.value().n_counted)));
+  w.SetF32("test.lr", kLr);
+  w.SetF32("test.weight_decay", kWeightDecay);
+  for (const LoraModule& m : set.modules()) {
+    (void)w.AddTensor("grad." + m.base_name + ".lora_a", DType::kF32, {m.n_in, m.rank}, m.grad_a.data(),
+                      m.grad_a.size() * 4);
+    (void)w.AddTensor("grad." + m.base_name + ".lora_b", DType::kF32, {m.rank, m.n_out}, m.grad_b.data(),
+                      m.grad_b.size() * 4);
+  }
+
+  // Five optimizer steps from the same initial factors.
+  auto fresh = LoraSet::Create(model, lc);
+  if (!fresh.ok()) return 1;
+  LoraSet train = std::move(fresh).value();
+  for (size_t i = 0; i < train.modules().size(); ++i) train.modules()[i].b = set.modules()[i].b;
+  std::vector<ParamRef> params;
+  for (LoraModule& m : train.modules()) {
+    params.push_back({m.a.data(), m.grad_a.data(), m.a.size(), true});
+    params.push_back({m.b.data(), m.grad_b.data(), m.b.size(), true});
+  }
+  AdamWConfig ac;
+  ac.weight_decay = kWeightDecay;
+  AdamW opt(params, ac);
+  std::vector<float> losses;
+  for (int step = 0; step < 5; ++step) {
+    train.ZeroGrad();
+    auto r = graph.ForwardBackward(sv, &train, grad_scale, 0);
+    if (!r.ok()) return 1;
+    losses.push_back(static_cast<float>(r.value().loss_sum / static_cast<double>(r.value().n_counted)));
+    opt.Step(kLr);
+  }
+  w.SetF32Array("test.step_losses", losses);
+  if (Status s = w.WriteFile(out + "/result.gguf"); !s.ok()) {
+    std::fprintf(stderr, "%s\n", s.message().c_str());
+    return 1;
+  }
+  std::printf("loss %.6f over %lld targets, %zu LoRA modules\n",
+              ce.value().loss_sum / static_cast<double>(ce.value().n_counted),
+              static_cast<long long>(ce.value().n_counted), set.modules().size());
+  return 0;
+}
+
+}  // namespace
+}  // namespace pocketlm
+
+int main(int argc, char** argv) {
+  if (argc != 3) {
+    std::fprintf(stderr, "usage: train_step_dump MODEL.gguf OUT_DIR\n");
+    return 2;
+  }
+  return pocketlm::Run(argv[1], argv[2]);
+}
