@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <exception>
 
+#include "cmd_finetune.h"
 #include "options.h"
 
 using namespace pocketlm::cli;
@@ -87,6 +88,15 @@ int main(int argc, char** argv) {
   quantize->add_option("--output-tensor-type", qz_output_type, "Type for output.weight (e.g. q8_0)");
   quantize->add_option("--token-embedding-type", qz_embd_type, "Type for token_embd.weight (e.g. q8_0)");
 
+  FinetuneOptions ft;
+  CLI::App* finetune =
+      app.add_subcommand("finetune", "Train a LoRA adapter on JSONL data (also on a quantized base), on the CPU");
+  ft.AddTo(finetune);
+
+  AdapterOptions adapter_opts;
+  CLI::App* adapter = app.add_subcommand("adapter", "Convert and inspect LoRA adapters (PEFT directory <-> GGUF)");
+  adapter_opts.AddTo(adapter);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -108,6 +118,8 @@ int main(int argc, char** argv) {
     if (quantize->parsed()) {
       return QuantizeCommand(qz_in, qz_out, qz_type, qz_threads, qz_requant, qz_pure, qz_output_type, qz_embd_type);
     }
+    if (adapter->parsed()) return AdapterCommand(adapter_opts);
+    if (finetune->parsed()) return FinetuneCommand(ft);
   } catch (const std::bad_alloc&) {
     std::fprintf(stderr, "error: out of memory\n");
     return 1;

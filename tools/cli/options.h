@@ -50,6 +50,17 @@ int BenchCommand(const ModelOptions& m, int n_prompt, int n_gen, int reps, bool 
 int QuantizeCommand(const std::string& in, const std::string& out, const std::string& type, int threads,
                     bool allow_requantize, bool pure, const std::string& output_type, const std::string& embd_type);
 
+// `pocketlm adapter convert|info`: conversion between PEFT LoRA directories and GGUF LoRA adapters.
+struct AdapterOptions {
+  CLI::App* convert = nullptr;
+  CLI::App* info = nullptr;
+  std::string in, out, base_model, base_name;
+  std::string info_path;
+
+  void AddTo(CLI::App* adapter);
+};
+int AdapterCommand(const AdapterOptions& o);
+
 // Reads a whole file into *out; errors name the file.
 Status ReadTextFile(const std::string& path, std::string* out);
 

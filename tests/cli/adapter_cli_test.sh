@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# End-to-end checks of `pocketlm adapter convert` and `pocketlm adapter info` on the golden llama.cpp adapters.
+# usage: adapter_cli_test.sh POCKETLM GOLDEN_DIR WORKDIR     (exit 77 = skipped when GOLDEN_DIR is absent)
+set -uo pipefail
+bin="$1"; golden="$2"; work="$3"
+if [[ ! -d "$golden/models" ]]; then echo "SKIPPED: $golden not found"; exit 77; fi
+rm -rf "$work" && mkdir -p "$work"
+plm() { ${PLM_EMULATOR:-} "$bin" "$@"; }
+failures=0
+fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+
+# expect_error NAME PATTERN ARGS...: exit code 1, one stderr line "error: ..." that contains PATTERN.
+expect_error() {
+  local name="$1" pattern="$2"; shift 2
+  "$@" >"$work/out" 2>"$work/err" </dev/null
+  local code=$?
+  if [[ $code -ne 1 ]]; then fail "$name: exit code $code, expected 1"; cat "$work/err"; return; fi
+  if [[ $(wc -l <"$work/err") -ne 1 ]] || ! grep -q '^error: ' "$work/err" || ! grep -qF -- "$pattern" "$work/err"; then
+    fail "$name: expected one error line containing '$pattern', got:"; cat "$work/err"; return
+  fi
+  echo "ok: $name -> $(cat "$work/err")"
+}
+
+llama="$golden/models/llama-tiny.gguf"
+adapter="$golden/models/llama-tiny.lora-r8.gguf"
+
+# --- GGUF -> PEFT -> GGUF ---
+if plm adapter convert "$adapter" "$work/peft" -m "$llama" --base-name my/llama-tiny >"$work/log" 2>&1 &&
+   [[ -f "$work/peft/adapter_config.json" && -f "$work/peft/adapter_model.safetensors" ]] &&
+   grep -q '"base_model_name_or_path": "my/llama-tiny"' "$work/peft/adapter_config.json" &&
+   grep -q '"peft_type": "LORA"' "$work/peft/adapter_config.json"; then
+  echo "ok: GGUF -> PEFT"
+else fail "GGUF -> PEFT"; cat "$work/log"; fi
+if plm adapter convert "$work/peft" "$work/back.gguf" -m "$llama" >"$work/log" 2>&1; then
+  echo "ok: PEFT -> GGUF"
+else fail "PEFT -> GGUF"; cat "$work/log"; fi
+
+# --- info: both formats; the converted adapter describes itself like the original ---
+plm adapter info "$adapter" >"$work/info-orig" 2>&1 || fail "info on the golden adapter"
+plm adapter info "$work/back.gguf" >"$work/info-back" 2>&1 || fail "info on the converted adapter"
+for want in "format: GGUF LoRA adapter" "architecture: llama" "rank: 8" "alpha: 16" "tensors: 28 (14 pairs)" "attn_q x2"; do
+  grep -qF "$want" "$work/info-orig" || fail "info lacks '$want'"
+done
+if cmp -s <(grep -v -e '^path:' -e '^size:' "$work/info-orig") <(grep -v -e '^path:' -e '^size:' "$work/info-back"); then
+  echo "ok: info of the round-tripped adapter matches"
+else fail "info differs after the round trip"; diff "$work/info-orig" "$work/info-back"; fi
+if plm adapter info "$work/peft" >"$work/info-peft" 2>&1 && grep -q "format: PEFT LoRA" "$work/info-peft" &&
+   grep -q "rank: 8" "$work/info-peft" && grep -q "base model: my/llama-tiny" "$work/info-peft" &&
+   grep -q "self_attn.q_proj x2" "$work/info-peft"; then
+  echo "ok: info on a PEFT directory"
+else fail "info on a PEFT directory"; cat "$work/info-peft"; fi
+
+# --- the converted adapter generates exactly what the original does ---
+plm run -m "$llama" --lora "$adapter" -p "Once upon a time" -n 12 --temp 0 >"$work/g-orig" 2>/dev/null || fail "run with original"
+plm run -m "$llama" --lora "$work/back.gguf" -p "Once upon a time" -n 12 --temp 0 >"$work/g-back" 2>/dev/null || fail "run with converted"
+cmp -s "$work/g-orig" "$work/g-back" && echo "ok: converted adapter generates the same text" || fail "generation differs"
+
+# --- errors: one line, exit code 1 ---
+expect_error "PEFT -> GGUF without a base" "needs its base model: -m" plm adapter convert "$work/peft" "$work/x.gguf"
+expect_error "llama GGUF -> PEFT without a base" "pass -m BASE.gguf" plm adapter convert "$adapter" "$work/x"
+expect_error "missing input" "does not exist" plm adapter convert "$work/nope.gguf" "$work/x"
+expect_error "a model is not an adapter" "not a LoRA factor" plm adapter info "$llama"
+expect_error "adapter of another model" "adapter made for another model" \
+  plm adapter convert "$work/peft" "$work/x.gguf" -m "$golden/models/llama-kq-f32.gguf"
+cp -r "$work/peft" "$work/peft-mts"
+sed -i 's/"peft_type": "LORA"/"peft_type": "LORA", "modules_to_save": ["lm_head"]/' "$work/peft-mts/adapter_config.json"
+expect_error "modules_to_save" "modules_to_save is not empty" plm adapter convert "$work/peft-mts" "$work/x.gguf" -m "$llama"
+[[ -e "$work/x.gguf" || -e "$work/x" ]] && fail "a failed conversion left output behind"
+if ls "$work" "$work/peft" | grep -q '\.tmp-'; then fail "temp files left behind"; fi
+
+echo "adapter cli: $failures failure(s)"
+[[ $failures -eq 0 ]]

@@ -1,0 +1,264 @@
+// pocketlm finetune -m BASE --data TRAIN.jsonl [--val VAL.jsonl] -o ADAPTER.gguf ...: progress on stderr (a live
+// bar on a terminal, one log line every few steps otherwise), a summary at the end.
+#include "cmd_finetune.h"
+
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+
+#include "io/peft/peft_adapter.h"
+#include "options.h"
+#include "tokenizer/chat_template.h"
+#include "train/data/dataset.h"
+
+namespace pocketlm::cli {
+
+void FinetuneOptions::AddTo(CLI::App* app) {
+  app->add_option("-m,--model", model_path, "Base model (GGUF; any type pocketlm runs, quantized included)")
+      ->required();
+  app->add_option("--data", data_path,
+                  "Training data, JSONL: {\"text\"}, {\"prompt\",\"completion\"} or {\"messages\":[...]} per line")
+      ->required();
+  app->add_option("--val", val_path, "Validation data (same format); its loss is reported before, during, after");
+  app->add_option("-o,--output", out_path, "Adapter to write (GGUF, llama.cpp-compatible)")->required();
+  app->add_option("--rank,-r", rank, "LoRA rank")->capture_default_str()->check(CLI::Range(1, 4096));
+  app->add_option("--alpha", alpha, "LoRA alpha; the update is scaled by alpha / rank")->capture_default_str();
+  app->add_option("--dropout", dropout, "LoRA dropout on the adapter input")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 0.99));
+  app->add_flag("--rslora", rslora, "Scale by alpha / sqrt(rank) (rank-stabilized LoRA)");
+  app->add_option("--targets", targets, "Projections to adapt: q,k,v,o,gate,up,down or all-linear")
+      ->capture_default_str();
+  app->add_option("--lr", lr, "Peak learning rate (AdamW)")->capture_default_str();
+  app->add_option("--steps", steps, "Optimizer steps (overrides --epochs)")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 40));
+  app->add_option("--epochs", epochs, "Passes over the training data")
+      ->capture_default_str()
+      ->check(CLI::Range(0.001, 1e6));
+  app->add_option("--seq-len", seq_len, "Tokens per training sequence; short examples are packed together")
+      ->capture_default_str()
+      ->check(CLI::Range(8, 1 << 16));
+  app->add_option("--batch-tokens", batch_tokens, "Tokens per optimizer step (gradient accumulation over sequences)")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{8}, int64_t{1} << 30));
+  app->add_option("--schedule", schedule, "Learning-rate schedule after warmup: constant, linear or cosine")
+      ->capture_default_str();
+  app->add_option("--warmup", warmup, "Warmup steps (default: 3% of the steps)");
+  app->add_option("--weight-decay", weight_decay, "AdamW decoupled weight decay")->capture_default_str();
+  app->add_option("--clip", clip, "Clip the gradient's global norm to this (0: off)")->capture_default_str();
+  app->add_option("--eval-every", eval_every, "Validation loss every N steps (0: before and after only)");
+  app->add_option("--save-every", save_every, "Checkpoint every N steps (needs --checkpoint)");
+  app->add_option("--checkpoint", checkpoint_path, "Checkpoint file (written atomically; also at the end)");
+  app->add_option("--resume", resume_path, "Continue from this checkpoint exactly where it stopped");
+  app->add_option("--stop-after", stop_after, "Stop after N steps of this run, as if interrupted (then --resume)");
+  app->add_option("--export-peft", export_peft_dir,
+                  "Also write the adapter as a PEFT directory (adapter_config.json + adapter_model.safetensors)");
+  app->add_option("--chat-template", chat_template,
+                  "chatml, llama3, llama2, gemma or phi3 (default: detected from the model's metadata)");
+  app->add_flag("--train-on-prompt", train_on_prompt, "Loss on every token, not only replies/completions");
+  app->add_flag("--strict", strict, "Stop at the first bad data line instead of skipping it");
+  app->add_option("--seed", seed, "Seed for initialisation, shuffling and dropout")->capture_default_str();
+  app->add_option("-t,--threads", threads, "Threads, including the main one")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 512));
+  app->add_flag("-q,--quiet", quiet, "Only the summary");
+}
+
+namespace {
+
+std::string Duration(double s) {
+  if (!std::isfinite(s) || s < 0) return "?";
+  char buf[32];
+  const auto t = static_cast<long long>(s + 0.5);
+  if (t >= 3600) {
+    std::snprintf(buf, sizeof(buf), "%lldh%02lldm", t / 3600, t / 60 % 60);
+  } else {
+    std::snprintf(buf, sizeof(buf), "%lldm%02llds", t / 60, t % 60);
+  }
+  return buf;
+}
+
+double PeakRssMiB() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return static_cast<double>(ru.ru_maxrss) / 1024.0;  // KiB on Linux
+}
+
+Result<ChatTemplateKind> ChooseTemplate(const FinetuneOptions& o, const Model& model, std::string* note) {
+  if (!o.chat_template.empty()) return ChatTemplateFromName(o.chat_template);
+  auto jinja = model.file().GetString("tokenizer.chat_template");
+  if (!jinja.ok()) {
+    *note = "the model has no chat template; chat data would use chatml (choose with --chat-template)";
+    return ChatTemplateKind::kChatML;
+  }
+  auto kind = DetectChatTemplate(jinja.value());
+  if (!kind.ok()) {
+    *note = "the model's chat template is not one pocketlm knows; chat data would use chatml (--chat-template)";
+    return ChatTemplateKind::kChatML;
+  }
+  return kind;
+}
+
+Result<Dataset> LoadData(const std::string& path, const Model& model, const DatasetOptions& d, const char* what,
+                         bool quiet) {
+  auto data = LoadJsonlDataset(path, model.tokenizer(), d);
+  if (!data.ok()) return data.status().WithContext(std::string("reading the ") + what + " data");
+  if (!quiet) std::fprintf(stderr, "%s data %s: %s\n", what, path.c_str(), data.value().stats.Summary().c_str());
+  return data;
+}
+
+// The GGUF adapter just written, converted to PEFT's layout (names, llama q/k row order, alpha convention).
+Status ExportPeft(const std::string& gguf_path, const Model& model, const std::string& dir) {
+  PLM_ASSIGN_OR_RETURN(GgufFile f, GgufFile::Open(gguf_path));
+  PLM_ASSIGN_OR_RETURN(LoraAdapterData lora, ReadGgufLora(f));
+  auto name = model.file().GetString("general.name");
+  return WritePeftAdapter(lora, &model.file(), dir, name.ok() ? std::string(name.value()) : std::string())
+      .WithContext("exporting the adapter as PEFT");
+}
+
+struct Reporter {
+  bool tty = false;
+  bool quiet = false;
+  bool bar_shown = false;
+  int64_t log_every = 1;
+
+  void operator()(const TrainEvent& e) {
+    if (quiet) return;
+    if (e.kind == TrainEvent::kEval) {
+      ClearBar();
+      std::fprintf(stderr, "step %lld: validation loss %.4f (perplexity %.2f)\n", static_cast<long long>(e.step),
+                   e.loss, std::exp(e.loss));
+      return;
+    }
+    if (e.kind == TrainEvent::kCheckpoint) {
+      ClearBar();
+      std::fprintf(stderr, "step %lld: checkpoint %s\n", static_cast<long long>(e.step), e.path.c_str());
+      return;
+    }
+    if (tty) {
+      const int width = 24;
+      const int filled = static_cast<int>(width * e.step / std::max<int64_t>(1, e.total_steps));
+      std::string bar(static_cast<size_t>(filled), '#');
+      bar.resize(width, '.');
+      std::fprintf(stderr, "\r[%s] step %lld/%lld  loss %.4f  lr %.2e  %.0f tok/s  ETA %s\x1b[K", bar.c_str(),
+                   static_cast<long long>(e.step), static_cast<long long>(e.total_steps), e.loss,
+                   static_cast<double>(e.lr), e.tokens_per_s, Duration(e.eta_s).c_str());
+      std::fflush(stderr);
+      bar_shown = true;
+      return;
+    }
+    if (e.step % log_every == 0 || e.step == e.total_steps || e.step == 1) {
+      std::fprintf(stderr, "step %lld/%lld  loss %.4f  lr %.2e  grad norm %.3f  %.0f tok/s  elapsed %s  ETA %s\n",
+                   static_cast<long long>(e.step), static_cast<long long>(e.total_steps), e.loss,
+                   static_cast<double>(e.lr), e.grad_norm, e.tokens_per_s, Duration(e.elapsed_s).c_str(),
+                   Duration(e.eta_s).c_str());
+    }
+  }
+  void ClearBar() {
+    if (bar_shown) std::fprintf(stderr, "\n");
+    bar_shown = false;
+  }
+};
+
+}  // namespace
+
+int FinetuneCommand(const FinetuneOptions& o) {
+  auto model_or = Model::Load(o.model_path);
+  if (!model_or.ok()) return Fail(model_or.status());
+  const Model& model = *model_or.value();
+
+  TrainerConfig tc;
+  auto targets = ParseLoraTargets(o.targets);
+  if (!targets.ok()) return Fail(targets.status());
+  auto schedule = ParseLrSchedule(o.schedule);
+  if (!schedule.ok()) return Fail(schedule.status());
+  if (o.save_every > 0 && o.checkpoint_path.empty()) {
+    return Fail(InvalidArgument("--save-every needs --checkpoint FILE"));
+  }
+  tc.lora.rank = o.rank;
+  tc.lora.alpha = o.alpha;
+  tc.lora.dropout = o.dropout;
+  tc.lora.rslora = o.rslora;
+  tc.lora.targets = targets.value();
+  tc.lora.seed = o.seed;
+  tc.seq_len = o.seq_len;
+  tc.batch_tokens = o.batch_tokens;
+  tc.steps = o.steps;
+  tc.epochs = o.epochs;
+  tc.lr = o.lr;
+  tc.schedule = schedule.value();
+  tc.warmup_steps = o.warmup;
+  tc.weight_decay = o.weight_decay;
+  tc.clip_norm = o.clip;
+  tc.eval_every = o.eval_every;
+  tc.save_every = o.save_every;
+  tc.checkpoint_path = o.checkpoint_path;
+  tc.resume_path = o.resume_path;
+  tc.stop_after = o.stop_after;
+  tc.n_threads = o.threads;
+
+  std::string note;
+  auto kind = ChooseTemplate(o, model, &note);
+  if (!kind.ok()) return Fail(kind.status());
+  DatasetOptions d;
+  d.chat_template = kind.value();
+  d.train_on_prompt = o.train_on_prompt;
+  d.strict = o.strict;
+  auto train_data = LoadData(o.data_path, model, d, "training", o.quiet);
+  if (!train_data.ok()) return Fail(train_data.status());
+  Result<Dataset> val_data = Dataset{};
+  if (!o.val_path.empty()) {
+    val_data = LoadData(o.val_path, model, d, "validation", o.quiet);
+    if (!val_data.ok()) return Fail(val_data.status());
+  }
+  if (!o.quiet && !note.empty()) std::fprintf(stderr, "note: %s\n", note.c_str());
+
+  const int32_t pad = model.tokenizer().eos() >= 0 ? model.tokenizer().eos() : 0;
+  auto packer = SequencePacker::Create(train_data.value().examples, o.seq_len, o.seed, pad);
+  if (!packer.ok()) return Fail(packer.status());
+  PackedDataSource train_src(std::move(packer).value());
+  std::unique_ptr<PackedDataSource> val_src;
+  if (!val_data.value().examples.empty()) {
+    auto vp = SequencePacker::Create(val_data.value().examples, o.seq_len, o.seed, pad);
+    if (!vp.ok()) return Fail(vp.status());
+    val_src = std::make_unique<PackedDataSource>(std::move(vp).value());
+  }
+
+  auto trainer_or = Trainer::Create(model, tc, &train_src, val_src.get());
+  if (!trainer_or.ok()) return Fail(trainer_or.status());
+  Trainer& trainer = *trainer_or.value();
+  if (!o.quiet) {
+    std::fprintf(stderr,
+                 "LoRA rank %d alpha %g on %s: %zu modules, %.2f M trainable parameters; %lld steps of %lld "
+                 "sequences x %d tokens, %d threads\n",
+                 o.rank, static_cast<double>(o.alpha), LoraTargetsToString(tc.lora.targets).c_str(),
+                 trainer.loras().modules().size(), static_cast<double>(trainer.loras().n_params()) / 1e6,
+                 static_cast<long long>(trainer.total_steps()), static_cast<long long>(trainer.sequences_per_step()),
+                 o.seq_len, o.threads);
+  }
+  Reporter rep;
+  rep.tty = ::isatty(::fileno(stderr)) != 0;
+  rep.quiet = o.quiet;
+  rep.log_every = std::max<int64_t>(1, trainer.total_steps() / 20);
+  auto summary = trainer.Run([&rep](const TrainEvent& e) { rep(e); });
+  rep.ClearBar();
+  if (!summary.ok()) return Fail(summary.status());
+  if (Status s = trainer.loras().WriteGguf(o.out_path, model); !s.ok()) return Fail(s);
+  if (!o.export_peft_dir.empty()) {
+    if (Status s = ExportPeft(o.out_path, model, o.export_peft_dir); !s.ok()) return Fail(s);
+  }
+  const TrainSummary& sm = summary.value();
+  std::fprintf(stderr, "done: %lld steps in %s, %.1f tokens/s; train loss %.4f -> %.4f",
+               static_cast<long long>(sm.steps), Duration(sm.seconds).c_str(), sm.tokens_per_s, sm.first_loss,
+               sm.last_loss);
+  if (sm.val_loss_after >= 0) {
+    std::fprintf(stderr, "; validation loss %.4f -> %.4f", sm.val_loss_before, sm.val_loss_after);
+  }
+  std::fprintf(stderr, "; peak memory %.0f MiB\nadapter written to %s\n", PeakRssMiB(), o.out_path.c_str());
+  if (!o.export_peft_dir.empty()) std::fprintf(stderr, "PEFT adapter written to %s\n", o.export_peft_dir.c_str());
+  return 0;
+}
+
+}  // namespace pocketlm::cli
