@@ -47,7 +47,7 @@ template double CrossEntropyRow<double>(double*, int64_t, int32_t, float, float,
 
 CrossEntropyResult FusedCrossEntropy(const TensorView& w_out, const float* h, const int32_t* targets, int64_t T,
                                      float final_softcap, float grad_scale, float* dh, ThreadPool* pool,
-                                     int64_t chunk_tokens) {
+                                     int64_t chunk_tokens, float* dw_out) {
   const int64_t n_embd = w_out.n_in(), n_vocab = w_out.n_out();
   const int64_t chunk = std::max<int64_t>(1, chunk_tokens);
   std::vector<int64_t> rows;  // counted positions, in order
@@ -87,6 +87,11 @@ CrossEntropyResult FusedCrossEntropy(const TensorView& w_out, const float* h, co
     for (int64_t r = 0; r < n; ++r) result.loss_sum += loss[static_cast<size_t>(r)];  // fixed order
     if (dh == nullptr) continue;
     MatMulWeightsBackwardInput(w_out, logits.data(), n, n_vocab, dhc.data(), n_embd, false, pool);
+    if (dw_out != nullptr) {
+      // dW += dz^T h : (n_vocab, n_embd)
+      GemmF32(true, false, n_vocab, n_embd, n, 1.0f, logits.data(), n_vocab, hc.data(), n_embd, 1.0f, dw_out, n_embd,
+              pool);
+    }
     for (int64_t r = 0; r < n; ++r) {
       std::copy_n(dhc.data() + r * n_embd, n_embd, dh + rows[static_cast<size_t>(c0 + r)] * n_embd);
     }

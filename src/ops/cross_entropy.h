@@ -24,9 +24,11 @@ struct CrossEntropyResult {
 // MatMulWeightsBackwardInput. For quantized w_out this is the gradient of the loss with exact activations (the
 // activation rounding of the forward product is treated as identity). Ignored positions cost nothing: counted
 // rows are gathered into chunks of chunk_tokens. The result does not depend on the thread count.
+// When dw_out is not null (full fine-tuning; needs dh), grad_scale * d(loss_sum)/dW is added to it, (n_vocab,
+// n_embd) f32.
 CrossEntropyResult FusedCrossEntropy(const TensorView& w_out, const float* h, const int32_t* targets, int64_t T,
                                      float final_softcap, float grad_scale, float* dh, ThreadPool* pool,
-                                     int64_t chunk_tokens = 32);
+                                     int64_t chunk_tokens = 32, float* dw_out = nullptr);
 
 namespace grad {
 // One position, in place: logits (n_vocab) holds the raw logits z on entry; returns -log softmax(cap(z))[target]

@@ -23,8 +23,8 @@ Status ReadF32(const GgufFile& f, const std::string& name, float* out, size_t n)
 
 }  // namespace
 
-Status SaveCheckpoint(const std::string& path, const LoraSet& loras, AdamW& opt, const TrainPosition& pos,
-                      const CheckpointIdentity& id) {
+Status SaveCheckpoint(const std::string& path, const std::vector<CheckpointTensor>& tensors, AdamW& opt,
+                      const TrainPosition& pos, const CheckpointIdentity& id) {
   GgufWriter w;
   w.SetString("general.type", kType);
   w.SetString("checkpoint.base_fingerprint", id.base_fingerprint);
@@ -35,23 +35,19 @@ Status SaveCheckpoint(const std::string& path, const LoraSet& loras, AdamW& opt,
   w.SetU64("checkpoint.tokens_seen", static_cast<uint64_t>(pos.tokens_seen));
   w.SetU64("checkpoint.adam_step", static_cast<uint64_t>(opt.step()));
   size_t off = 0;
-  for (const LoraModule& m : loras.modules()) {
-    for (const auto& [suffix, v, ne0, ne1] :
-         {std::tuple{".lora_a", &m.a, m.n_in, m.rank}, std::tuple{".lora_b", &m.b, m.rank, m.n_out}}) {
-      const size_t bytes = v->size() * sizeof(float);
-      PLM_RETURN_IF_ERROR(w.AddTensor(m.base_name + suffix, DType::kF32, {ne0, ne1}, v->data(), bytes));
-      PLM_RETURN_IF_ERROR(
-          w.AddTensor("adam.m." + m.base_name + suffix, DType::kF32, {ne0, ne1}, opt.m().data() + off, bytes));
-      PLM_RETURN_IF_ERROR(
-          w.AddTensor("adam.v." + m.base_name + suffix, DType::kF32, {ne0, ne1}, opt.v().data() + off, bytes));
-      off += v->size();
-    }
+  for (const CheckpointTensor& t : tensors) {
+    if (off + t.n > opt.state_size()) return InvalidArgument("checkpoint tensors do not match the optimizer state");
+    const size_t bytes = t.n * sizeof(float);
+    PLM_RETURN_IF_ERROR(w.AddTensor(t.name, DType::kF32, t.ne, t.data, bytes));
+    PLM_RETURN_IF_ERROR(w.AddTensor("adam.m." + t.name, DType::kF32, t.ne, opt.m().data() + off, bytes));
+    PLM_RETURN_IF_ERROR(w.AddTensor("adam.v." + t.name, DType::kF32, t.ne, opt.v().data() + off, bytes));
+    off += t.n;
   }
   return w.WriteFile(path);
 }
 
-Status LoadCheckpoint(const std::string& path, LoraSet* loras, AdamW* opt, TrainPosition* pos,
-                      const CheckpointIdentity& expected) {
+Status LoadCheckpoint(const std::string& path, const std::vector<CheckpointTensor>& tensors, AdamW* opt,
+                      TrainPosition* pos, const CheckpointIdentity& expected) {
   PLM_ASSIGN_OR_RETURN(GgufFile f, GgufFile::Open(path));
   PLM_ASSIGN_OR_RETURN(std::string_view type, f.GetString("general.type"));
   if (type != kType) return InvalidArgument("'" + path + "' is not a pocketlm training checkpoint");
@@ -72,13 +68,12 @@ Status LoadCheckpoint(const std::string& path, LoraSet* loras, AdamW* opt, Train
   PLM_ASSIGN_OR_RETURN(int64_t adam_step, f.GetInt("checkpoint.adam_step"));
   PLM_ASSIGN_OR_RETURN(int64_t seen, f.GetInt("checkpoint.tokens_seen"));
   size_t off = 0;
-  for (LoraModule& m : loras->modules()) {
-    for (const auto& [suffix, v] : {std::pair{".lora_a", &m.a}, std::pair{".lora_b", &m.b}}) {
-      PLM_RETURN_IF_ERROR(ReadF32(f, m.base_name + suffix, v->data(), v->size()));
-      PLM_RETURN_IF_ERROR(ReadF32(f, "adam.m." + m.base_name + suffix, opt->m().data() + off, v->size()));
-      PLM_RETURN_IF_ERROR(ReadF32(f, "adam.v." + m.base_name + suffix, opt->v().data() + off, v->size()));
-      off += v->size();
-    }
+  for (const CheckpointTensor& t : tensors) {
+    if (off + t.n > opt->state_size()) return InvalidArgument("checkpoint tensors do not match the optimizer state");
+    PLM_RETURN_IF_ERROR(ReadF32(f, t.name, t.data, t.n));
+    PLM_RETURN_IF_ERROR(ReadF32(f, "adam.m." + t.name, opt->m().data() + off, t.n));
+    PLM_RETURN_IF_ERROR(ReadF32(f, "adam.v." + t.name, opt->v().data() + off, t.n));
+    off += t.n;
   }
   opt->set_step(adam_step);
   pos->step = step;

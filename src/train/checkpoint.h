@@ -5,10 +5,9 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "base/status.h"
-#include "model/model.h"
-#include "train/lora_set.h"
 #include "train/optimizer.h"
 
 namespace pocketlm {
@@ -26,10 +25,18 @@ struct CheckpointIdentity {
   std::string settings;  // e.g. "rank=16 alpha=32 targets=q,k,v seq_len=256 seed=42 ..."
 };
 
-Status SaveCheckpoint(const std::string& path, const LoraSet& loras, AdamW& opt, const TrainPosition& pos,
-                      const CheckpointIdentity& id);
-// Restores factors, moments and position into an already created set/optimizer of the same configuration.
-Status LoadCheckpoint(const std::string& path, LoraSet* loras, AdamW* opt, TrainPosition* pos,
-                      const CheckpointIdentity& expected);
+// One trained tensor, in the optimizer's parameter order (AdamW's moments are stored in the same order).
+struct CheckpointTensor {
+  std::string name;
+  std::vector<int64_t> ne;  // ggml order
+  float* data = nullptr;
+  size_t n = 0;
+};
+
+Status SaveCheckpoint(const std::string& path, const std::vector<CheckpointTensor>& tensors, AdamW& opt,
+                      const TrainPosition& pos, const CheckpointIdentity& id);
+// Restores values, moments and position into tensors/optimizer of the same configuration.
+Status LoadCheckpoint(const std::string& path, const std::vector<CheckpointTensor>& tensors, AdamW* opt,
+                      TrainPosition* pos, const CheckpointIdentity& expected);
 
 }  // namespace pocketlm

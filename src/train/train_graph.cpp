@@ -26,7 +26,7 @@ bool DropoutKeep(uint64_t key, int module, int64_t element, float p) {
 }  // namespace
 
 TrainGraph::TrainGraph(const Model& model, int max_seq_len, ThreadPool* pool)
-    : model_(model), max_T_(max_seq_len), pool_(pool) {
+    : model_(model), w_(&model.weights()), max_T_(max_seq_len), pool_(pool) {
   const ModelConfig& c = model.config();
   const size_t T = Sz(max_seq_len), E = Sz(c.n_embd), QD = Sz(c.q_dim()), KVD = Sz(c.kv_dim()), FF = Sz(c.n_ff);
   checkpoints_.resize((Sz(c.n_layer) + 1) * T * E);
@@ -98,7 +98,7 @@ void TrainGraph::Embed(const SequenceView& s, float* x) {
   const ModelConfig& c = model_.config();
   const int64_t E = c.n_embd;
   for (int t = 0; t < s.T; ++t) {
-    DequantizeRow(model_.weights().tok_embd, s.tokens[t], x + t * E);
+    DequantizeRow((*w_).tok_embd, s.tokens[t], x + t * E);
     if (c.embd_scale != 1.0f) ScaleInPlace(x + t * E, E, c.embd_scale);
   }
 }
@@ -132,6 +132,12 @@ void TrainGraph::LinearBackward(const TensorView& w, const float* x, const float
                                 float* dx, bool accumulate) {
   const int64_t n_in = w.n_in();
   MatMulWeightsBackwardInput(w, dy, T, dy_stride, dx, n_in, accumulate, pool_);
+  if (full_ != nullptr) {
+    // dW += dy^T x : (n_out, n_in)
+    if (float* gw = full_->GradFor(w.data)) {
+      GemmF32(true, false, w.n_out(), n_in, T, 1.0f, dy, dy_stride, x, n_in, 1.0f, gw, n_in, pool_);
+    }
+  }
   LoraModule* m = loras_ != nullptr ? loras_->Find(w.data) : nullptr;
   if (m == nullptr) return;
   const int64_t r = m->rank, n_out = m->n_out;
@@ -157,9 +163,31 @@ void TrainGraph::LinearBackward(const TensorView& w, const float* x, const float
   }
 }
 
+void TrainGraph::SetFullParams(FullParams* full) {
+  full_ = full;
+  w_ = full != nullptr ? &full->weights() : &model_.weights();
+}
+
+void TrainGraph::NormWeightGrad(const TensorView& w, const float* x, const float* dy, int T) {
+  float* gw = full_ != nullptr && !w.empty() ? full_->GradFor(w.data) : nullptr;
+  if (gw == nullptr) return;
+  // Serial over tokens: every token adds into the same gain gradient (and a fixed order keeps it deterministic).
+  const int64_t E = w.n_in();
+  lora_tmp_.resize(Sz(E));
+  for (int t = 0; t < T; ++t) {
+    RmsNormBackward(x + t * E, w.f32(), E, model_.config().rms_eps, dy + t * E, lora_tmp_.data(), gw);
+  }
+}
+
+void TrainGraph::BiasGrad(const TensorView& b, const float* dy, int64_t stride, int T) {
+  float* gb = full_ != nullptr && !b.empty() ? full_->GradFor(b.data) : nullptr;
+  if (gb == nullptr) return;
+  for (int t = 0; t < T; ++t) AddInPlace(gb, dy + t * stride, b.n_in());
+}
+
 void TrainGraph::LayerForward(int il, const SequenceView& s, const float* x, float* x_out) {
   const ModelConfig& c = model_.config();
-  const ModelWeights& w = model_.weights();
+  const ModelWeights& w = *w_;
   const LayerWeights& l = w.layers[Sz(il)];
   const int T = s.T;
   const int64_t E = c.n_embd, QD = c.q_dim(), KVD = c.kv_dim(), FF = c.n_ff, QKV = QD + 2 * KVD;
@@ -250,7 +278,7 @@ void TrainGraph::LayerForward(int il, const SequenceView& s, const float* x, flo
 
 void TrainGraph::LayerBackward(int il, const SequenceView& s, const float* x, const float* dx_out, float* dx_in) {
   const ModelConfig& c = model_.config();
-  const ModelWeights& w = model_.weights();
+  const ModelWeights& w = *w_;
   const LayerWeights& l = w.layers[Sz(il)];
   const int T = s.T;
   const int64_t E = c.n_embd, QD = c.q_dim(), KVD = c.kv_dim(), FF = c.n_ff, QKV = QD + 2 * KVD;
@@ -269,6 +297,7 @@ void TrainGraph::LayerBackward(int il, const SequenceView& s, const float* x, co
     per_token([&](int64_t t) {
       RmsNormBackward(d_.data() + t * E, l.post_ffn_norm.f32(), E, eps, dx_out + t * E, ge + t * E, nullptr);
     });
+    NormWeightGrad(l.post_ffn_norm, d_.data(), dx_out, T);
     dd = ge;
   }
   LinearBackward(l.w_down, act_.data(), dd, E, T, g_act_.data(), false);
@@ -291,6 +320,7 @@ void TrainGraph::LayerBackward(int il, const SequenceView& s, const float* x, co
     RmsNormBackward(x1_.data() + t * E, l.ffn_norm.f32(), E, eps, ge + t * E, dx1 + t * E, nullptr);
     AddInPlace(dx1 + t * E, dx_out + t * E, E);
   });
+  NormWeightGrad(l.ffn_norm, x1_.data(), ge, T);
 
   // --- attention ---  x1 = x + [post_norm](o),  o = wo(attention(rope(q), rope(k), v))
   const float* d_o = dx1;
@@ -298,6 +328,7 @@ void TrainGraph::LayerBackward(int il, const SequenceView& s, const float* x, co
     per_token([&](int64_t t) {
       RmsNormBackward(o_.data() + t * E, l.post_attn_norm.f32(), E, eps, dx1 + t * E, ge + t * E, nullptr);
     });
+    NormWeightGrad(l.post_attn_norm, o_.data(), dx1, T);
     d_o = ge;
   }
   LinearBackward(l.wo, att_.data(), d_o, E, T, g_att_.data(), false);
@@ -320,6 +351,9 @@ void TrainGraph::LayerBackward(int il, const SequenceView& s, const float* x, co
       RopeBackward(g_k_.data() + t * KVD + h * c.head_dim, c.head_dim, c.rope_dim, c.rope_style, pos, c.rope_base, ff);
     }
   });
+  BiasGrad(l.bq, g_q_.data(), QD, T);
+  BiasGrad(l.bk, g_k_.data(), KVD, T);
+  BiasGrad(l.bv, g_v_.data(), KVD, T);
   if (!l.wqkv.empty()) {
     per_token([&](int64_t t) {
       float* row = g_qkv_.data() + t * QKV;
@@ -337,6 +371,7 @@ void TrainGraph::LayerBackward(int il, const SequenceView& s, const float* x, co
     RmsNormBackward(x + t * E, l.attn_norm.f32(), E, eps, ge + t * E, dx_in + t * E, nullptr);
     AddInPlace(dx_in + t * E, dx1 + t * E, E);
   });
+  NormWeightGrad(l.attn_norm, x, ge, T);
 }
 
 Result<CrossEntropyResult> TrainGraph::Forward(const SequenceView& s, LoraSet* loras) {
@@ -354,10 +389,9 @@ Result<CrossEntropyResult> TrainGraph::Forward(const SequenceView& s, LoraSet* l
     std::swap(x, y);
   }
   for (int t = 0; t < s.T; ++t) {
-    RmsNorm(x + t * E, model_.weights().output_norm.f32(), E, c.rms_eps, final_h_.data() + t * E);
+    RmsNorm(x + t * E, (*w_).output_norm.f32(), E, c.rms_eps, final_h_.data() + t * E);
   }
-  return FusedCrossEntropy(model_.weights().output, final_h_.data(), s.targets, s.T, c.final_softcap, 1.0f, nullptr,
-                           pool_);
+  return FusedCrossEntropy((*w_).output, final_h_.data(), s.targets, s.T, c.final_softcap, 1.0f, nullptr, pool_);
 }
 
 Result<CrossEntropyResult> TrainGraph::ForwardBackward(const SequenceView& s, LoraSet* loras, float grad_scale,
@@ -375,21 +409,30 @@ Result<CrossEntropyResult> TrainGraph::ForwardBackward(const SequenceView& s, Lo
   Embed(s, ckpt(0));
   for (int il = 0; il < L; ++il) LayerForward(il, s, ckpt(il), ckpt(il + 1));
 
-  const float* norm_w = model_.weights().output_norm.f32();
+  const float* norm_w = (*w_).output_norm.f32();
   for (int t = 0; t < s.T; ++t) RmsNorm(ckpt(L) + t * E, norm_w, E, c.rms_eps, final_h_.data() + t * E);
-  const CrossEntropyResult ce = FusedCrossEntropy(model_.weights().output, final_h_.data(), s.targets, s.T,
-                                                  c.final_softcap, grad_scale, g_e_.data(), pool_);
+  float* g_out = full_ != nullptr ? full_->GradFor(w_->output.data) : nullptr;
+  const CrossEntropyResult ce = FusedCrossEntropy(w_->output, final_h_.data(), s.targets, s.T, c.final_softcap,
+                                                  grad_scale, g_e_.data(), pool_, 32, g_out);
   float* dx = grad_x_[0].data();
   float* dx_next = grad_x_[1].data();
   for (int t = 0; t < s.T; ++t) {
     RmsNormBackward(ckpt(L) + t * E, norm_w, E, c.rms_eps, g_e_.data() + t * E, dx + t * E, nullptr);
   }
+  NormWeightGrad(w_->output_norm, ckpt(L), g_e_.data(), s.T);
   for (int il = L - 1; il >= 0; --il) {
     // The last layer's activations are still in the buffers from the forward pass; the others are recomputed
     // from their checkpointed input (the output lands on the identical values already stored).
     if (il != L - 1) LayerForward(il, s, ckpt(il), ckpt(il + 1));
     LayerBackward(il, s, ckpt(il), dx, dx_next);
     std::swap(dx, dx_next);
+  }
+  // Embedding rows: x0[t] = embd_scale * E[token t], so dE[token t] += embd_scale * dx0[t].
+  if (float* g_embd = full_ != nullptr ? full_->GradFor(w_->tok_embd.data) : nullptr) {
+    for (int t = 0; t < s.T; ++t) {
+      float* row = g_embd + static_cast<int64_t>(s.tokens[t]) * E;
+      for (int64_t i = 0; i < E; ++i) row[i] += c.embd_scale * dx[t * E + i];
+    }
   }
   training_ = false;
   return ce;

@@ -14,6 +14,7 @@
 #include "base/thread_pool.h"
 #include "model/model.h"
 #include "ops/cross_entropy.h"
+#include "train/full_params.h"
 #include "train/lora_set.h"
 
 namespace pocketlm {
@@ -39,6 +40,10 @@ class TrainGraph {
   Result<CrossEntropyResult> ForwardBackward(const SequenceView& seq, LoraSet* loras, float grad_scale,
                                              uint64_t dropout_key);
 
+  // Full fine-tuning: from now on the graph reads the weights from `full` (f32 masters) and accumulates every
+  // weight's gradient into it. Null returns to the model's own (frozen) weights.
+  void SetFullParams(FullParams* full);
+
   // Bytes of activation memory held, for the memory summary.
   size_t activation_bytes() const;
 
@@ -58,7 +63,14 @@ class TrainGraph {
   void LinearBackward(const TensorView& w, const float* x, const float* dy, int64_t dy_stride, int T, float* dx,
                       bool accumulate);
 
+  // Accumulates the gradient of an RMSNorm gain over T rows into full_'s buffer for `w` (no-op when frozen).
+  void NormWeightGrad(const TensorView& w, const float* x, const float* dy, int T);
+  // Accumulates sum_t dy[t, :n] into full_'s buffer for bias `b` (no-op when frozen or absent).
+  void BiasGrad(const TensorView& b, const float* dy, int64_t stride, int T);
+
   const Model& model_;
+  const ModelWeights* w_;  // the model's weights, or the masters of full_
+  FullParams* full_ = nullptr;
   int max_T_;
   ThreadPool* pool_;
   LoraSet* loras_ = nullptr;

@@ -53,8 +53,8 @@ double Seconds(std::chrono::steady_clock::time_point since) {
 
 }  // namespace
 
-Trainer::Trainer(const Model& model, const TrainerConfig& config, LoraSet loras)
-    : model_(model), config_(config), loras_(std::move(loras)), pool_(config.n_threads) {}
+Trainer::Trainer(const Model& model, const TrainerConfig& config)
+    : model_(model), config_(config), pool_(config.n_threads) {}
 
 Result<std::unique_ptr<Trainer>> Trainer::Create(const Model& model, const TrainerConfig& config, SequenceSource* train,
                                                  SequenceSource* val) {
@@ -64,12 +64,24 @@ Result<std::unique_ptr<Trainer>> Trainer::Create(const Model& model, const Train
   if (!(config.lr > 0) || !std::isfinite(config.lr)) return InvalidArgument("--lr must be positive");
   if (config.steps < 0 || !(config.epochs > 0)) return InvalidArgument("--steps / --epochs must be positive");
   if (train == nullptr || train->SizeOfEpoch(0) == 0) return InvalidArgument("no training sequences");
-  PLM_ASSIGN_OR_RETURN(LoraSet loras, LoraSet::Create(model, config.lora));
-  std::unique_ptr<Trainer> t(new Trainer(model, config, std::move(loras)));
+  std::unique_ptr<Trainer> t(new Trainer(model, config));
   PLM_ASSIGN_OR_RETURN(t->graph_, TrainGraph::Create(model, config.seq_len, &t->pool_));
-  for (LoraModule& m : t->loras_.modules()) {
-    t->params_.push_back({m.a.data(), m.grad_a.data(), m.a.size(), true});
-    t->params_.push_back({m.b.data(), m.grad_b.data(), m.b.size(), true});
+  if (config.full) {
+    PLM_ASSIGN_OR_RETURN(t->full_, FullParams::Create(model));
+    t->graph_->SetFullParams(t->full_.get());
+    t->params_ = t->full_->Params();
+    for (const auto& ten : t->full_->tensors()) {
+      if (ten->trainable) t->ckpt_tensors_.push_back({ten->name, ten->ne, ten->value.data(), ten->value.size()});
+    }
+  } else {
+    PLM_ASSIGN_OR_RETURN(LoraSet loras, LoraSet::Create(model, config.lora));
+    t->loras_ = std::make_unique<LoraSet>(std::move(loras));
+    for (LoraModule& m : t->loras_->modules()) {
+      t->params_.push_back({m.a.data(), m.grad_a.data(), m.a.size(), true});
+      t->params_.push_back({m.b.data(), m.grad_b.data(), m.b.size(), true});
+      t->ckpt_tensors_.push_back({m.base_name + ".lora_a", {m.n_in, m.rank}, m.a.data(), m.a.size()});
+      t->ckpt_tensors_.push_back({m.base_name + ".lora_b", {m.rank, m.n_out}, m.b.data(), m.b.size()});
+    }
   }
   AdamWConfig ac;
   ac.weight_decay = config.weight_decay;
@@ -88,18 +100,35 @@ Result<std::unique_ptr<Trainer>> Trainer::Create(const Model& model, const Train
   return t;
 }
 
+Status Trainer::WriteOutput(const std::string& path) const {
+  return full_ != nullptr ? full_->WriteGguf(path, model_) : loras_->WriteGguf(path, model_);
+}
+
+size_t Trainer::n_trainable() const {
+  return full_ != nullptr ? full_->n_params() : loras_->n_params();
+}
+
+std::string Trainer::Describe() const {
+  if (full_ != nullptr) return "full fine-tuning (every weight, f32 masters)";
+  const LoraConfig& l = config_.lora;
+  char buf[256];
+  std::snprintf(buf, sizeof(buf), "LoRA rank %d alpha %g%s on %s: %zu modules", l.rank, static_cast<double>(l.alpha),
+                l.rslora ? " (rsLoRA)" : "", LoraTargetsToString(l.targets).c_str(), loras_->modules().size());
+  return buf;
+}
+
 CheckpointIdentity Trainer::Identity() const {
   const LoraConfig& l = config_.lora;
   char buf[512];
-  std::snprintf(buf, sizeof(buf),
-                "rank=%d alpha=%g dropout=%g rslora=%d targets=%s seq_len=%d batch_tokens=%lld steps=%lld lr=%g "
-                "schedule=%d warmup=%lld weight_decay=%g clip=%g seed=%llu sequences=%zu",
-                l.rank, static_cast<double>(l.alpha), static_cast<double>(l.dropout), l.rslora ? 1 : 0,
-                LoraTargetsToString(l.targets).c_str(), config_.seq_len, static_cast<long long>(config_.batch_tokens),
-                static_cast<long long>(total_steps_), static_cast<double>(config_.lr),
-                static_cast<int>(config_.schedule), static_cast<long long>(warmup_),
-                static_cast<double>(config_.weight_decay), static_cast<double>(config_.clip_norm),
-                static_cast<unsigned long long>(l.seed), train_->SizeOfEpoch(0));
+  std::snprintf(
+      buf, sizeof(buf),
+      "full=%d rank=%d alpha=%g dropout=%g rslora=%d targets=%s seq_len=%d batch_tokens=%lld steps=%lld lr=%g "
+      "schedule=%d warmup=%lld weight_decay=%g clip=%g seed=%llu sequences=%zu",
+      config_.full ? 1 : 0, l.rank, static_cast<double>(l.alpha), static_cast<double>(l.dropout), l.rslora ? 1 : 0,
+      LoraTargetsToString(l.targets).c_str(), config_.seq_len, static_cast<long long>(config_.batch_tokens),
+      static_cast<long long>(total_steps_), static_cast<double>(config_.lr), static_cast<int>(config_.schedule),
+      static_cast<long long>(warmup_), static_cast<double>(config_.weight_decay),
+      static_cast<double>(config_.clip_norm), static_cast<unsigned long long>(l.seed), train_->SizeOfEpoch(0));
   return {fingerprint_, buf};
 }
 
@@ -107,7 +136,7 @@ Result<double> Trainer::Evaluate(SequenceSource* src) {
   double loss = 0;
   int64_t n = 0;
   for (size_t i = 0; i < src->SizeOfEpoch(0); ++i) {
-    PLM_ASSIGN_OR_RETURN(CrossEntropyResult r, graph_->Forward(ViewOf(src->Get(0, i)), &loras_));
+    PLM_ASSIGN_OR_RETURN(CrossEntropyResult r, graph_->Forward(ViewOf(src->Get(0, i)), loras_.get()));
     loss += r.loss_sum;
     n += r.n_counted;
   }
@@ -120,7 +149,7 @@ Result<TrainSummary> Trainer::Run(const std::function<void(const TrainEvent&)>& 
   TrainPosition pos;
   const CheckpointIdentity id = Identity();
   if (!config_.resume_path.empty()) {
-    PLM_RETURN_IF_ERROR(LoadCheckpoint(config_.resume_path, &loras_, opt_.get(), &pos, id));
+    PLM_RETURN_IF_ERROR(LoadCheckpoint(config_.resume_path, ckpt_tensors_, opt_.get(), &pos, id));
   }
   if (val_ != nullptr) {
     PLM_ASSIGN_OR_RETURN(summary.val_loss_before, Evaluate(val_));
@@ -143,14 +172,15 @@ Result<TrainSummary> Trainer::Run(const std::function<void(const TrainEvent&)>& 
       batch.emplace_back(pos.epoch, static_cast<size_t>(pos.seq_index++));
       n_targets += CountTargets(train_->Get(batch.back().first, batch.back().second));
     }
-    loras_.ZeroGrad();
+    if (loras_ != nullptr) loras_->ZeroGrad();
+    if (full_ != nullptr) full_->ZeroGrad();
     double loss_sum = 0;
     if (n_targets > 0) {
       const float grad_scale = 1.0f / static_cast<float>(n_targets);
       for (size_t j = 0; j < batch.size(); ++j) {
         const PackedSequence& s = train_->Get(batch[j].first, batch[j].second);
         const uint64_t key = Mix64(config_.lora.seed ^ Mix64(static_cast<uint64_t>(pos.step) * 1024 + j));
-        PLM_ASSIGN_OR_RETURN(CrossEntropyResult r, graph_->ForwardBackward(ViewOf(s), &loras_, grad_scale, key));
+        PLM_ASSIGN_OR_RETURN(CrossEntropyResult r, graph_->ForwardBackward(ViewOf(s), loras_.get(), grad_scale, key));
         loss_sum += r.loss_sum;
         tokens_this_run += static_cast<int64_t>(s.tokens.size());
         pos.tokens_seen += static_cast<int64_t>(s.tokens.size());
@@ -188,7 +218,7 @@ Result<TrainSummary> Trainer::Run(const std::function<void(const TrainEvent&)>& 
     }
     if (!config_.checkpoint_path.empty() && ((config_.save_every > 0 && pos.step % config_.save_every == 0) ||
                                              pos.step == total_steps_ || pos.step - first_step == config_.stop_after)) {
-      PLM_RETURN_IF_ERROR(SaveCheckpoint(config_.checkpoint_path, loras_, *opt_, pos, id));
+      PLM_RETURN_IF_ERROR(SaveCheckpoint(config_.checkpoint_path, ckpt_tensors_, *opt_, pos, id));
       TrainEvent ce;
       ce.kind = TrainEvent::kCheckpoint;
       ce.step = pos.step;

@@ -44,6 +44,7 @@ class PackedDataSource : public SequenceSource {
 
 struct TrainerConfig {
   LoraConfig lora;
+  bool full = false;  // full fine-tuning: every weight trainable (f32 masters) instead of LoRA
   int seq_len = 256;
   int64_t batch_tokens = 2048;  // tokens per optimizer step (rounded up to whole sequences)
   int64_t steps = 0;            // 0: derived from epochs
@@ -86,7 +87,11 @@ class Trainer {
   static Result<std::unique_ptr<Trainer>> Create(const Model& model, const TrainerConfig& config, SequenceSource* train,
                                                  SequenceSource* val);
   Result<TrainSummary> Run(const std::function<void(const TrainEvent&)>& on_event);
-  LoraSet& loras() { return loras_; }
+  // The result: the LoRA adapter (GGUF adapter) or, in full mode, the whole model (GGUF, f32).
+  Status WriteOutput(const std::string& path) const;
+  LoraSet* loras() { return loras_.get(); }  // null in full mode
+  size_t n_trainable() const;
+  std::string Describe() const;  // "LoRA rank 16 on q,k,...: 168 modules" or "full fine-tuning"
   int64_t total_steps() const { return total_steps_; }
   int64_t sequences_per_step() const { return seqs_per_step_; }
 
@@ -94,12 +99,14 @@ class Trainer {
   Result<double> Evaluate(SequenceSource* src);
 
  private:
-  Trainer(const Model& model, const TrainerConfig& config, LoraSet loras);
+  Trainer(const Model& model, const TrainerConfig& config);
   CheckpointIdentity Identity() const;
 
   const Model& model_;
   TrainerConfig config_;
-  LoraSet loras_;
+  std::unique_ptr<LoraSet> loras_;
+  std::unique_ptr<FullParams> full_;
+  std::vector<CheckpointTensor> ckpt_tensors_;
   ThreadPool pool_;
   std::unique_ptr<TrainGraph> graph_;
   std::unique_ptr<AdamW> opt_;

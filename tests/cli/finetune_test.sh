@@ -5,7 +5,8 @@
 #   2. a run interrupted after 3 of 6 steps and resumed from its checkpoint writes the same adapter, byte for
 #      byte, as an uninterrupted run;
 #   3. bad data and options give one clear error line.
-#   4. --export-peft writes a PEFT directory that converts back to the same adapter.
+#   4. full fine-tuning (--full) learns, writes a model that runs, and resumes exactly;
+#   5. --export-peft writes a PEFT directory that converts back to the same adapter.
 # Usage: finetune_test.sh POCKETLM MAKE_RANDOM_MODEL WORKDIR   (PLM_EMULATOR: e.g. qemu-aarch64)
 set -euo pipefail
 bin="${PLM_EMULATOR:-} $1"
@@ -69,6 +70,19 @@ cmp -s straight.gguf partial.gguf && fail "the interrupted run already equals th
 echo "resume: identical adapter after 3 + 3 steps"
 $bin finetune "${common[@]/--rank/--alpha}" -o x.gguf --resume ck.gguf 2>err.txt && fail "resume with other settings"
 grep -q 'other settings' err.txt || { cat err.txt; fail "resume mismatch message"; }
+
+# Full fine-tuning writes a whole model that learns the task too and runs; resume is exact there as well.
+$bin finetune -m base.gguf --data train.jsonl --val val.jsonl -o full.gguf --full --lr 1e-3 --steps 20 --seq-len 64 \
+  --batch-tokens 256 2>log-full.txt || { cat log-full.txt; fail "full fine-tuning"; }
+read -r before after < <(grep '^done:' log-full.txt | sed -E 's/.*validation loss ([0-9.]+) -> ([0-9.]+).*/\1 \2/')
+echo "full fine-tuning: validation loss $before -> $after"
+awk -v b="$before" -v a="$after" 'BEGIN { exit !(a <= 0.4 * b) }' || fail "full fine-tuning did not learn"
+$bin run -m full.gguf -p "reverse: red cat dog ->" -n 4 --temp 0 >/dev/null 2>&1 || fail "the full model does not run"
+full=(-m base.gguf --data train.jsonl -q --full --lr 1e-3 --steps 4 --seq-len 64 --batch-tokens 128)
+$bin finetune "${full[@]}" -o f-straight.gguf 2>/dev/null || fail "full straight run"
+$bin finetune "${full[@]}" -o f-part.gguf --checkpoint fck.gguf --stop-after 2 2>/dev/null || fail "full interrupted"
+$bin finetune "${full[@]}" -o f-resumed.gguf --resume fck.gguf 2>/dev/null || fail "full resumed"
+cmp -s f-straight.gguf f-resumed.gguf || fail "full fine-tuning: the resumed model differs"
 
 # Errors: one line each, naming the problem.
 expect_error() {  # expect_error PATTERN ARGS...

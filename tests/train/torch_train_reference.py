@@ -1,10 +1,11 @@
 #!/usr/bin/python3
 """PyTorch reference for one LoRA training step (and five AdamW steps) of pocketlm's trainer.
 
-Usage: torch_train_reference.py BASE.gguf DUMP_DIR
+Usage: torch_train_reference.py BASE.gguf DUMP_DIR [full]
 DUMP_DIR holds what tests/train/train_step_dump.cpp wrote: adapter.gguf (the initial LoRA factors), seq.bin
 (tokens, targets, segment starts, positions) and result.gguf (pocketlm's loss, LoRA gradients and the losses of
-five optimizer steps, with the hyper-parameters). The model is re-implemented here independently, in float64,
+five optimizer steps, with the hyper-parameters). With "full", every weight is trainable (full fine-tuning) and
+result.gguf holds grad.<tensor> for each. The model is re-implemented here independently, in float64,
 from the GGUF tensors and llama.cpp's conventions; autograd gives the gradients. Exit 0 when everything agrees,
 1 otherwise, 77 when torch is unavailable.
 """
@@ -226,6 +227,54 @@ def rel_err(a, b):
     return float(torch.linalg.norm(a - b) / max(float(torch.linalg.norm(b)), 1e-30))
 
 
+def check_steps(our_losses, ref_losses):
+    ok = True
+    for i, (a, b) in enumerate(zip(our_losses, ref_losses)):
+        e = abs(a - b) / abs(b)
+        print('step %d: torch %.8f pocketlm %.8f rel %.2e' % (i, b, a, e))
+        ok &= e <= 1e-4
+    if ref_losses[-1] >= ref_losses[0]:
+        print('the reference loss did not decrease; the test data is not exercising the optimizer')
+        ok = False
+    return ok
+
+
+def main_full(cfg, W, rkv, rt, seq):
+    ok = True
+    trainable = {k: v.clone().requires_grad_(True) for k, v in W.items() if k != 'rope_freqs.weight'}
+    Wt = dict(W, **trainable)
+    loss_sum, n = forward_loss(cfg, Wt, None, *seq)
+    loss = loss_sum / n
+    loss.backward()
+    e = abs(rkv['test.loss'] - float(loss)) / abs(float(loss))
+    print('loss: torch %.8f pocketlm %.8f rel %.2e (limit 1e-4)' % (float(loss), rkv['test.loss'], e))
+    ok &= e <= 1e-4
+    worst = 0.0
+    for name, t in sorted(trainable.items()):
+        g_ours = rt['grad.' + name]
+        e = rel_err(g_ours, t.grad.reshape(g_ours.shape))
+        worst = max(worst, e)
+        if e > 1e-3:
+            print('  %s gradient rel %.2e > 1e-3' % (name, e))
+            ok = False
+    print('weight gradients: %d tensors, worst relative L2 error %.2e (limit 1e-3)' % (len(trainable), worst))
+    trainable = {k: v.clone().requires_grad_(True) for k, v in W.items() if k != 'rope_freqs.weight'}
+    Wt = dict(W, **trainable)
+    groups = [{'params': [v for v in trainable.values() if v.dim() == 2], 'weight_decay': rkv['test.weight_decay']},
+              {'params': [v for v in trainable.values() if v.dim() < 2], 'weight_decay': 0.0}]
+    opt = torch.optim.AdamW(groups, lr=rkv['test.lr'], betas=(0.9, 0.999), eps=1e-8)
+    ref_losses = []
+    for _ in range(5):
+        opt.zero_grad()
+        loss_sum, n = forward_loss(cfg, Wt, None, *seq)
+        (loss_sum / n).backward()
+        ref_losses.append(float(loss_sum / n))
+        opt.step()
+    ok &= check_steps(rkv['test.step_losses'], ref_losses)
+    print('PASS' if ok else 'FAIL')
+    return 0 if ok else 1
+
+
 def main():
     base_path, dump = sys.argv[1], sys.argv[2]
     kv, W = read_gguf(base_path)
@@ -236,6 +285,8 @@ def main():
         T, = struct.unpack('<i', f.read(4))
         arr = np.frombuffer(f.read(16 * T), dtype='<i4').reshape(4, T).astype(np.int64)
     tokens, targets, seg_start, pos = (torch.tensor(a) for a in arr)
+    if len(sys.argv) > 3 and sys.argv[3] == 'full':
+        return main_full(cfg, W, rkv, rt, (tokens, targets, seg_start, pos))
 
     ok = True
     lora = Lora(akv, at)
@@ -269,14 +320,7 @@ def main():
         (loss_sum / n).backward()
         ref_losses.append(float(loss_sum / n))
         opt.step()
-    our_losses = rkv['test.step_losses']
-    for i, (a, b) in enumerate(zip(our_losses, ref_losses)):
-        e = abs(a - b) / abs(b)
-        print('step %d: torch %.8f pocketlm %.8f rel %.2e' % (i, b, a, e))
-        ok &= e <= 1e-4
-    if ref_losses[-1] >= ref_losses[0]:
-        print('the reference loss did not decrease; the test data is not exercising the optimizer')
-        ok = False
+    ok &= check_steps(rkv['test.step_losses'], ref_losses)
     print('PASS' if ok else 'FAIL')
     return 0 if ok else 1
 

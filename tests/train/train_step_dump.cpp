@@ -3,13 +3,16 @@
 //   adapter.gguf  the initial factors (A as PEFT initialises it, B random so that A's gradient is not zero)
 //   seq.bin       int32 T, then tokens[T], targets[T], seg_start[T], pos[T] (two packed examples)
 //   result.gguf   test.loss, grad.<tensor>.lora_a / .lora_b, test.step_losses[5], test.lr, test.weight_decay
-// Usage: train_step_dump MODEL.gguf OUT_DIR
+// With "full" as third argument, the same for full fine-tuning: every weight trainable, grad.<tensor> for each.
+// Usage: train_step_dump MODEL.gguf OUT_DIR [full]
 #include <cstdio>
 #include <fstream>
+#include <string>
 #include <vector>
 
 #include "io/gguf/gguf_writer.h"
 #include "model/model.h"
+#include "train/full_params.h"
 #include "train/lora_set.h"
 #include "train/optimizer.h"
 #include "train/rng.h"
@@ -22,8 +25,50 @@ constexpr int kT = 16;
 constexpr int kSplit = 10;  // the second example starts here
 constexpr float kLr = 5e-3f;
 constexpr float kWeightDecay = 0.01f;
+constexpr float kFullLr = 1e-3f;
 
-int Run(const std::string& model_path, const std::string& out) {
+int RunFull(const Model& model, const SequenceView& sv, float grad_scale, const std::string& out) {
+  ThreadPool pool(2);
+  auto graph_or = TrainGraph::Create(model, kT, &pool);
+  auto full_or = FullParams::Create(model);
+  if (!graph_or.ok() || !full_or.ok()) return 1;
+  TrainGraph& graph = *graph_or.value();
+  FullParams& full = *full_or.value();
+  graph.SetFullParams(&full);
+  auto ce = graph.ForwardBackward(sv, nullptr, grad_scale, 0);
+  if (!ce.ok()) return 1;
+  GgufWriter w;
+  w.SetF32("test.loss", static_cast<float>(ce.value().loss_sum / static_cast<double>(ce.value().n_counted)));
+  w.SetF32("test.lr", kFullLr);
+  w.SetF32("test.weight_decay", kWeightDecay);
+  for (const auto& t : full.tensors()) {
+    if (!t->trainable) continue;
+    (void)w.AddTensor("grad." + t->name, DType::kF32, t->ne, t->grad.data(), t->grad.size() * 4);
+  }
+  // Five AdamW steps from the base weights (weight decay on matrices only).
+  auto fresh = FullParams::Create(model);
+  if (!fresh.ok()) return 1;
+  FullParams& train = *fresh.value();
+  graph.SetFullParams(&train);
+  AdamWConfig ac;
+  ac.weight_decay = kWeightDecay;
+  AdamW opt(train.Params(), ac);
+  std::vector<float> losses;
+  for (int step = 0; step < 5; ++step) {
+    train.ZeroGrad();
+    auto r = graph.ForwardBackward(sv, nullptr, grad_scale, 0);
+    if (!r.ok()) return 1;
+    losses.push_back(static_cast<float>(r.value().loss_sum / static_cast<double>(r.value().n_counted)));
+    opt.Step(kFullLr);
+  }
+  w.SetF32Array("test.step_losses", losses);
+  if (Status s = w.WriteFile(out + "/result.gguf"); !s.ok()) return 1;
+  std::printf("full fine-tuning: loss %.6f, %zu parameters\n",
+              ce.value().loss_sum / static_cast<double>(ce.value().n_counted), full.n_params());
+  return 0;
+}
+
+int Run(const std::string& model_path, const std::string& out, bool full_mode) {
   auto model_or = Model::Load(model_path);
   if (!model_or.ok()) {
     std::fprintf(stderr, "%s\n", model_or.status().message().c_str());
@@ -64,6 +109,9 @@ int Run(const std::string& model_path, const std::string& out) {
     for (const auto* v : {&tokens, &targets, &seg, &pos}) f.write(reinterpret_cast<const char*>(v->data()), 4 * kT);
   }
   SequenceView sv{tokens.data(), targets.data(), seg.data(), pos.data(), kT};
+  int64_t n_targets = 0;
+  for (int32_t t : targets) n_targets += t >= 0;
+  if (full_mode) return RunFull(model, sv, 1.0f / static_cast<float>(n_targets), out);
 
   ThreadPool pool(2);
   auto graph_or = TrainGraph::Create(model, kT, &pool);
@@ -126,9 +174,9 @@ int Run(const std::string& model_path, const std::string& out) {
 }  // namespace pocketlm
 
 int main(int argc, char** argv) {
-  if (argc != 3) {
-    std::fprintf(stderr, "usage: train_step_dump MODEL.gguf OUT_DIR\n");
+  if (argc != 3 && !(argc == 4 && std::string(argv[3]) == "full")) {
+    std::fprintf(stderr, "usage: train_step_dump MODEL.gguf OUT_DIR [full]\n");
     return 2;
   }
-  return pocketlm::Run(argv[1], argv[2]);
+  return pocketlm::Run(argv[1], argv[2], argc == 4);
 }

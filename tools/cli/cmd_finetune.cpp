@@ -22,13 +22,18 @@ void FinetuneOptions::AddTo(CLI::App* app) {
                   "Training data, JSONL: {\"text\"}, {\"prompt\",\"completion\"} or {\"messages\":[...]} per line")
       ->required();
   app->add_option("--val", val_path, "Validation data (same format); its loss is reported before, during, after");
-  app->add_option("-o,--output", out_path, "Adapter to write (GGUF, llama.cpp-compatible)")->required();
+  app->add_option("-o,--output", out_path,
+                  "Adapter to write (GGUF, llama.cpp-compatible); with --full, the trained model")
+      ->required();
   app->add_option("--rank,-r", rank, "LoRA rank")->capture_default_str()->check(CLI::Range(1, 4096));
   app->add_option("--alpha", alpha, "LoRA alpha; the update is scaled by alpha / rank")->capture_default_str();
   app->add_option("--dropout", dropout, "LoRA dropout on the adapter input")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 0.99));
   app->add_flag("--rslora", rslora, "Scale by alpha / sqrt(rank) (rank-stabilized LoRA)");
+  app->add_flag("--full", full,
+                "Full fine-tuning: train every weight (f32 copies; 16 bytes per parameter, for small models) and "
+                "write the whole model to -o");
   app->add_option("--targets", targets, "Projections to adapt: q,k,v,o,gate,up,down or all-linear")
       ->capture_default_str();
   app->add_option("--lr", lr, "Peak learning rate (AdamW)")->capture_default_str();
@@ -177,6 +182,8 @@ int FinetuneCommand(const FinetuneOptions& o) {
   if (o.save_every > 0 && o.checkpoint_path.empty()) {
     return Fail(InvalidArgument("--save-every needs --checkpoint FILE"));
   }
+  tc.full = o.full;
+  if (o.full && !o.export_peft_dir.empty()) return Fail(InvalidArgument("--export-peft applies to LoRA, not --full"));
   tc.lora.rank = o.rank;
   tc.lora.alpha = o.alpha;
   tc.lora.dropout = o.dropout;
@@ -230,11 +237,8 @@ int FinetuneCommand(const FinetuneOptions& o) {
   if (!trainer_or.ok()) return Fail(trainer_or.status());
   Trainer& trainer = *trainer_or.value();
   if (!o.quiet) {
-    std::fprintf(stderr,
-                 "LoRA rank %d alpha %g on %s: %zu modules, %.2f M trainable parameters; %lld steps of %lld "
-                 "sequences x %d tokens, %d threads\n",
-                 o.rank, static_cast<double>(o.alpha), LoraTargetsToString(tc.lora.targets).c_str(),
-                 trainer.loras().modules().size(), static_cast<double>(trainer.loras().n_params()) / 1e6,
+    std::fprintf(stderr, "%s, %.2f M trainable parameters; %lld steps of %lld sequences x %d tokens, %d threads\n",
+                 trainer.Describe().c_str(), static_cast<double>(trainer.n_trainable()) / 1e6,
                  static_cast<long long>(trainer.total_steps()), static_cast<long long>(trainer.sequences_per_step()),
                  o.seq_len, o.threads);
   }
@@ -245,7 +249,7 @@ int FinetuneCommand(const FinetuneOptions& o) {
   auto summary = trainer.Run([&rep](const TrainEvent& e) { rep(e); });
   rep.ClearBar();
   if (!summary.ok()) return Fail(summary.status());
-  if (Status s = trainer.loras().WriteGguf(o.out_path, model); !s.ok()) return Fail(s);
+  if (Status s = trainer.WriteOutput(o.out_path); !s.ok()) return Fail(s);
   if (!o.export_peft_dir.empty()) {
     if (Status s = ExportPeft(o.out_path, model, o.export_peft_dir); !s.ok()) return Fail(s);
   }
@@ -256,7 +260,8 @@ int FinetuneCommand(const FinetuneOptions& o) {
   if (sm.val_loss_after >= 0) {
     std::fprintf(stderr, "; validation loss %.4f -> %.4f", sm.val_loss_before, sm.val_loss_after);
   }
-  std::fprintf(stderr, "; peak memory %.0f MiB\nadapter written to %s\n", PeakRssMiB(), o.out_path.c_str());
+  std::fprintf(stderr, "; peak memory %.0f MiB\n%s written to %s\n", PeakRssMiB(), o.full ? "model" : "adapter",
+               o.out_path.c_str());
   if (!o.export_peft_dir.empty()) std::fprintf(stderr, "PEFT adapter written to %s\n", o.export_peft_dir.c_str());
   return 0;
 }

@@ -18,6 +18,7 @@ struct FinetuneOptions {
   float alpha = 32.0f;
   float dropout = 0.0f;
   bool rslora = false;
+  bool full = false;
   float lr = 2e-4f;
   int64_t steps = 0;
   double epochs = 1.0;
