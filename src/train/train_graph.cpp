@@ -25,25 +25,28 @@ bool DropoutKeep(uint64_t key, int module, int64_t element, float p) {
 
 }  // namespace
 
-TrainGraph::TrainGraph(const Model& model, int max_seq_len, ThreadPool* pool)
+TrainGraph::TrainGraph(const Model& model, int max_seq_len, ThreadPool* pool, bool keep_all)
     : model_(model), w_(&model.weights()), max_T_(max_seq_len), pool_(pool) {
   const ModelConfig& c = model.config();
   const size_t T = Sz(max_seq_len), E = Sz(c.n_embd), QD = Sz(c.q_dim()), KVD = Sz(c.kv_dim()), FF = Sz(c.n_ff);
   checkpoints_.resize((Sz(c.n_layer) + 1) * T * E);
   for (auto& g : grad_x_) g.resize(T * E);
-  hn1_.resize(T * E);
+  acts_.resize(keep_all ? Sz(c.n_layer) : 1);
+  for (LayerActs& a : acts_) {
+    a.hn1.resize(T * E);
+    a.q.resize(T * QD);
+    a.k.resize(T * KVD);
+    a.v.resize(T * KVD);
+    a.att.resize(T * QD);
+    a.lse.resize(T * Sz(c.n_head));
+    a.o.resize(T * E);
+    a.x1.resize(T * E);
+    a.hn2.resize(T * E);
+    a.gu.resize(T * 2 * FF);
+    a.act.resize(T * FF);
+    a.d.resize(T * E);
+  }
   qkv_.resize(T * (QD + 2 * KVD));
-  q_.resize(T * QD);
-  k_.resize(T * KVD);
-  v_.resize(T * KVD);
-  att_.resize(T * QD);
-  lse_.resize(T * Sz(c.n_head));
-  o_.resize(T * E);
-  x1_.resize(T * E);
-  hn2_.resize(T * E);
-  gu_.resize(T * 2 * FF);
-  act_.resize(T * FF);
-  d_.resize(T * E);
   g_e_.resize(T * E);
   g_e2_.resize(T * E);
   g_q_.resize(T * QD);
@@ -56,21 +59,32 @@ TrainGraph::TrainGraph(const Model& model, int max_seq_len, ThreadPool* pool)
   final_h_.resize(T * E);
 }
 
-Result<std::unique_ptr<TrainGraph>> TrainGraph::Create(const Model& model, int max_seq_len, ThreadPool* pool) {
+size_t TrainGraph::LayerActivationBytes(const ModelConfig& c, int max_seq_len) {
+  const size_t E = Sz(c.n_embd), QD = Sz(c.q_dim()), KVD = Sz(c.kv_dim()), FF = Sz(c.n_ff);
+  return Sz(max_seq_len) * (6 * E + 2 * QD + 2 * KVD + Sz(c.n_head) + 3 * FF) * sizeof(float);
+}
+
+Result<std::unique_ptr<TrainGraph>> TrainGraph::Create(const Model& model, int max_seq_len, ThreadPool* pool,
+                                                       size_t activation_budget) {
   if (pool == nullptr) return InvalidArgument("TrainGraph needs a thread pool");
   if (max_seq_len < 2 || max_seq_len > (1 << 20)) return InvalidArgument("sequence length must be 2..1048576");
-  return std::unique_ptr<TrainGraph>(new TrainGraph(model, max_seq_len, pool));
+  const size_t all = LayerActivationBytes(model.config(), max_seq_len) * Sz(model.config().n_layer);
+  const bool keep_all = activation_budget > 0 && all <= activation_budget;
+  return std::unique_ptr<TrainGraph>(new TrainGraph(model, max_seq_len, pool, keep_all));
 }
 
 size_t TrainGraph::activation_bytes() const {
   size_t n = 0;
-  for (const auto* v :
-       {&checkpoints_, &grad_x_[0], &grad_x_[1], &hn1_,  &qkv_,   &q_,       &k_,       &v_,       &att_, &lse_,
-        &o_,           &x1_,        &hn2_,       &gu_,   &act_,   &d_,       &g_e_,     &g_e2_,    &g_q_, &g_k_,
-        &g_v_,         &g_qkv_,     &g_att_,     &g_gu_, &g_act_, &final_h_, &lora_du_, &lora_tmp_}) {
+  for (const auto* v : {&checkpoints_, &grad_x_[0], &grad_x_[1], &qkv_, &g_e_, &g_e2_, &g_q_, &g_k_, &g_v_, &g_qkv_,
+                        &g_att_, &g_gu_, &g_act_, &final_h_, &lora_du_, &lora_tmp_}) {
     n += v->capacity() * sizeof(float);
   }
-  for (const LoraSaved& s : lora_saved_) n += (s.u.capacity() + s.x_drop.capacity()) * sizeof(float);
+  for (const LayerActs& a : acts_) {
+    for (const auto* v : {&a.hn1, &a.q, &a.k, &a.v, &a.att, &a.lse, &a.o, &a.x1, &a.hn2, &a.gu, &a.act, &a.d}) {
+      n += v->capacity() * sizeof(float);
+    }
+    for (const LoraSaved& s : a.lora) n += (s.u.capacity() + s.x_drop.capacity()) * sizeof(float);
+  }
   return n;
 }
 
@@ -110,7 +124,7 @@ void TrainGraph::Linear(const TensorView& w, const float* x, int T, float* y, in
   const int64_t r = m->rank, n_in = m->n_in, n_out = m->n_out;
   const float p = loras_->config().dropout;
   const bool dropout = training_ && p > 0.0f;
-  LoraSaved* saved = save ? &lora_saved_[Sz(m->slot)] : nullptr;
+  LoraSaved* saved = save ? &a_->lora[Sz(m->slot)] : nullptr;
   std::vector<float>& u = saved != nullptr ? saved->u : lora_du_;
   u.resize(Sz(T * r));
   const float* xin = x;
@@ -143,7 +157,7 @@ void TrainGraph::LinearBackward(const TensorView& w, const float* x, const float
   const int64_t r = m->rank, n_out = m->n_out;
   const float p = loras_->config().dropout;
   const bool dropout = p > 0.0f;
-  const LoraSaved& saved = lora_saved_[Sz(m->slot)];
+  const LoraSaved& saved = a_->lora[Sz(m->slot)];
   const float* xin = dropout ? saved.x_drop.data() : x;
   lora_du_.resize(Sz(T * r));
   float* du = lora_du_.data();
@@ -199,21 +213,21 @@ void TrainGraph::LayerForward(int il, const SequenceView& s, const float* x, flo
   };
 
   // --- attention ---
-  per_token([&](int64_t t) { RmsNorm(x + t * E, l.attn_norm.f32(), E, eps, hn1_.data() + t * E); });
+  per_token([&](int64_t t) { RmsNorm(x + t * E, l.attn_norm.f32(), E, eps, a_->hn1.data() + t * E); });
   float* qkv = qkv_.data();
   if (!l.wqkv.empty()) {
-    Linear(l.wqkv, hn1_.data(), T, qkv, QKV, true);
+    Linear(l.wqkv, a_->hn1.data(), T, qkv, QKV, true);
   } else {
-    Linear(l.wq, hn1_.data(), T, qkv, QKV, true);
-    Linear(l.wk, hn1_.data(), T, qkv + QD, QKV, true);
-    Linear(l.wv, hn1_.data(), T, qkv + QD + KVD, QKV, true);
+    Linear(l.wq, a_->hn1.data(), T, qkv, QKV, true);
+    Linear(l.wk, a_->hn1.data(), T, qkv + QD, QKV, true);
+    Linear(l.wv, a_->hn1.data(), T, qkv + QD + KVD, QKV, true);
   }
   const float* ff = w.rope_freqs.empty() ? nullptr : w.rope_freqs.f32();
   per_token([&](int64_t t) {
     const float* row = qkv + t * QKV;
-    float* q = q_.data() + t * QD;
-    float* k = k_.data() + t * KVD;
-    float* v = v_.data() + t * KVD;
+    float* q = a_->q.data() + t * QD;
+    float* k = a_->k.data() + t * KVD;
+    float* v = a_->v.data() + t * KVD;
     std::memcpy(q, row, Sz(QD) * sizeof(float));
     std::memcpy(k, row + QD, Sz(KVD) * sizeof(float));
     std::memcpy(v, row + QD + KVD, Sz(KVD) * sizeof(float));
@@ -234,29 +248,30 @@ void TrainGraph::LayerForward(int il, const SequenceView& s, const float* x, flo
   ap.scale = c.attn_scale;
   ap.softcap = c.attn_softcap;
   ap.window = c.IsSlidingLayer(il) ? c.sliding_window : 0;
-  AttentionTrainForward(ap, q_.data(), k_.data(), v_.data(), KVD, T, s.seg_start, att_.data(), lse_.data(), pool_);
-  Linear(l.wo, att_.data(), T, o_.data(), E, true);
+  AttentionTrainForward(ap, a_->q.data(), a_->k.data(), a_->v.data(), KVD, T, s.seg_start, a_->att.data(),
+                        a_->lse.data(), pool_);
+  Linear(l.wo, a_->att.data(), T, a_->o.data(), E, true);
   per_token([&](int64_t t) {
-    float* x1 = x1_.data() + t * E;
+    float* x1 = a_->x1.data() + t * E;
     if (c.post_norms) {
-      RmsNorm(o_.data() + t * E, l.post_attn_norm.f32(), E, eps, x1);
+      RmsNorm(a_->o.data() + t * E, l.post_attn_norm.f32(), E, eps, x1);
     } else {
-      std::memcpy(x1, o_.data() + t * E, Sz(E) * sizeof(float));
+      std::memcpy(x1, a_->o.data() + t * E, Sz(E) * sizeof(float));
     }
     AddInPlace(x1, x + t * E, E);
   });
 
   // --- feed-forward: down(act(gate(h)) * up(h)) ---
-  per_token([&](int64_t t) { RmsNorm(x1_.data() + t * E, l.ffn_norm.f32(), E, eps, hn2_.data() + t * E); });
+  per_token([&](int64_t t) { RmsNorm(a_->x1.data() + t * E, l.ffn_norm.f32(), E, eps, a_->hn2.data() + t * E); });
   if (!l.w_gate.empty()) {
-    Linear(l.w_gate, hn2_.data(), T, gu_.data(), 2 * FF, true);
-    Linear(l.w_up, hn2_.data(), T, gu_.data() + FF, 2 * FF, true);
+    Linear(l.w_gate, a_->hn2.data(), T, a_->gu.data(), 2 * FF, true);
+    Linear(l.w_up, a_->hn2.data(), T, a_->gu.data() + FF, 2 * FF, true);
   } else {
-    Linear(l.w_up, hn2_.data(), T, gu_.data(), 2 * FF, true);  // Phi-3: fused [gate; up]
+    Linear(l.w_up, a_->hn2.data(), T, a_->gu.data(), 2 * FF, true);  // Phi-3: fused [gate; up]
   }
   per_token([&](int64_t t) {
-    float* a = act_.data() + t * FF;
-    const float* g = gu_.data() + t * 2 * FF;
+    float* a = a_->act.data() + t * FF;
+    const float* g = a_->gu.data() + t * 2 * FF;
     std::memcpy(a, g, Sz(FF) * sizeof(float));
     if (c.activation == Activation::kSilu) {
       SiluMul(a, g + FF, FF);
@@ -264,15 +279,15 @@ void TrainGraph::LayerForward(int il, const SequenceView& s, const float* x, flo
       GeluTanhMul(a, g + FF, FF);
     }
   });
-  Linear(l.w_down, act_.data(), T, d_.data(), E, true);
+  Linear(l.w_down, a_->act.data(), T, a_->d.data(), E, true);
   per_token([&](int64_t t) {
     float* out = x_out + t * E;
     if (c.post_norms) {
-      RmsNorm(d_.data() + t * E, l.post_ffn_norm.f32(), E, eps, out);
+      RmsNorm(a_->d.data() + t * E, l.post_ffn_norm.f32(), E, eps, out);
     } else {
-      std::memcpy(out, d_.data() + t * E, Sz(E) * sizeof(float));
+      std::memcpy(out, a_->d.data() + t * E, Sz(E) * sizeof(float));
     }
-    AddInPlace(out, x1_.data() + t * E, E);
+    AddInPlace(out, a_->x1.data() + t * E, E);
   });
 }
 
@@ -295,14 +310,14 @@ void TrainGraph::LayerBackward(int il, const SequenceView& s, const float* x, co
   const float* dd = dx_out;
   if (c.post_norms) {
     per_token([&](int64_t t) {
-      RmsNormBackward(d_.data() + t * E, l.post_ffn_norm.f32(), E, eps, dx_out + t * E, ge + t * E, nullptr);
+      RmsNormBackward(a_->d.data() + t * E, l.post_ffn_norm.f32(), E, eps, dx_out + t * E, ge + t * E, nullptr);
     });
-    NormWeightGrad(l.post_ffn_norm, d_.data(), dx_out, T);
+    NormWeightGrad(l.post_ffn_norm, a_->d.data(), dx_out, T);
     dd = ge;
   }
-  LinearBackward(l.w_down, act_.data(), dd, E, T, g_act_.data(), false);
+  LinearBackward(l.w_down, a_->act.data(), dd, E, T, g_act_.data(), false);
   per_token([&](int64_t t) {
-    const float* g = gu_.data() + t * 2 * FF;
+    const float* g = a_->gu.data() + t * 2 * FF;
     float* dg = g_gu_.data() + t * 2 * FF;
     if (c.activation == Activation::kSilu) {
       SiluMulBackward(g, g + FF, g_act_.data() + t * FF, FF, dg, dg + FF);
@@ -311,27 +326,27 @@ void TrainGraph::LayerBackward(int il, const SequenceView& s, const float* x, co
     }
   });
   if (!l.w_gate.empty()) {
-    LinearBackward(l.w_gate, hn2_.data(), g_gu_.data(), 2 * FF, T, ge, false);
-    LinearBackward(l.w_up, hn2_.data(), g_gu_.data() + FF, 2 * FF, T, ge, true);
+    LinearBackward(l.w_gate, a_->hn2.data(), g_gu_.data(), 2 * FF, T, ge, false);
+    LinearBackward(l.w_up, a_->hn2.data(), g_gu_.data() + FF, 2 * FF, T, ge, true);
   } else {
-    LinearBackward(l.w_up, hn2_.data(), g_gu_.data(), 2 * FF, T, ge, false);
+    LinearBackward(l.w_up, a_->hn2.data(), g_gu_.data(), 2 * FF, T, ge, false);
   }
   per_token([&](int64_t t) {
-    RmsNormBackward(x1_.data() + t * E, l.ffn_norm.f32(), E, eps, ge + t * E, dx1 + t * E, nullptr);
+    RmsNormBackward(a_->x1.data() + t * E, l.ffn_norm.f32(), E, eps, ge + t * E, dx1 + t * E, nullptr);
     AddInPlace(dx1 + t * E, dx_out + t * E, E);
   });
-  NormWeightGrad(l.ffn_norm, x1_.data(), ge, T);
+  NormWeightGrad(l.ffn_norm, a_->x1.data(), ge, T);
 
   // --- attention ---  x1 = x + [post_norm](o),  o = wo(attention(rope(q), rope(k), v))
   const float* d_o = dx1;
   if (c.post_norms) {
     per_token([&](int64_t t) {
-      RmsNormBackward(o_.data() + t * E, l.post_attn_norm.f32(), E, eps, dx1 + t * E, ge + t * E, nullptr);
+      RmsNormBackward(a_->o.data() + t * E, l.post_attn_norm.f32(), E, eps, dx1 + t * E, ge + t * E, nullptr);
     });
-    NormWeightGrad(l.post_attn_norm, o_.data(), dx1, T);
+    NormWeightGrad(l.post_attn_norm, a_->o.data(), dx1, T);
     d_o = ge;
   }
-  LinearBackward(l.wo, att_.data(), d_o, E, T, g_att_.data(), false);
+  LinearBackward(l.wo, a_->att.data(), d_o, E, T, g_att_.data(), false);
   AttentionParams ap;
   ap.n_head = c.n_head;
   ap.n_head_kv = c.n_head_kv;
@@ -339,8 +354,8 @@ void TrainGraph::LayerBackward(int il, const SequenceView& s, const float* x, co
   ap.scale = c.attn_scale;
   ap.softcap = c.attn_softcap;
   ap.window = c.IsSlidingLayer(il) ? c.sliding_window : 0;
-  AttentionTrainBackward(ap, q_.data(), k_.data(), v_.data(), KVD, T, s.seg_start, att_.data(), lse_.data(),
-                         g_att_.data(), g_q_.data(), g_k_.data(), g_v_.data(), pool_);
+  AttentionTrainBackward(ap, a_->q.data(), a_->k.data(), a_->v.data(), KVD, T, s.seg_start, a_->att.data(),
+                         a_->lse.data(), g_att_.data(), g_q_.data(), g_k_.data(), g_v_.data(), pool_);
   const float* ff = w.rope_freqs.empty() ? nullptr : w.rope_freqs.f32();
   per_token([&](int64_t t) {
     const int64_t pos = s.pos != nullptr ? s.pos[t] : t;
@@ -361,11 +376,11 @@ void TrainGraph::LayerBackward(int il, const SequenceView& s, const float* x, co
       std::memcpy(row + QD, g_k_.data() + t * KVD, Sz(KVD) * sizeof(float));
       std::memcpy(row + QD + KVD, g_v_.data() + t * KVD, Sz(KVD) * sizeof(float));
     });
-    LinearBackward(l.wqkv, hn1_.data(), g_qkv_.data(), QKV, T, ge, false);
+    LinearBackward(l.wqkv, a_->hn1.data(), g_qkv_.data(), QKV, T, ge, false);
   } else {
-    LinearBackward(l.wq, hn1_.data(), g_q_.data(), QD, T, ge, false);
-    LinearBackward(l.wk, hn1_.data(), g_k_.data(), KVD, T, ge, true);
-    LinearBackward(l.wv, hn1_.data(), g_v_.data(), KVD, T, ge, true);
+    LinearBackward(l.wq, a_->hn1.data(), g_q_.data(), QD, T, ge, false);
+    LinearBackward(l.wk, a_->hn1.data(), g_k_.data(), KVD, T, ge, true);
+    LinearBackward(l.wv, a_->hn1.data(), g_v_.data(), KVD, T, ge, true);
   }
   per_token([&](int64_t t) {
     RmsNormBackward(x + t * E, l.attn_norm.f32(), E, eps, ge + t * E, dx_in + t * E, nullptr);
@@ -380,11 +395,12 @@ Result<CrossEntropyResult> TrainGraph::Forward(const SequenceView& s, LoraSet* l
   const int64_t E = c.n_embd, TE = static_cast<int64_t>(s.T) * E;
   loras_ = loras;
   training_ = false;
-  if (loras_ != nullptr) lora_saved_.resize(Sz(loras_->max_slots()));
+  for (LayerActs& a : acts_) a.lora.resize(loras_ != nullptr ? Sz(loras_->max_slots()) : 0);
   float* x = checkpoints_.data();
   float* y = x + TE;
   Embed(s, x);
   for (int il = 0; il < c.n_layer; ++il) {
+    SelectLayer(il);
     LayerForward(il, s, x, y);
     std::swap(x, y);
   }
@@ -403,11 +419,14 @@ Result<CrossEntropyResult> TrainGraph::ForwardBackward(const SequenceView& s, Lo
   loras_ = loras;
   training_ = true;
   dropout_key_ = dropout_key;
-  if (loras_ != nullptr) lora_saved_.resize(Sz(loras_->max_slots()));
+  for (LayerActs& a : acts_) a.lora.resize(loras_ != nullptr ? Sz(loras_->max_slots()) : 0);
   auto ckpt = [&](int il) { return checkpoints_.data() + static_cast<int64_t>(il) * TE; };
 
   Embed(s, ckpt(0));
-  for (int il = 0; il < L; ++il) LayerForward(il, s, ckpt(il), ckpt(il + 1));
+  for (int il = 0; il < L; ++il) {
+    SelectLayer(il);
+    LayerForward(il, s, ckpt(il), ckpt(il + 1));
+  }
 
   const float* norm_w = (*w_).output_norm.f32();
   for (int t = 0; t < s.T; ++t) RmsNorm(ckpt(L) + t * E, norm_w, E, c.rms_eps, final_h_.data() + t * E);
@@ -421,9 +440,11 @@ Result<CrossEntropyResult> TrainGraph::ForwardBackward(const SequenceView& s, Lo
   }
   NormWeightGrad(w_->output_norm, ckpt(L), g_e_.data(), s.T);
   for (int il = L - 1; il >= 0; --il) {
-    // The last layer's activations are still in the buffers from the forward pass; the others are recomputed
-    // from their checkpointed input (the output lands on the identical values already stored).
-    if (il != L - 1) LayerForward(il, s, ckpt(il), ckpt(il + 1));
+    // With one shared set of buffers, the last layer's activations are still there from the forward pass and the
+    // others are recomputed from their checkpointed input (the output lands on the identical values already
+    // stored); with a set per layer nothing is recomputed.
+    SelectLayer(il);
+    if (recomputes() && il != L - 1) LayerForward(il, s, ckpt(il), ckpt(il + 1));
     LayerBackward(il, s, ckpt(il), dx, dx_next);
     std::swap(dx, dx_next);
   }

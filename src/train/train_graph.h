@@ -30,7 +30,14 @@ struct SequenceView {
 
 class TrainGraph {
  public:
-  static Result<std::unique_ptr<TrainGraph>> Create(const Model& model, int max_seq_len, ThreadPool* pool);
+  // With activation_budget > 0 and every layer's activations fitting in it (bytes), all layers keep their
+  // activations and the backward pass needs no recomputation (one forward pass less per step); otherwise only each
+  // layer's input is kept and layers are recomputed during the backward pass.
+  static Result<std::unique_ptr<TrainGraph>> Create(const Model& model, int max_seq_len, ThreadPool* pool,
+                                                    size_t activation_budget = 0);
+  // Activation bytes of one layer at the longest sequence (without LoRA intermediates).
+  static size_t LayerActivationBytes(const ModelConfig& c, int max_seq_len);
+  bool recomputes() const { return acts_.size() == 1 && model_.config().n_layer > 1; }
 
   // Loss of one sequence under `loras` (may be null: the bare base), no gradients.
   Result<CrossEntropyResult> Forward(const SequenceView& seq, LoraSet* loras);
@@ -48,7 +55,7 @@ class TrainGraph {
   size_t activation_bytes() const;
 
  private:
-  TrainGraph(const Model& model, int max_seq_len, ThreadPool* pool);
+  TrainGraph(const Model& model, int max_seq_len, ThreadPool* pool, bool keep_all);
   Status Check(const SequenceView& seq) const;
   void Embed(const SequenceView& seq, float* x);
   // Runs layer `il` on x_in (T, E) into x_out; saves what the backward pass needs in the layer buffers.
@@ -79,19 +86,24 @@ class TrainGraph {
 
   std::vector<float> checkpoints_;  // (n_layer + 1, T, E): the residual stream entering each layer, and the last
   std::vector<float> grad_x_[2];    // (T, E) gradient w.r.t. the residual stream, ping-pong
-  // Saved activations of the layer being recomputed (all (T, .) row-major):
-  std::vector<float> hn1_, q_, k_, v_, att_, lse_, o_, x1_, hn2_, gu_, act_, d_;
+  // LoRA intermediates per module of a layer: u = A x_drop (T, r) and x_drop (T, n_in) if dropout.
+  struct LoraSaved {
+    std::vector<float> u, x_drop;
+  };
+  // What a layer's backward pass needs from its forward pass (all (T, .) row-major).
+  struct LayerActs {
+    std::vector<float> hn1, q, k, v, att, lse, o, x1, hn2, gu, act, d;
+    std::vector<LoraSaved> lora;  // indexed by LoraModule::slot
+  };
+  std::vector<LayerActs> acts_;  // one per layer, or a single one reused by recomputation
+  LayerActs* a_ = nullptr;       // the layer being run
+  void SelectLayer(int il) { a_ = &acts_[acts_.size() == 1 ? 0 : static_cast<size_t>(il)]; }
   std::vector<float> qkv_;  // (T, q_dim + 2 kv_dim) projection output before the split
   // Gradient scratch:
   std::vector<float> g_e_, g_e2_, g_q_, g_k_, g_v_, g_qkv_, g_att_, g_gu_, g_act_;
   std::vector<float> final_h_;
-  // LoRA intermediates per module of the current layer: u = A x_drop (T, r) and x_drop (T, n_in) if dropout.
-  struct LoraSaved {
-    std::vector<float> u, x_drop;
-  };
-  std::vector<LoraSaved> lora_saved_;  // indexed by LoraModule::index
-  std::vector<float> lora_du_;         // (T, r)
-  std::vector<float> lora_tmp_;        // (T, max n_in) dropout scratch for the forward-only path
+  std::vector<float> lora_du_;   // (T, r)
+  std::vector<float> lora_tmp_;  // (T, max n_in) dropout scratch for the forward-only path
   std::vector<uint8_t> act_scratch_;
 };
 

@@ -65,7 +65,7 @@ Result<std::unique_ptr<Trainer>> Trainer::Create(const Model& model, const Train
   if (config.steps < 0 || !(config.epochs > 0)) return InvalidArgument("--steps / --epochs must be positive");
   if (train == nullptr || train->SizeOfEpoch(0) == 0) return InvalidArgument("no training sequences");
   std::unique_ptr<Trainer> t(new Trainer(model, config));
-  PLM_ASSIGN_OR_RETURN(t->graph_, TrainGraph::Create(model, config.seq_len, &t->pool_));
+  PLM_ASSIGN_OR_RETURN(t->graph_, TrainGraph::Create(model, config.seq_len, &t->pool_, config.activation_budget));
   if (config.full) {
     PLM_ASSIGN_OR_RETURN(t->full_, FullParams::Create(model));
     t->graph_->SetFullParams(t->full_.get());
@@ -109,12 +109,13 @@ size_t Trainer::n_trainable() const {
 }
 
 std::string Trainer::Describe() const {
-  if (full_ != nullptr) return "full fine-tuning (every weight, f32 masters)";
+  const char* recompute = graph_->recomputes() ? ", layers recomputed in the backward pass" : "";
+  if (full_ != nullptr) return std::string("full fine-tuning (every weight, f32 masters)") + recompute;
   const LoraConfig& l = config_.lora;
   char buf[256];
   std::snprintf(buf, sizeof(buf), "LoRA rank %d alpha %g%s on %s: %zu modules", l.rank, static_cast<double>(l.alpha),
                 l.rslora ? " (rsLoRA)" : "", LoraTargetsToString(l.targets).c_str(), loras_->modules().size());
-  return buf;
+  return buf + std::string(recompute);
 }
 
 CheckpointIdentity Trainer::Identity() const {

@@ -58,7 +58,10 @@ struct TrainerConfig {
   int64_t save_every = 0;  // 0: no intermediate checkpoints
   std::string checkpoint_path;
   std::string resume_path;
-  int64_t stop_after = 0;  // > 0: stop after this many steps of this run, as an interruption would (tests resume)
+  int64_t stop_after = 0;
+  // Keep every layer's activations when they fit in this many bytes (no recomputation); 0: always recompute.
+  size_t activation_budget =
+      size_t{768} << 20;  // > 0: stop after this many steps of this run, as an interruption would (tests resume)
   int n_threads = 2;
 };
 

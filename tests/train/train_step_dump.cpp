@@ -29,7 +29,9 @@ constexpr float kFullLr = 1e-3f;
 
 int RunFull(const Model& model, const SequenceView& sv, float grad_scale, const std::string& out) {
   ThreadPool pool(2);
-  auto graph_or = TrainGraph::Create(model, kT, &pool);
+  // Every layer keeps its activations here, while the LoRA step recomputes them: both paths meet PyTorch.
+  auto graph_or = TrainGraph::Create(model, kT, &pool, size_t{1} << 40);
+  if (graph_or.ok() && graph_or.value()->recomputes()) return 1;
   auto full_or = FullParams::Create(model);
   if (!graph_or.ok() || !full_or.ok()) return 1;
   TrainGraph& graph = *graph_or.value();
@@ -114,8 +116,8 @@ int Run(const std::string& model_path, const std::string& out, bool full_mode) {
   if (full_mode) return RunFull(model, sv, 1.0f / static_cast<float>(n_targets), out);
 
   ThreadPool pool(2);
-  auto graph_or = TrainGraph::Create(model, kT, &pool);
-  if (!graph_or.ok()) return 1;
+  auto graph_or = TrainGraph::Create(model, kT, &pool, /*activation_budget=*/0);
+  if (!graph_or.ok() || !graph_or.value()->recomputes()) return 1;
   TrainGraph& graph = *graph_or.value();
   int64_t n_counted = 0;
   for (int32_t t : targets) n_counted += t >= 0;

@@ -64,6 +64,10 @@ void FinetuneOptions::AddTo(CLI::App* app) {
                   "chatml, llama3, llama2, gemma or phi3 (default: detected from the model's metadata)");
   app->add_flag("--train-on-prompt", train_on_prompt, "Loss on every token, not only replies/completions");
   app->add_flag("--strict", strict, "Stop at the first bad data line instead of skipping it");
+  app->add_option("--activation-memory", activation_mib,
+                  "MiB for keeping every layer's activations (faster); above it layers are recomputed (0: always)")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 30));
   app->add_option("--seed", seed, "Seed for initialisation, shuffling and dropout")->capture_default_str();
   app->add_option("-t,--threads", threads, "Threads, including the main one")
       ->capture_default_str()
@@ -204,6 +208,7 @@ int FinetuneCommand(const FinetuneOptions& o) {
   tc.checkpoint_path = o.checkpoint_path;
   tc.resume_path = o.resume_path;
   tc.stop_after = o.stop_after;
+  tc.activation_budget = static_cast<size_t>(o.activation_mib) << 20;
   tc.n_threads = o.threads;
 
   std::string note;

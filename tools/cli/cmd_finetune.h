@@ -30,6 +30,7 @@ struct FinetuneOptions {
   int64_t eval_every = 0;
   int64_t save_every = 0;
   int64_t stop_after = 0;
+  int64_t activation_mib = 768;
   uint64_t seed = 42;
   int threads = 2;
   bool strict = false;

@@ -1,0 +1,170 @@
+// TrainGraph invariants the PyTorch comparison does not reach: dropout gradients (finite differences through the
+// same masks), recompute versus kept activations, thread-count independence, and the training forward agreeing
+// with the inference context.
+#include "train/train_graph.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <fstream>
+#include <numeric>
+#include <string>
+#include <vector>
+
+#include "model/context.h"
+#include "train/lora_set.h"
+#include "train/rng.h"
+
+namespace pocketlm {
+namespace {
+
+constexpr int kT = 12;
+
+class TrainGraphTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const char* d = std::getenv("PLM_GOLDEN_DIR");
+    const std::string path = std::string(d ? d : "") + "/models/qwen2-tiny.gguf";
+    if (d == nullptr || !std::ifstream(path)) GTEST_SKIP() << "golden models not found (../shared/golden)";
+    auto m = Model::Load(path);
+    ASSERT_TRUE(m.ok()) << m.status().message();
+    model_ = std::move(m).value();
+    SplitMix64 rng(3);
+    for (int t = 0; t < kT; ++t) tokens_.push_back(static_cast<int32_t>(rng.Next() % 500));
+    for (int t = 0; t < kT; ++t) targets_.push_back(t + 1 < kT ? tokens_[t + 1] : -1);
+  }
+
+  LoraSet MakeLoras(float dropout) {
+    LoraConfig lc;
+    lc.rank = 4;
+    lc.alpha = 8;
+    lc.dropout = dropout;
+    auto set = LoraSet::Create(*model_, lc);
+    EXPECT_TRUE(set.ok());
+    LoraSet s = std::move(set).value();
+    SplitMix64 rng(5);
+    for (LoraModule& m : s.modules()) {
+      for (float& b : m.b) b = (2.0f * rng.NextFloat() - 1.0f) * 0.2f;
+    }
+    return s;
+  }
+
+  SequenceView View() const { return {tokens_.data(), targets_.data(), nullptr, nullptr, kT}; }
+
+  // Loss and gradients of one step.
+  double Step(LoraSet& set, int threads, size_t budget, uint64_t key) {
+    ThreadPool pool(threads);
+    auto g = TrainGraph::Create(*model_, kT, &pool, budget);
+    EXPECT_TRUE(g.ok());
+    set.ZeroGrad();
+    auto r = g.value()->ForwardBackward(View(), &set, 1.0f, key);
+    EXPECT_TRUE(r.ok());
+    return r.value().loss_sum;
+  }
+
+  std::unique_ptr<Model> model_;
+  std::vector<int32_t> tokens_, targets_;
+};
+
+TEST_F(TrainGraphTest, DropoutGradientsMatchFiniteDifferencesThroughTheSameMasks) {
+  LoraSet set = MakeLoras(0.3f);
+  constexpr uint64_t kKey = 1234;
+  Step(set, 2, 0, kKey);
+  // The largest gradient entries of one A and one B factor: a float loss supports only a few digits of slope.
+  for (const bool check_a : {true, false}) {
+    LoraModule& m = set.modules()[3];
+    std::vector<float>& w = check_a ? m.a : m.b;
+    const std::vector<float> grad = check_a ? m.grad_a : m.grad_b;
+    std::vector<size_t> idx(grad.size());
+    std::iota(idx.begin(), idx.end(), 0);
+    std::partial_sort(idx.begin(), idx.begin() + 3, idx.end(),
+                      [&](size_t x, size_t y) { return std::fabs(grad[x]) > std::fabs(grad[y]); });
+    for (int k = 0; k < 3; ++k) {
+      const size_t i = idx[static_cast<size_t>(k)];
+      const float orig = w[i];
+      const float h = 2e-2f;
+      w[i] = orig + h;
+      const double up = Step(set, 2, 0, kKey);
+      w[i] = orig - h;
+      const double down = Step(set, 2, 0, kKey);
+      w[i] = orig;
+      const double numeric = (up - down) / (2.0 * h);
+      EXPECT_NEAR(grad[i], numeric, 0.03 * std::fabs(numeric) + 1e-3)
+          << (check_a ? "A" : "B") << "[" << i << "] of " << m.base_name;
+    }
+  }
+  // A different key draws different masks: the gradient changes (dropout is really applied).
+  std::vector<float> g1 = set.modules()[3].grad_a;
+  Step(set, 2, 0, kKey + 1);
+  EXPECT_NE(g1, set.modules()[3].grad_a);
+}
+
+TEST_F(TrainGraphTest, KeptActivationsAndRecomputationGiveIdenticalGradients) {
+  LoraSet a = MakeLoras(0.1f), b = MakeLoras(0.1f);
+  const double la = Step(a, 2, 0, 7);
+  const double lb = Step(b, 2, size_t{1} << 40, 7);
+  EXPECT_EQ(la, lb);
+  for (size_t i = 0; i < a.modules().size(); ++i) {
+    EXPECT_EQ(a.modules()[i].grad_a, b.modules()[i].grad_a) << a.modules()[i].base_name;
+    EXPECT_EQ(a.modules()[i].grad_b, b.modules()[i].grad_b) << a.modules()[i].base_name;
+  }
+}
+
+TEST_F(TrainGraphTest, GradientsDoNotDependOnTheThreadCount) {
+  LoraSet a = MakeLoras(0.0f), b = MakeLoras(0.0f);
+  EXPECT_EQ(Step(a, 1, 0, 0), Step(b, 3, 0, 0));
+  for (size_t i = 0; i < a.modules().size(); ++i) {
+    EXPECT_EQ(a.modules()[i].grad_a, b.modules()[i].grad_a) << a.modules()[i].base_name;
+  }
+}
+
+TEST_F(TrainGraphTest, TrainingForwardMatchesTheInferenceContext) {
+  // Loss from the inference logits (with the same adapter written to GGUF and applied by Context).
+  LoraSet set = MakeLoras(0.0f);
+  const std::string path = ::testing::TempDir() + "/train_graph_test_adapter.gguf";
+  ASSERT_TRUE(set.WriteGguf(path, *model_).ok());
+  auto adapter = LoraAdapter::Load(path);
+  ASSERT_TRUE(adapter.ok()) << adapter.status().message();
+  auto ctx = Context::Create(*model_, ContextParams{});
+  ASSERT_TRUE(ctx.ok());
+  ASSERT_TRUE(ctx.value()->SetAdapters({{adapter.value().get(), 1.0f}}).ok());
+  std::vector<float> logits;
+  ASSERT_TRUE(ctx.value()->Eval(tokens_, true, &logits).ok());
+  const int V = model_->config().n_vocab;
+  double expected = 0;
+  for (int t = 0; t + 1 < kT; ++t) {
+    const float* z = logits.data() + static_cast<size_t>(t) * V;
+    const double mx = *std::max_element(z, z + V);
+    double sum = 0;
+    for (int i = 0; i < V; ++i) sum += std::exp(z[i] - mx);
+    expected += mx + std::log(sum) - z[targets_[t]];
+  }
+  ThreadPool pool(2);
+  auto g = TrainGraph::Create(*model_, kT, &pool);
+  ASSERT_TRUE(g.ok());
+  auto r = g.value()->Forward(View(), &set);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r.value().n_counted, kT - 1);
+  EXPECT_NEAR(r.value().loss_sum, expected, 1e-4 * std::fabs(expected));
+}
+
+TEST_F(TrainGraphTest, RejectsBadSequences) {
+  ThreadPool pool(1);
+  auto g = TrainGraph::Create(*model_, kT, &pool);
+  ASSERT_TRUE(g.ok());
+  std::vector<int32_t> bad = tokens_;
+  bad[2] = model_->config().n_vocab;
+  SequenceView v{bad.data(), targets_.data(), nullptr, nullptr, kT};
+  EXPECT_FALSE(g.value()->Forward(v, nullptr).ok());
+  SequenceView too_long{tokens_.data(), targets_.data(), nullptr, nullptr, kT + 1};
+  EXPECT_FALSE(g.value()->Forward(too_long, nullptr).ok());
+  std::vector<int32_t> seg(kT, 0);
+  seg[5] = 6;  // a segment cannot start after its token
+  SequenceView bad_seg{tokens_.data(), targets_.data(), seg.data(), nullptr, kT};
+  EXPECT_FALSE(g.value()->Forward(bad_seg, nullptr).ok());
+}
+
+}  // namespace
+}  // namespace pocketlm
