@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Adapter switch time (issue 5, benchmark 2): a session on the qwen2-0.5b-shaped base alternates between adapter
+# sets (A, B, A+B at 0.5 each, none) through the C API; each plm_session_set_adapters call is timed. A and B are
+# random rank-16 adapters on every linear projection (7 per layer x 24 layers = 168 pairs each), made with
+# ../shared/tools/mklora.py. Prints median, p99 and max in microseconds (target: < 100 us). Needs ../shared.
+#   bench/adapter_switch.sh [--build DIR] [--base q4_0|q4_k_m|q8_0|f16] [--switches N]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build=build/release
+base_type=q4_0
+switches=20000
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --build) build="$2"; shift 2 ;;
+    --base) base_type="$2"; shift 2 ;;
+    --switches) switches="$2"; shift 2 ;;
+    *) echo "usage: $0 [--build DIR] [--base TYPE] [--switches N]" >&2; exit 2 ;;
+  esac
+done
+shared=../shared
+[[ -d $shared/tools ]] || { echo "bench needs ../shared/tools (not in a plain clone)"; exit 1; }
+[[ -f $build/build.ninja ]] || cmake --preset release -B "$build" >/dev/null
+cmake --build "$build" --target capi_adapter_switch_bench -j 2 >/dev/null
+bench_bin=$build/tests/capi/capi_adapter_switch_bench
+work=build/bench  # shared with bench/inference.sh, which makes the same base models
+mkdir -p $work/adapter-switch
+
+f16=$work/qwen2-0.5b-f16.gguf
+base=$work/qwen2-0.5b-$base_type.gguf
+if [[ $base_type == f16 ]]; then base=$f16; fi
+if [[ ! -f $base ]]; then
+  [[ -f $f16 ]] || /usr/bin/python3 $shared/tools/mkmodel.py qwen2-0.5b $shared/golden/tokenizers/ggml-vocab-gpt-2.gguf $f16 --f16
+  [[ $base == "$f16" ]] || cmake --build "$build" --target pocketlm -j 2 >/dev/null
+  [[ $base == "$f16" ]] || "$build/tools/cli/pocketlm" quantize $f16 "$base" --type "$base_type" -t 2 >/dev/null
+fi
+targets=attn_q,attn_k,attn_v,attn_output,ffn_gate,ffn_up,ffn_down
+for s in 1 2; do
+  lora=$work/adapter-switch/r16-all-linear-$s.gguf
+  [[ -f $lora ]] || /usr/bin/python3 $shared/tools/mklora.py "$base" "$lora" 16 16 $targets --seed $s >/dev/null
+done
+
+json=$("$bench_bin" "$base" $work/adapter-switch/r16-all-linear-1.gguf $work/adapter-switch/r16-all-linear-2.gguf \
+  "$switches")
+echo "adapter switch, qwen2-0.5b shape ($base_type base), rank-16 all-linear adapters: $json"
