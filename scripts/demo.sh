@@ -23,3 +23,21 @@ echo; echo "== pocketlm quantize to 8 bits, then run the quantized model"
 "$bin" run -m build/demo/random-llama-q8_0.gguf -p "The small model" -n 32 --seed 1
 echo; echo "== pocketlm bench"
 "$bin" bench -m "$model" -p 64 -n 32 -r 3
+
+echo; echo "== pocketlm finetune: a LoRA adapter that learns to reverse three words (synthetic data)"
+data=build/demo/reverse
+words=(red blue green cat dog sun moon tree)
+make_data() {  # make_data FILE N SEED: {"prompt": "reverse: a b c ->", "completion": " c b a"} per line
+  RANDOM=$3
+  : >"$1"
+  for ((i = 0; i < $2; i++)); do
+    a=${words[RANDOM % 8]} b=${words[RANDOM % 8]} c=${words[RANDOM % 8]}
+    printf '{"prompt": "reverse: %s %s %s ->", "completion": " %s %s %s"}\n' "$a" "$b" "$c" "$c" "$b" "$a" >>"$1"
+  done
+}
+make_data $data-train.jsonl 400 1
+make_data $data-val.jsonl 40 2
+"$bin" finetune -m "$model" --data $data-train.jsonl --val $data-val.jsonl -o build/demo/reverse-lora.gguf \
+  --rank 16 --lr 3e-3 --steps 200 --seq-len 64 --batch-tokens 256 --eval-every 50
+echo; echo "== pocketlm run with the adapter (greedy)"
+"$bin" run -m "$model" --lora build/demo/reverse-lora.gguf -p "reverse: red cat dog ->" -n 16 --temp 0
