@@ -5,26 +5,30 @@
 # decode tokens/s with 2 threads (median of REPS runs each) plus decode as a fraction of bandwidth:
 #   weight bytes read per decoded token x decode tokens/s / read bandwidth.
 # Writes bench/RESULTS.md and prints the table. Needs ../shared (developer checkouts, CI).
-#   bench/inference.sh [--types "f16 q4_0 q4_k_m q8_0"] [--reps N] [--threads N]
+#   bench/inference.sh [--types "f16 q4_0 q4_k_m q8_0"] [--reps N] [--threads N] [--build-dir DIR]
+# --build-dir: configure (release preset) and build pocketlm in DIR instead of build/release, e.g. to measure a
+# working tree without touching the shared release build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 types="f16 q4_0 q4_k_m q8_0"
 reps=5
 threads=2
+build=build/release
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --types) types="$2"; shift 2 ;;
     --reps) reps="$2"; shift 2 ;;
     --threads) threads="$2"; shift 2 ;;
-    *) echo "usage: $0 [--types LIST] [--reps N] [--threads N]" >&2; exit 2 ;;
+    --build-dir) build="$2"; shift 2 ;;
+    *) echo "usage: $0 [--types LIST] [--reps N] [--threads N] [--build-dir DIR]" >&2; exit 2 ;;
   esac
 done
 shared=../shared
 [[ -d $shared/tools ]] || { echo "bench needs ../shared/tools (not in a plain clone)"; exit 1; }
 bash scripts/install-deps.sh
-cmake --preset release >/dev/null
-cmake --build --preset release -j "$(nproc)" >/dev/null
-bin=build/release/tools/cli/pocketlm
+cmake --preset release -B "$build" >/dev/null
+cmake --build "$build" --target pocketlm -j "$(nproc)" >/dev/null
+bin=$build/tools/cli/pocketlm
 work=build/bench
 mkdir -p $work
 

@@ -2,6 +2,8 @@
 // target of the platform (SSE4, AVX2, AVX-512, NEON, ...); the best one is picked at run time, once per call.
 #include "ops/matmul.h"
 
+#include <algorithm>
+#include <atomic>
 #include <functional>
 #include <vector>
 
@@ -223,13 +225,27 @@ bool MatMulSupports(DType t) {
 }
 
 namespace {
-// Tiny products (LoRA factors, single rows) are not worth waking the pool for.
+// body(r0, r1) over a partition of the rows [0, n_out). Tiny products (LoRA factors, single rows) are not worth
+// waking the pool for. Otherwise the rows go out in chunks (multiples of 16 rows, the kernels' row tile; about 8
+// per thread) through an atomic counter: on a shared machine a thread whose core is busy with another process
+// takes fewer chunks instead of holding up the whole product. Every row is still computed by one thread in one
+// call, so results do not depend on the schedule.
 void ForRows(ThreadPool* pool, size_t n_out, size_t work, const std::function<void(size_t, size_t)>& body) {
-  if (pool == nullptr || work < 32768) {
+  const auto threads = static_cast<size_t>(pool == nullptr ? 1 : pool->size());
+  if (threads == 1 || work < 32768) {
     body(0, n_out);
-  } else {
-    pool->ParallelFor(n_out, body);
+    return;
   }
+  constexpr size_t kAlign = 16;
+  const size_t per_chunk = std::max(kAlign, (n_out + 8 * threads - 1) / (8 * threads) + kAlign - 1) / kAlign * kAlign;
+  const size_t n_chunks = (n_out + per_chunk - 1) / per_chunk;
+  std::atomic<size_t> next{0};
+  pool->ParallelFor(std::min(threads, n_chunks), [&](size_t, size_t) {
+    for (size_t c = next.fetch_add(1, std::memory_order_relaxed); c < n_chunks;
+         c = next.fetch_add(1, std::memory_order_relaxed)) {
+      body(c * per_chunk, std::min(n_out, (c + 1) * per_chunk));
+    }
+  });
 }
 }  // namespace
 

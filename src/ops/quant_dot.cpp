@@ -10,8 +10,14 @@
 // Q8_1.s, q2_K/q4_K/q5_K via Q8_K.bsums) are scalar per block, as in ggml's ggml_vec_dot_*_q8_* kernels.
 //
 // On AVX2 / AVX-512, q4_K and q6_K take the byte path of quant_dot_u8-inl.h instead (vpmaddubsw, 32 or 64 values
-// per chunk; measured 1.2x (q4_K) and 2x (q6_K) faster for one token). The HWY_SCALAR target (one lane) runs the
-// scalar reference.
+// per chunk; measured 1.2x (q4_K) and 2x (q6_K) faster for one token), and the 32-value-block types (q4_0, q4_1,
+// q5_0, q5_1, q8_0, iq4_nl) its tiled path (4 rows x up to 4 tokens per pass, vpmaddubsw or AVX512-VNNI vpdpbusd;
+// the int16 path was compute-bound for decode). The HWY_SCALAR target (one lane) runs the scalar reference.
+
+// Highway 1.0.3 compiles AVX3_DL (AVX512-VNNI: vpdpbusd) only on request; this file's byte path uses it.
+#ifndef HWY_WANT_AVX3_DL
+#define HWY_WANT_AVX3_DL 1
+#endif
 #include "ops/quant_dot.h"
 
 #include <algorithm>
@@ -163,6 +169,53 @@ void MatMulTokenBlocks(const uint8_t* w_rows, size_t w_row_bytes, Acts& a, int64
   }
 }
 
+#if PLM_QUANT_DOT_U8
+// The byte path of 32-value blocks (quant_dot_u8-inl.h): tiles of kR rows x up to kT tokens (4 x 4 on AVX-512,
+// 16 accumulators of its 32 registers; 4 x 2 with AVX2's 16), rows in tiles of 16 that stay in cache while every
+// token group passes over them (prefill). Decode (one token) runs 4 rows per pass over the activation row.
+template <class Dec, int kR>
+void TileB32Tokens(int nt, const uint8_t* w, size_t w_row_bytes, const Acts& a, size_t t0, float* scratch, float* out) {
+  switch (nt) {
+    case 1: return TileB32<Dec, kR, 1>(w, w_row_bytes, a, t0, scratch, out);
+    case 2: return TileB32<Dec, kR, 2>(w, w_row_bytes, a, t0, scratch, out);
+    case 3: return TileB32<Dec, kR, 3>(w, w_row_bytes, a, t0, scratch, out);
+    default: return TileB32<Dec, kR, 4>(w, w_row_bytes, a, t0, scratch, out);
+  }
+}
+
+template <class Dec>
+void MatMulB32(const uint8_t* w_rows, size_t w_row_bytes, Acts& a, int64_t n_tokens, const Out& o, int64_t r0,
+               int64_t r1) {
+  constexpr int kR = 4;
+  constexpr int64_t kT = HWY_TARGET == HWY_AVX2 ? 2 : 4;
+  constexpr int64_t kRowTile = 16;
+  std::vector<int32_t> off;
+  B32Offsets<Dec>(a, static_cast<size_t>(n_tokens), &off);
+  a.off = off.data();
+  std::vector<float> scratch(static_cast<size_t>(kR * kT) * a.nb);
+  float s[kR * kT];
+  for (int64_t rt = r0; rt < r1; rt += kRowTile) {
+    const int64_t re = std::min(r1, rt + kRowTile);
+    for (int64_t t = 0; t < n_tokens; t += kT) {
+      const int nt = static_cast<int>(std::min(kT, n_tokens - t));
+      const auto tt = static_cast<size_t>(t);
+      int64_t r = rt;
+      for (; r + kR <= re; r += kR) {
+        TileB32Tokens<Dec, kR>(nt, w_rows + static_cast<size_t>(r) * w_row_bytes, w_row_bytes, a, tt, scratch.data(),
+                               s);
+        for (int i = 0; i < kR; ++i) {
+          for (int k = 0; k < nt; ++k) o.Store(t + k, r + i, s[i * nt + k]);
+        }
+      }
+      for (; r < re; ++r) {
+        TileB32Tokens<Dec, 1>(nt, w_rows + static_cast<size_t>(r) * w_row_bytes, w_row_bytes, a, tt, scratch.data(), s);
+        for (int k = 0; k < nt; ++k) o.Store(t + k, r, s[k]);
+      }
+    }
+  }
+}
+#endif
+
 void QuantMatMulRowsImpl(DType wt, const uint8_t* w_rows, size_t w_row_bytes, int64_t n, const uint8_t* act,
                          size_t act_row_bytes, int64_t n_tokens, float* y, int64_t y_stride, bool accumulate,
                          int64_t r0, int64_t r1) {
@@ -198,6 +251,18 @@ void QuantMatMulRowsImpl(DType wt, const uint8_t* w_rows, size_t w_row_bytes, in
   }
   a.d = scales.data();
   a.s = scales.data() + static_cast<size_t>(n_tokens) * a.nb;
+  a.off = nullptr;
+#if PLM_QUANT_DOT_U8
+  switch (wt) {
+    case DType::kQ4_0: return MatMulB32<B32Q4_0>(w_rows, w_row_bytes, a, n_tokens, o, r0, r1);
+    case DType::kQ4_1: return MatMulB32<B32Q4_1>(w_rows, w_row_bytes, a, n_tokens, o, r0, r1);
+    case DType::kQ5_0: return MatMulB32<B32Q5_0>(w_rows, w_row_bytes, a, n_tokens, o, r0, r1);
+    case DType::kQ5_1: return MatMulB32<B32Q5_1>(w_rows, w_row_bytes, a, n_tokens, o, r0, r1);
+    case DType::kQ8_0: return MatMulB32<B32Q8_0>(w_rows, w_row_bytes, a, n_tokens, o, r0, r1);
+    case DType::kIQ4_NL: return MatMulB32<B32IQ4_NL>(w_rows, w_row_bytes, a, n_tokens, o, r0, r1);
+    default: break;
+  }
+#endif
   switch (wt) {
     case DType::kQ4_0: return MatMulTokenBlocks<DecQ4_0>(w_rows, w_row_bytes, a, n_tokens, o, r0, r1);
     case DType::kQ4_1: return MatMulTokenBlocks<DecQ4_1>(w_rows, w_row_bytes, a, n_tokens, o, r0, r1);

@@ -47,6 +47,7 @@ struct Acts {
   const float* s;  // (n_tokens, nb), Q8_1 only
   const int16_t* q16;
   size_t t_base;
+  const int32_t* off;  // (n_tokens, nb): -offset * sum(block quants), byte path of 32-value blocks only
   const uint8_t* Block(size_t t, size_t b) const { return rows + t * row_bytes + b * block_bytes; }
   const int16_t* Q16(size_t t, size_t b) const { return q16 + (t - t_base) * nb * qk + b * qk; }
 };

@@ -27,6 +27,8 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
+#include <vector>
 
 #include "hwy/highway.h"
 #include "ops/quant_dot_internal.h"
@@ -191,6 +193,241 @@ HWY_NOINLINE void DotTokensU8(const uint8_t* HWY_RESTRICT w, const Acts& a, size
   if constexpr (kT > 1) out[1] = hn::GetLane(hn::SumOfLanes(df, f1)) + e[1];
   if constexpr (kT > 2) out[2] = hn::GetLane(hn::SumOfLanes(df, f2)) + e[2];
   if constexpr (kT > 3) out[3] = hn::GetLane(hn::SumOfLanes(df, f3)) + e[3];
+}
+
+// ---- 32-value blocks against Q8_0 / Q8_1 activations: q4_0, q4_1, q5_0, q5_1, q8_0, iq4_nl -------------------
+// One block is one 256-bit vector on every x86 target (the AVX-512 targets use the EVEX 256-bit forms and their 32
+// registers for larger tiles). A tile of kR weight rows x kT tokens is computed per pass over the blocks, so each
+// decoded weight block is reused for kT tokens and each activation block for kR rows; per (row, token, block):
+// one 8-lane integer dot (exact, int32), converted to f32 and multiplied by d_w * d_a into an 8-lane accumulator,
+// as ggml's AVX2 ggml_vec_dot_q4_0_q8_0 does per block.
+//
+// Unsigned weights (q4_0: q - 8, q5_0: q - 16) are multiplied as their unsigned codes u (0..15, 0..31) and the
+// offset is subtracted once per (token, block) in the integer domain: sum (u - o) y = sum u y - o sum y; `off`
+// holds -o sum y per (token, block) and seeds lane 0 of the block's integer accumulator, so the block sum stays
+// the exact integer ggml computes. Signed weights (q8_0, iq4_nl) use ggml's sign trick for vpmaddubsw
+// (|w| times sign(w) y, mul_sum_i8_pairs in ggml-cpu/arch/x86/quants.c) or, with AVX512-VNNI, w + 128 (XOR 0x80)
+// as unsigned with offset 128 (vpdpbusd accumulates in int32, no int16 saturation).
+
+using V256 = __m256i;
+
+#if HWY_TARGET == HWY_AVX3_DL
+constexpr bool kVnni = true;
+// acc + u . s per 4 lanes, vpdpbusd. Highway 1.0.3 compiles AVX3_DL with "avxvnni" (the VEX form, absent on Ice
+// Lake / Zen 4) while its run-time check asks for AVX512-VNNI, so the intrinsic would emit the VEX encoding; the
+// EVEX form is written out instead.
+HWY_INLINE V256 DotU8Raw(V256 acc, V256 u, V256 s) {
+  asm("%{evex%} vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(u), "v"(s));
+  return acc;
+}
+#else
+constexpr bool kVnni = false;
+// acc + u . s per 4 lanes: vpmaddubsw (exact while |u0 s0 + u1 s1| < 2^15) then vpmaddwd by 1.
+HWY_INLINE V256 DotU8Raw(V256 acc, V256 u, V256 s) {
+  return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)));
+}
+#endif
+
+// The 32 nibbles of 16 bytes: low nibbles (values 0..15) in the low 128 bits, high nibbles (16..31) in the high
+// 128 bits. A 64-bit variable shift moves bits across bytes, but the mask keeps exactly each byte's high nibble.
+HWY_INLINE V256 Nibbles32U8(const uint8_t* qs) {
+  const V256 raw = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(qs)));
+  return _mm256_and_si256(_mm256_srlv_epi64(raw, _mm256_set_epi64x(4, 4, 0, 0)), _mm256_set1_epi8(0x0F));
+}
+
+// Byte i = 16 where bit i of the little-endian 32-bit qh is set, else 0.
+HWY_INLINE V256 HighBits32U8(const uint8_t* qh) {
+  uint32_t bits;
+  std::memcpy(&bits, qh, 4);
+#if HWY_TARGET == HWY_AVX2
+  // ggml's bytes_from_bits_32: replicate byte k of qh into bytes 8k..8k+7, then test one bit per byte.
+  const V256 shuf = _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0);
+  const V256 bytes = _mm256_or_si256(_mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int>(bits)), shuf),
+                                     _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe));
+  return _mm256_and_si256(_mm256_cmpeq_epi8(bytes, _mm256_set1_epi64x(-1)), _mm256_set1_epi8(16));
+#else
+  return _mm256_maskz_set1_epi8(static_cast<__mmask32>(bits), 16);
+#endif
+}
+
+HWY_INLINE float F16At(const uint8_t* p) {
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  return _cvtsh_ss(h);  // F16C: exact for every encoding
+}
+
+// Decoders: Weights(block) = 32 codes (unsigned when !kSigned), D / M the f16 scale / min.
+struct B32Q4_0 {
+  static constexpr size_t kBytes = sizeof(BlockQ4_0);
+  static constexpr bool kSigned = false, kMin = false;
+  static constexpr int kOffset = 8;
+  static HWY_INLINE V256 Weights(const uint8_t* b) { return Nibbles32U8(b + offsetof(BlockQ4_0, qs)); }
+  static HWY_INLINE float M(const uint8_t*) { return 0.0f; }
+};
+struct B32Q4_1 {
+  static constexpr size_t kBytes = sizeof(BlockQ4_1);
+  static constexpr bool kSigned = false, kMin = true;
+  static constexpr int kOffset = 0;
+  static HWY_INLINE V256 Weights(const uint8_t* b) { return Nibbles32U8(b + offsetof(BlockQ4_1, qs)); }
+  static HWY_INLINE float M(const uint8_t* b) { return F16At(b + offsetof(BlockQ4_1, m)); }
+};
+struct B32Q5_0 {
+  static constexpr size_t kBytes = sizeof(BlockQ5_0);
+  static constexpr bool kSigned = false, kMin = false;
+  static constexpr int kOffset = 16;
+  static HWY_INLINE V256 Weights(const uint8_t* b) {
+    return _mm256_or_si256(Nibbles32U8(b + offsetof(BlockQ5_0, qs)), HighBits32U8(b + offsetof(BlockQ5_0, qh)));
+  }
+  static HWY_INLINE float M(const uint8_t*) { return 0.0f; }
+};
+struct B32Q5_1 {
+  static constexpr size_t kBytes = sizeof(BlockQ5_1);
+  static constexpr bool kSigned = false, kMin = true;
+  static constexpr int kOffset = 0;
+  static HWY_INLINE V256 Weights(const uint8_t* b) {
+    return _mm256_or_si256(Nibbles32U8(b + offsetof(BlockQ5_1, qs)), HighBits32U8(b + offsetof(BlockQ5_1, qh)));
+  }
+  static HWY_INLINE float M(const uint8_t* b) { return F16At(b + offsetof(BlockQ5_1, m)); }
+};
+struct B32Q8_0 {
+  static constexpr size_t kBytes = sizeof(BlockQ8_0);
+  static constexpr bool kSigned = true, kMin = false;
+  static constexpr int kOffset = 0;
+  static HWY_INLINE V256 Weights(const uint8_t* b) {
+    return _mm256_loadu_si256(reinterpret_cast<const V256*>(b + offsetof(BlockQ8_0, qs)));
+  }
+  static HWY_INLINE float M(const uint8_t*) { return 0.0f; }
+};
+struct B32IQ4_NL {
+  static constexpr size_t kBytes = sizeof(BlockIQ4_NL);
+  static constexpr bool kSigned = true, kMin = false;
+  static constexpr int kOffset = 0;
+  // kvalues_iq4nl[q]: one byte shuffle of the 16-entry table (in both 128-bit lanes).
+  static HWY_INLINE V256 Weights(const uint8_t* b) {
+    const V256 table = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kIQ4NLValues)));
+    return _mm256_shuffle_epi8(table, Nibbles32U8(b + offsetof(BlockIQ4_NL, qs)));
+  }
+  static HWY_INLINE float M(const uint8_t*) { return 0.0f; }
+};
+
+// The offset o of the codes the kernel multiplies (see above): codes - o are the signed values.
+template <class Dec>
+constexpr int B32Offset() {
+  return Dec::kSigned ? (kVnni ? 128 : 0) : Dec::kOffset;
+}
+
+// Codes as multiplied: signed weights become unsigned (w + 128) with VNNI.
+template <class Dec>
+HWY_INLINE V256 B32Codes(const uint8_t* blk) {
+  const V256 w = Dec::Weights(blk);
+  if constexpr (Dec::kSigned && kVnni) return _mm256_xor_si256(w, _mm256_set1_epi8(static_cast<char>(0x80)));
+  return w;
+}
+
+// acc + codes . y per 4 lanes; signed codes without VNNI via |w| . sign(y, w).
+template <class Dec>
+HWY_INLINE V256 B32Dot(V256 acc, V256 w, V256 y) {
+  if constexpr (Dec::kSigned && !kVnni) return DotU8Raw(acc, _mm256_abs_epi8(w), _mm256_sign_epi8(y, w));
+  return DotU8Raw(acc, w, y);
+}
+
+HWY_INLINE float HSum256(__m256 v) {
+  const __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  const __m128 h = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  return _mm_cvtss_f32(_mm_add_ss(h, _mm_movehdup_ps(h)));
+}
+
+// d of the 8 blocks starting at `first` (`bytes` apart, f16 d first in each block) as f32: one gather and one
+// conversion instead of 8 scalar f16 loads and conversions (which cost as much as the block's dot product).
+HWY_INLINE __m256 GatherF16x8(const uint8_t* first, __m256i idx) {
+  const __m256i g = _mm256_i32gather_epi32(reinterpret_cast<const int*>(first), idx, 1);
+#if HWY_TARGET == HWY_AVX2
+  const __m256i lo = _mm256_and_si256(g, _mm256_set1_epi32(0xFFFF));
+  return _mm256_cvtph_ps(_mm256_castsi256_si128(_mm256_permute4x64_epi64(_mm256_packus_epi32(lo, lo), 0x08)));
+#else
+  return _mm256_cvtph_ps(_mm256_cvtepi32_epi16(g));  // vpmovdw keeps the low 16 bits: d
+#endif
+}
+
+// sc[b * stride + t] = d_w(row, b) * d_a(t0 + t, b) for t < kT, b < nb: the per-block scales of one weight row,
+// interleaved with those of the other rows of a tile (block-major) so that the kernel addresses all of them from
+// one pointer (16 separate row pointers ran out of general registers in the 4 x 4 tile).
+template <class Dec, int kT>
+HWY_INLINE void B32RowScales(const uint8_t* row, const Acts& a, size_t t0, size_t stride, float* HWY_RESTRICT sc) {
+  const size_t nb = a.nb;
+  const __m256i idx =
+      _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(static_cast<int>(Dec::kBytes)));
+  size_t b = 0;
+  alignas(32) float tmp[8];
+  for (; b + 8 <= nb; b += 8) {
+    const __m256 dw = GatherF16x8(row + b * Dec::kBytes, idx);
+    for (int t = 0; t < kT; ++t) {
+      _mm256_store_ps(tmp, _mm256_mul_ps(dw, _mm256_loadu_ps(a.d + (t0 + t) * nb + b)));
+      for (size_t i = 0; i < 8; ++i) sc[(b + i) * stride + t] = tmp[i];
+    }
+  }
+  for (; b < nb; ++b) {
+    const float dw = F16At(row + b * Dec::kBytes);
+    for (int t = 0; t < kT; ++t) sc[b * stride + t] = dw * a.d[(t0 + t) * nb + b];
+  }
+}
+
+// out[r * kT + t] = dot(weight row r, activation row t0 + t) for r < kR, t < kT; row r at w + r * w_row_bytes.
+// scratch: kR * kT * a.nb floats.
+template <class Dec, int kR, int kT>
+HWY_NOINLINE void TileB32(const uint8_t* HWY_RESTRICT w, size_t w_row_bytes, const Acts& a, size_t t0,
+                          float* HWY_RESTRICT scratch, float* out) {
+  constexpr bool kOff = B32Offset<Dec>() != 0;
+  const size_t nb = a.nb;
+  constexpr size_t kRT = kR * kT;
+  for (int r = 0; r < kR; ++r) B32RowScales<Dec, kT>(w + r * w_row_bytes, a, t0, kRT, scratch + r * kT);
+  __m256 acc[kR][kT];
+  float e[kR][kT];
+  for (int r = 0; r < kR; ++r) {
+    for (int t = 0; t < kT; ++t) acc[r][t] = _mm256_setzero_ps(), e[r][t] = 0.0f;
+  }
+  const uint8_t* y0 = a.rows + t0 * a.row_bytes + a.qs_offset;
+  for (size_t b = 0; b < nb; ++b) {
+    V256 wv[kR];
+    for (int r = 0; r < kR; ++r) wv[r] = B32Codes<Dec>(w + r * w_row_bytes + b * Dec::kBytes);
+    for (int t = 0; t < kT; ++t) {
+      const V256 y = _mm256_loadu_si256(reinterpret_cast<const V256*>(y0 + t * a.row_bytes + b * a.block_bytes));
+      V256 init = _mm256_setzero_si256();
+      if constexpr (kOff) init = _mm256_zextsi128_si256(_mm_cvtsi32_si128(a.off[(t0 + t) * nb + b]));
+      for (int r = 0; r < kR; ++r) {
+        const V256 isum = B32Dot<Dec>(init, wv[r], y);
+        // The scale broadcast folds into the FMA's memory operand (EVEX {1to8}) or a load-only vbroadcastss.
+        acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(scratch[b * kRT + r * kT + t]), acc[r][t]);
+      }
+    }
+    if constexpr (Dec::kMin) {
+      for (int r = 0; r < kR; ++r) {
+        const float m = Dec::M(w + r * w_row_bytes + b * Dec::kBytes);
+        for (int t = 0; t < kT; ++t) e[r][t] += m * a.s[(t0 + t) * nb + b];
+      }
+    }
+  }
+  for (int r = 0; r < kR; ++r) {
+    for (int t = 0; t < kT; ++t) out[r * kT + t] = HSum256(acc[r][t]) + e[r][t];
+  }
+}
+
+// -o * sum(y) per (token, block) for the `off` field of Acts (see above); empty when the offset is 0.
+template <class Dec>
+void B32Offsets(const Acts& a, size_t n_tokens, std::vector<int32_t>* off) {
+  constexpr int o = B32Offset<Dec>();
+  if constexpr (o == 0) return;
+  off->resize(n_tokens * a.nb);
+  const V256 ones = _mm256_set1_epi8(1);
+  for (size_t t = 0; t < n_tokens; ++t) {
+    for (size_t b = 0; b < a.nb; ++b) {
+      const V256 y = _mm256_loadu_si256(reinterpret_cast<const V256*>(a.Block(t, b) + a.qs_offset));
+      const V256 s = _mm256_madd_epi16(_mm256_maddubs_epi16(ones, y), _mm256_set1_epi16(1));
+      const __m128i h = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+      const __m128i q = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0x4E));
+      (*off)[t * a.nb + b] = -o * _mm_cvtsi128_si32(_mm_add_epi32(q, _mm_shuffle_epi32(q, 0xB1)));
+    }
+  }
 }
 
 }  // namespace qdec

@@ -3,8 +3,11 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <memory>
+#include <thread>
 #include <vector>
 
 namespace pocketlm {
@@ -70,6 +73,30 @@ TEST(ThreadPoolTest, NonPositiveSizeMeansCallerOnly) {
     ThreadPool pool(threads);
     EXPECT_EQ(pool.size(), 1);
     ExpectExactCover(pool, 10);
+  }
+}
+
+// More threads than cores, back-to-back regions: workers that are still waking up (or polling) when the caller has
+// run every chunk itself must not run a chunk of a later region twice or touch a finished one.
+TEST(ThreadPoolTest, OversubscribedBackToBackRegions) {
+  const int threads = 3 * static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  ThreadPool pool(threads);
+  for (int iter = 0; iter < 3000; ++iter) {
+    const size_t n = static_cast<size_t>(1 + iter % 29);
+    std::atomic<size_t> sum{0};
+    pool.ParallelFor(n, [&](size_t b, size_t e) {
+      for (size_t i = b; i < e; ++i) sum.fetch_add(i + 1);
+    });
+    ASSERT_EQ(sum.load(), n * (n + 1) / 2) << "iteration " << iter;
+  }
+}
+
+// A pool idle long enough for its workers to go to sleep still runs the next region completely.
+TEST(ThreadPoolTest, WakesSleepingWorkers) {
+  ThreadPool pool(3);
+  for (int iter = 0; iter < 3; ++iter) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    ExpectExactCover(pool, 100);
   }
 }
 

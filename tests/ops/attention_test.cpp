@@ -3,6 +3,7 @@
 #include "ops/attention.h"
 
 #include <gtest/gtest.h>
+#include <hwy/targets.h>
 
 #include <cmath>
 #include <random>
@@ -133,6 +134,38 @@ INSTANTIATE_TEST_SUITE_P(Variants, AttentionTest,
                                   std::to_string(static_cast<int>(i.param.softcap)) + "_pos" +
                                   std::to_string(i.param.pos0);
                          });
+
+// The SIMD inner products on every Highway target compiled in and supported here, with a head size that is not
+// a multiple of any vector length (13: vector body plus scalar tail) and a common one (64), GQA groups of 3.
+class AttentionTargetTest : public ::testing::TestWithParam<int64_t> {
+ protected:
+  void SetUp() override { hwy::SetSupportedTargetsForTest(GetParam()); }
+  void TearDown() override { hwy::SetSupportedTargetsForTest(0); }
+};
+
+TEST_P(AttentionTargetTest, MatchesNaiveOnEveryTarget) {
+  for (int hd : {13, 64}) {
+    AttentionParams p;
+    p.n_head = 6;
+    p.n_head_kv = 2;
+    p.head_dim = hd;
+    p.scale = 1.0f / std::sqrt(static_cast<float>(hd));
+    const int64_t n_tokens = 5, pos0 = 11;
+    const int64_t kv_stride = p.n_head_kv * hd + 1;
+    const int64_t n_pos = pos0 + n_tokens;
+    const auto q = RandomVec(static_cast<size_t>(n_tokens * p.n_head * hd), 9, 1.0f);
+    const auto k = RandomVec(static_cast<size_t>(n_pos * kv_stride), 10, 1.0f);
+    const auto v = RandomVec(static_cast<size_t>(n_pos * kv_stride), 11, 1.0f);
+    const auto want = NaiveAttention(p, q, n_tokens, pos0, k, v, kv_stride);
+    ThreadPool pool(2);
+    std::vector<float> out(want.size(), NAN);
+    AttentionForward(p, q.data(), n_tokens, pos0, k.data(), v.data(), kv_stride, out.data(), &pool);
+    for (size_t i = 0; i < out.size(); ++i) ASSERT_NEAR(out[i], want[i], 2e-5) << "head_dim " << hd << " i " << i;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Targets, AttentionTargetTest, ::testing::ValuesIn(hwy::SupportedAndGeneratedTargets()),
+                         [](const ::testing::TestParamInfo<int64_t>& i) { return hwy::TargetName(i.param); });
 
 TEST(AttentionSanityTest, WindowOfOneReturnsOwnValue) {
   // With window 1 each query sees only its own key, so the output is that position's value row.

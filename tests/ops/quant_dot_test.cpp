@@ -4,6 +4,10 @@
 //  - reference::QuantDot against dequantize(w) . dequantize(a) in double (the reference itself is right);
 //  - QuantizeActivations bit-exact with quant::QuantizeRow of the vec-dot type.
 // Odd sizes, 1..7 tokens, row ranges not starting at 0, accumulate on/off, rows at odd byte addresses.
+// Same target set as ops/quant_dot.cpp, which also compiles AVX3_DL (AVX512-VNNI), so that it is tested too.
+#ifndef HWY_WANT_AVX3_DL
+#define HWY_WANT_AVX3_DL 1
+#endif
 #include "ops/quant_dot.h"
 
 #include <gtest/gtest.h>
@@ -263,6 +267,20 @@ TEST_P(QuantDotTargetTest, ManyTokensExactOnGridData) {
   for (DType type : {DType::kQ8_0, DType::kQ4_0, DType::kQ4_K, DType::kQ6_K, DType::kIQ4_XS}) {
     for (auto [n, n_tokens] : {std::pair<int64_t, int64_t>{1536, 90}, {1280, 103}}) {
       Case c(type, n, 3, n_tokens);
+      FillGrid(c, rng);
+      RunAndCompare(c, true, {}, {}, rng);
+    }
+  }
+}
+
+// Many rows: the 32-value-block byte path (x86) runs tiles of 4 rows x up to 4 tokens over row tiles of 16, with
+// per-row scales gathered 8 blocks at a time; 37 rows and 11 blocks leave remainders of each, and the token counts
+// cover every partial token group.
+TEST_P(QuantDotTargetTest, ManyRowsExactOnGridData) {
+  std::mt19937 rng(6);
+  for (DType type : {DType::kQ4_0, DType::kQ4_1, DType::kQ5_0, DType::kQ5_1, DType::kQ8_0, DType::kIQ4_NL}) {
+    for (int64_t n_tokens : {1, 4, 6, 9}) {
+      Case c(type, 352, 37, n_tokens);
       FillGrid(c, rng);
       RunAndCompare(c, true, {}, {}, rng);
     }
