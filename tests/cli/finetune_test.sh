@@ -6,6 +6,7 @@
 #      byte, as an uninterrupted run;
 #   3. bad data and options give one clear error line.
 #   4. full fine-tuning (--full) learns, writes a model that runs, and resumes exactly;
+#   6. pocketlm eval measures perplexity, exact match and KL divergence;
 #   5. --export-peft writes a PEFT directory that converts back to the same adapter.
 # Usage: finetune_test.sh POCKETLM MAKE_RANDOM_MODEL WORKDIR   (PLM_EMULATOR: e.g. qemu-aarch64)
 set -euo pipefail
@@ -70,6 +71,18 @@ cmp -s straight.gguf partial.gguf && fail "the interrupted run already equals th
 echo "resume: identical adapter after 3 + 3 steps"
 $bin finetune "${common[@]/--rank/--alpha}" -o x.gguf --resume ck.gguf 2>err.txt && fail "resume with other settings"
 grep -q 'other settings' err.txt || { cat err.txt; fail "resume mismatch message"; }
+
+# pocketlm eval: the adapter lowers the validation perplexity; exact match and KL print their summary lines.
+ppl() { $bin eval -m base.gguf "$@" --perplexity val.jsonl | sed -E 's/^perplexity ([0-9.]+).*/\1/'; }
+p_base=$(ppl) p_lora=$(ppl --lora adapter-f32.gguf)
+echo "eval: validation perplexity $p_base without the adapter, $p_lora with it"
+awk -v b="$p_base" -v a="$p_lora" 'BEGIN { exit !(a < b / 4) }' || fail "eval: the adapter does not lower perplexity"
+$bin eval -m base.gguf --lora adapter-f32.gguf --exact-match val.jsonl --max-tokens 12 --limit 5 2>/dev/null |
+  grep -qE '^exact match [0-5]/5 = ' || fail "eval --exact-match summary"
+$bin eval -m base-q4k.gguf --kl base.gguf --text train.jsonl --limit 20 | grep -qE '^KL divergence .* mean 0\.[0-9]*[1-9]' ||
+  fail "eval --kl: the 4-bit base should differ a little from the f32 base"
+$bin eval -m base.gguf --kl base.gguf --text train.jsonl --limit 5 | grep -qE 'mean 0\.000000 nats/token.*agreement 100' ||
+  fail "eval --kl of a model against itself must be 0"
 
 # Full fine-tuning writes a whole model that learns the task too and runs; resume is exact there as well.
 $bin finetune -m base.gguf --data train.jsonl --val val.jsonl -o full.gguf --full --lr 1e-3 --steps 20 --seq-len 64 \

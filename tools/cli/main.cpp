@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <exception>
 
+#include "cmd_eval.h"
 #include "cmd_finetune.h"
 #include "options.h"
 
@@ -93,6 +94,10 @@ int main(int argc, char** argv) {
       app.add_subcommand("finetune", "Train a LoRA adapter on JSONL data (also on a quantized base), on the CPU");
   ft.AddTo(finetune);
 
+  EvalOptions ev;
+  CLI::App* eval = app.add_subcommand("eval", "Perplexity, exact-match accuracy or KL divergence of a model");
+  ev.AddTo(eval);
+
   AdapterOptions adapter_opts;
   CLI::App* adapter = app.add_subcommand("adapter", "Convert and inspect LoRA adapters (PEFT directory <-> GGUF)");
   adapter_opts.AddTo(adapter);
@@ -120,6 +125,7 @@ int main(int argc, char** argv) {
     }
     if (adapter->parsed()) return AdapterCommand(adapter_opts);
     if (finetune->parsed()) return FinetuneCommand(ft);
+    if (eval->parsed()) return EvalCommand(ev);
   } catch (const std::bad_alloc&) {
     std::fprintf(stderr, "error: out of memory\n");
     return 1;
