@@ -6,6 +6,7 @@
 
 #include "base/status.h"
 #include "io/gguf/gguf_reader.h"
+#include "ops/attention.h"
 #include "ops/elementwise.h"
 
 namespace pocketlm {
@@ -53,6 +54,18 @@ struct ModelConfig {
     }
   }
 };
+
+// The attention kernel's parameters for one layer (its sliding window, if any).
+inline AttentionParams AttentionParamsFor(const ModelConfig& c, int layer) {
+  AttentionParams p;
+  p.n_head = c.n_head;
+  p.n_head_kv = c.n_head_kv;
+  p.head_dim = c.head_dim;
+  p.scale = c.attn_scale;
+  p.softcap = c.attn_softcap;
+  p.window = c.IsSlidingLayer(layer) ? c.sliding_window : 0;
+  return p;
+}
 
 // Reads the config from GGUF metadata, checking every value for sanity. n_vocab comes from the token list.
 Result<ModelConfig> ReadModelConfig(const GgufFile& f);

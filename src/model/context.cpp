@@ -139,13 +139,7 @@ void Context::EvalChunk(const int32_t* tokens, int n, bool want_logits, float* l
     }
     // Gather the queries into a dense (n, QD) block for the attention kernel.
     for (int t = 0; t < n; ++t) std::memmove(q + t * QD, q + t * QKV, static_cast<size_t>(QD) * sizeof(float));
-    AttentionParams ap;
-    ap.n_head = c.n_head;
-    ap.n_head_kv = c.n_head_kv;
-    ap.head_dim = c.head_dim;
-    ap.scale = c.attn_scale;
-    ap.softcap = c.attn_softcap;
-    ap.window = c.IsSlidingLayer(il) ? c.sliding_window : 0;
+    const AttentionParams ap = AttentionParamsFor(c, il);
     AttentionForward(ap, q, n, pos0, k_layer, v_layer, KVD, attn_.data(), &pool_);
     Linear(l.wo, attn_.data(), n, h_.data(), E);
     if (c.post_norms) Norm(h_.data(), l.post_attn_norm, n, h_.data());

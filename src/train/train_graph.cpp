@@ -241,13 +241,7 @@ void TrainGraph::LayerForward(int il, const SequenceView& s, const float* x, flo
       Rope(k + h * c.head_dim, c.head_dim, c.rope_dim, c.rope_style, pos, c.rope_base, ff);
     }
   });
-  AttentionParams ap;
-  ap.n_head = c.n_head;
-  ap.n_head_kv = c.n_head_kv;
-  ap.head_dim = c.head_dim;
-  ap.scale = c.attn_scale;
-  ap.softcap = c.attn_softcap;
-  ap.window = c.IsSlidingLayer(il) ? c.sliding_window : 0;
+  const AttentionParams ap = AttentionParamsFor(c, il);
   AttentionTrainForward(ap, a_->q.data(), a_->k.data(), a_->v.data(), KVD, T, s.seg_start, a_->att.data(),
                         a_->lse.data(), pool_);
   Linear(l.wo, a_->att.data(), T, a_->o.data(), E, true);
@@ -347,13 +341,7 @@ void TrainGraph::LayerBackward(int il, const SequenceView& s, const float* x, co
     d_o = ge;
   }
   LinearBackward(l.wo, a_->att.data(), d_o, E, T, g_att_.data(), false);
-  AttentionParams ap;
-  ap.n_head = c.n_head;
-  ap.n_head_kv = c.n_head_kv;
-  ap.head_dim = c.head_dim;
-  ap.scale = c.attn_scale;
-  ap.softcap = c.attn_softcap;
-  ap.window = c.IsSlidingLayer(il) ? c.sliding_window : 0;
+  const AttentionParams ap = AttentionParamsFor(c, il);
   AttentionTrainBackward(ap, a_->q.data(), a_->k.data(), a_->v.data(), KVD, T, s.seg_start, a_->att.data(),
                          a_->lse.data(), g_att_.data(), g_q_.data(), g_k_.data(), g_v_.data(), pool_);
   const float* ff = w.rope_freqs.empty() ? nullptr : w.rope_freqs.f32();
