@@ -1,3 +1,6 @@
+// Training attention: the f32 entry points run the tiled Highway kernels of attention_train-inl.h (compiled for
+// every target of the platform, picked at run time); grad:: keeps the plain loops over a scalar type as the
+// reference, for the double-precision gradient checks and as the specification the f32 kernels are tested against.
 #include "ops/attention_train.h"
 
 #include <algorithm>
@@ -6,6 +9,13 @@
 #include <limits>
 #include <vector>
 
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "ops/attention_train.cpp"
+#include "hwy/foreach_target.h"  // IWYU pragma: keep
+#include "hwy/highway.h"
+#include "ops/attention_train-inl.h"
+
+#if HWY_ONCE
 namespace pocketlm {
 namespace grad {
 
@@ -214,15 +224,22 @@ PLM_INSTANTIATE(double)
 
 }  // namespace grad
 
+HWY_EXPORT(AttentionTrainForwardF32);
+HWY_EXPORT(AttentionTrainBackwardF32);
+
 void AttentionTrainForward(const AttentionParams& p, const float* q, const float* k, const float* v, int64_t kv_stride,
                            int64_t T, const int32_t* seg_start, float* out, float* lse, ThreadPool* pool) {
-  grad::AttentionTrainForward(p, q, k, v, kv_stride, T, seg_start, out, lse, pool);
+  if (T <= 0) return;
+  HWY_DYNAMIC_DISPATCH(AttentionTrainForwardF32)(p, q, k, v, kv_stride, T, seg_start, out, lse, pool);
 }
 
 void AttentionTrainBackward(const AttentionParams& p, const float* q, const float* k, const float* v, int64_t kv_stride,
                             int64_t T, const int32_t* seg_start, const float* out, const float* lse, const float* dout,
                             float* dq, float* dk, float* dv, ThreadPool* pool) {
-  grad::AttentionTrainBackward(p, q, k, v, kv_stride, T, seg_start, out, lse, dout, dq, dk, dv, pool);
+  if (T <= 0) return;
+  HWY_DYNAMIC_DISPATCH(AttentionTrainBackwardF32)
+  (p, q, k, v, kv_stride, T, seg_start, out, lse, dout, dq, dk, dv, pool);
 }
 
 }  // namespace pocketlm
+#endif  // HWY_ONCE

@@ -27,14 +27,15 @@
 namespace pocketlm {
 
 // Writes out and lse. With seg_start null, out equals AttentionForward(p, q, T, 0, k, v, kv_stride, out, pool) up
-// to float rounding (the dot products here use several partial sums).
+// to float rounding. Tiled as FlashAttention (Dao et al. 2022): blocks of 64 queries x 64 keys as small matrix
+// products (attention_train-inl.h, Highway), fully masked blocks skipped, one task per (query block, head).
 void AttentionTrainForward(const AttentionParams& p, const float* q, const float* k, const float* v, int64_t kv_stride,
                            int64_t T, const int32_t* seg_start, float* out, float* lse, ThreadPool* pool);
 
 // Overwrites dq, dk and dv (every column of dk / dv rows, used or not). out and lse are the forward's results.
-// Parallel over query rows for dq and over (KV head, block of keys) for dk / dv, each output element written by
-// one task in a fixed order: results do not depend on the number of threads. The price is computing the scores
-// twice (about 7 instead of 5 head_dim-long loops per query-key pair).
+// Parallel over (query block, head) for dq and over (KV head, block of keys) for dk / dv, each output element written
+// by one task in a fixed order: results do not depend on the number of threads. The price is computing the scores twice
+// (about 7 instead of 5 head_dim-long loops per query-key pair).
 void AttentionTrainBackward(const AttentionParams& p, const float* q, const float* k, const float* v, int64_t kv_stride,
                             int64_t T, const int32_t* seg_start, const float* out, const float* lse, const float* dout,
                             float* dq, float* dk, float* dv, ThreadPool* pool);
