@@ -17,22 +17,12 @@ while [[ $# -gt 0 ]]; do
     *) echo "usage: $0 [--build DIR] [--base TYPE] [--switches N]" >&2; exit 2 ;;
   esac
 done
-shared=../shared
-[[ -d $shared/tools ]] || { echo "bench needs ../shared/tools (not in a plain clone)"; exit 1; }
-[[ -f $build/build.ninja ]] || cmake --preset release -B "$build" >/dev/null
+source bench/lib.sh
+bench_setup "$build"
 cmake --build "$build" --target capi_adapter_switch_bench -j 2 >/dev/null
 bench_bin=$build/tests/capi/capi_adapter_switch_bench
-work=build/bench  # shared with bench/inference.sh, which makes the same base models
 mkdir -p $work/adapter-switch
-
-f16=$work/qwen2-0.5b-f16.gguf
-base=$work/qwen2-0.5b-$base_type.gguf
-if [[ $base_type == f16 ]]; then base=$f16; fi
-if [[ ! -f $base ]]; then
-  [[ -f $f16 ]] || /usr/bin/python3 $shared/tools/mkmodel.py qwen2-0.5b $shared/golden/tokenizers/ggml-vocab-gpt-2.gguf $f16 --f16
-  [[ $base == "$f16" ]] || cmake --build "$build" --target pocketlm -j 2 >/dev/null
-  [[ $base == "$f16" ]] || "$build/tools/cli/pocketlm" quantize $f16 "$base" --type "$base_type" -t 2 >/dev/null
-fi
+base=$(bench_model "$base_type" 2)
 targets=attn_q,attn_k,attn_v,attn_output,ffn_gate,ffn_up,ffn_down
 for s in 1 2; do
   lora=$work/adapter-switch/r16-all-linear-$s.gguf

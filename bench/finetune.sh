@@ -20,17 +20,8 @@ while [[ $# -gt 0 ]]; do
     *) echo "usage: $0 [--types LIST] [--reps N] [--steps N] [--threads N]" >&2; exit 2 ;;
   esac
 done
-shared=../shared
-[[ -d $shared/tools ]] || { echo "bench needs ../shared/tools (not in a plain clone)"; exit 1; }
-bash scripts/install-deps.sh
-cmake --preset release >/dev/null
-cmake --build --preset release -j "$(nproc)" >/dev/null
-bin=build/release/tools/cli/pocketlm
-work=build/bench
-mkdir -p $work
-
-f16=$work/qwen2-0.5b-f16.gguf
-[[ -f $f16 ]] || /usr/bin/python3 $shared/tools/mkmodel.py qwen2-0.5b $shared/golden/tokenizers/ggml-vocab-gpt-2.gguf $f16 --f16
+source bench/lib.sh
+bench_setup build/release
 
 # Plain-text training data long enough that every sequence is full (packing), so tokens/s counts real tokens.
 data=$work/finetune-bench.jsonl
@@ -46,11 +37,7 @@ PY
 
 rows=()
 for t in $types; do
-  model=$f16
-  if [[ $t != f16 ]]; then
-    model=$work/qwen2-0.5b-$t.gguf
-    [[ -f $model ]] || $bin quantize $f16 $model --type $t -t $threads >/dev/null
-  fi
+  model=$(bench_model $t $threads)
   prefill=$($bin bench -m $model -t $threads -p 256 -n 1 -r $reps --json)
   runs=()
   for ((r = 0; r < reps; r++)); do

@@ -23,29 +23,17 @@ while [[ $# -gt 0 ]]; do
     *) echo "usage: $0 [--types LIST] [--reps N] [--threads N] [--build-dir DIR]" >&2; exit 2 ;;
   esac
 done
-shared=../shared
-[[ -d $shared/tools ]] || { echo "bench needs ../shared/tools (not in a plain clone)"; exit 1; }
-bash scripts/install-deps.sh
-cmake --preset release -B "$build" >/dev/null
-cmake --build "$build" --target pocketlm -j "$(nproc)" >/dev/null
-bin=$build/tools/cli/pocketlm
-work=build/bench
-mkdir -p $work
+source bench/lib.sh
+bench_setup "$build"
 
 gcc -O3 -march=native -fopenmp $shared/tools/readbw.c -o $work/readbw  # a measuring tool, not pocketlm itself
 bw_line=$(OMP_NUM_THREADS=$threads $work/readbw)
 bw=$(echo "$bw_line" | sed -E 's/.*: ([0-9.]+) GB\/s/\1/')
 echo "$bw_line"
 
-f16=$work/qwen2-0.5b-f16.gguf
-[[ -f $f16 ]] || /usr/bin/python3 $shared/tools/mkmodel.py qwen2-0.5b $shared/golden/tokenizers/ggml-vocab-gpt-2.gguf $f16 --f16
 rows=()
 for t in $types; do
-  model=$f16
-  if [[ $t != f16 ]]; then
-    model=$work/qwen2-0.5b-$t.gguf
-    [[ -f $model ]] || $bin quantize $f16 $model --type $t -t $threads >/dev/null
-  fi
+  model=$(bench_model $t $threads)
   json=$($bin bench -m $model -t $threads -p 256 -n 64 -r $reps --json)
   echo "$t: $json"
   rows+=("$t $(stat -c %s $model) $json")

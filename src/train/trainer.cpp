@@ -160,7 +160,7 @@ Result<TrainSummary> Trainer::Run(const std::function<void(const TrainEvent&)>& 
   const int64_t first_step = pos.step;
   int64_t tokens_this_run = 0;
   std::vector<std::pair<int64_t, size_t>> batch;
-  std::vector<double> recent;  // the last ten step losses, for the summary
+  std::vector<double> losses;  // every step's loss in this run, for the summary
   while (pos.step < total_steps_ && (config_.stop_after <= 0 || pos.step - first_step < config_.stop_after)) {
     // The step's sequences, continuing the data stream where the last step (or the checkpoint) left it.
     batch.clear();
@@ -196,11 +196,7 @@ Result<TrainSummary> Trainer::Run(const std::function<void(const TrainEvent&)>& 
       return InvalidArgument("the loss became " + std::to_string(loss) + " at step " + std::to_string(pos.step) +
                              "; lower --lr");
     }
-    if (pos.step - first_step <= 10) {
-      summary.first_loss += loss;
-    }
-    recent.push_back(loss);
-    if (recent.size() > 10) recent.erase(recent.begin());
+    losses.push_back(loss);
     TrainEvent ev;
     ev.kind = TrainEvent::kStep;
     ev.step = pos.step;
@@ -228,10 +224,13 @@ Result<TrainSummary> Trainer::Run(const std::function<void(const TrainEvent&)>& 
       on_event(ce);
     }
   }
-  const int64_t done = pos.step - first_step;
   summary.steps = pos.step;
-  summary.first_loss = done > 0 ? summary.first_loss / static_cast<double>(std::min<int64_t>(done, 10)) : 0;
-  for (double l : recent) summary.last_loss += l / static_cast<double>(recent.size());
+  // Mean of the first and of the last k steps, k = min(10, half the steps): start and end of the run, smoothed.
+  const size_t k = std::max<size_t>(1, std::min<size_t>(10, losses.size() / 2));
+  for (size_t i = 0; i < k && i < losses.size(); ++i) {
+    summary.first_loss += losses[i] / static_cast<double>(k);
+    summary.last_loss += losses[losses.size() - 1 - i] / static_cast<double>(k);
+  }
   summary.seconds = Seconds(start);
   summary.tokens = tokens_this_run;
   summary.tokens_per_s = static_cast<double>(tokens_this_run) / std::max(summary.seconds, 1e-9);

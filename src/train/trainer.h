@@ -78,7 +78,7 @@ struct TrainEvent {
 
 struct TrainSummary {
   int64_t steps = 0;
-  double first_loss = 0, last_loss = 0;  // mean over the first / last logged steps
+  double first_loss = 0, last_loss = 0;  // mean over the first / last min(10, steps / 2) steps of this run
   double val_loss_before = -1, val_loss_after = -1;
   double seconds = 0, tokens_per_s = 0;
   int64_t tokens = 0;
