@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstring>
 #include <functional>
 #include <vector>
 
@@ -26,9 +27,9 @@ void ToF32(DType type, const uint8_t* src, size_t n, float* HWY_RESTRICT dst) {
   const hn::ScalableTag<float> df;
   const size_t N = hn::Lanes(df);
   size_t i = 0;
+  // Scalar loads go through memcpy: callers may pass rows at any byte address (a view of part of a row, tests).
   if (type == DType::kF32) {
-    const auto* s = reinterpret_cast<const float*>(src);
-    for (; i < n; ++i) dst[i] = s[i];
+    std::memcpy(dst, src, n * sizeof(float));
   } else if (type == DType::kF16) {
 #if HWY_TARGET == HWY_SSE4 || HWY_TARGET == HWY_SSSE3 || HWY_TARGET == HWY_SCALAR || HWY_TARGET == HWY_EMU128
     // Integer widening instead of hn::PromoteTo: Highway 1.0's emulated f16 promotion (targets without F16C,
@@ -59,7 +60,11 @@ void ToF32(DType type, const uint8_t* src, size_t n, float* HWY_RESTRICT dst) {
     const auto* s = reinterpret_cast<const hwy::float16_t*>(src);
     for (; i + N <= n; i += N) hn::StoreU(hn::PromoteTo(df, hn::LoadU(dh, s + i)), df, dst + i);
 #endif
-    for (; i < n; ++i) dst[i] = F16ToF32(reinterpret_cast<const uint16_t*>(src)[i]);
+    for (; i < n; ++i) {
+      uint16_t h;
+      hwy::CopyBytes<2>(src + 2 * i, &h);
+      dst[i] = F16ToF32(h);
+    }
   } else if (type == DType::kBF16) {
     // bf16 is the top half of an f32: widen to u32 and shift.
     const hn::Rebind<uint16_t, decltype(df)> d16;
@@ -69,7 +74,9 @@ void ToF32(DType type, const uint8_t* src, size_t n, float* HWY_RESTRICT dst) {
       hn::StoreU(hn::BitCast(df, hn::ShiftLeft<16>(hn::PromoteTo(d32, hn::LoadU(d16, s + i)))), df, dst + i);
     }
     for (; i < n; ++i) {
-      const uint32_t bits = static_cast<uint32_t>(s[i]) << 16;
+      uint16_t h;
+      hwy::CopyBytes<2>(src + 2 * i, &h);
+      const uint32_t bits = static_cast<uint32_t>(h) << 16;
       float f;
       hwy::CopyBytes<4>(&bits, &f);
       dst[i] = f;

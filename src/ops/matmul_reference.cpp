@@ -1,4 +1,5 @@
 // Scalar reference implementations: plain loops in double accumulation, written for clarity, not speed.
+#include <cstring>
 #include <vector>
 
 #include "ops/matmul.h"
@@ -11,14 +12,21 @@ void DequantizeRow(const TensorView& w, int64_t r, float* out) {
   const int64_t n = w.n_in();
   const uint8_t* p = w.row(r);
   switch (w.type) {
-    case DType::kF32:
-      for (int64_t i = 0; i < n; ++i) out[i] = reinterpret_cast<const float*>(p)[i];
-      break;
+    // memcpy loads: a row may start at any byte address (tests place rows at odd addresses on purpose).
+    case DType::kF32: std::memcpy(out, p, static_cast<size_t>(n) * sizeof(float)); break;
     case DType::kF16:
-      for (int64_t i = 0; i < n; ++i) out[i] = F16ToF32(reinterpret_cast<const uint16_t*>(p)[i]);
+      for (int64_t i = 0; i < n; ++i) {
+        uint16_t h;
+        std::memcpy(&h, p + 2 * i, 2);
+        out[i] = F16ToF32(h);
+      }
       break;
     case DType::kBF16:
-      for (int64_t i = 0; i < n; ++i) out[i] = BF16ToF32(reinterpret_cast<const uint16_t*>(p)[i]);
+      for (int64_t i = 0; i < n; ++i) {
+        uint16_t h;
+        std::memcpy(&h, p + 2 * i, 2);
+        out[i] = BF16ToF32(h);
+      }
       break;
     default: quant::GetQuantTraits(w.type).dequantize_row(p, out, n);  // callers check MatMulSupports first
   }

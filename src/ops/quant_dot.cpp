@@ -14,10 +14,7 @@
 // q5_0, q5_1, q8_0, iq4_nl) its tiled path (4 rows x up to 4 tokens per pass, vpmaddubsw or AVX512-VNNI vpdpbusd;
 // the int16 path was compute-bound for decode). The HWY_SCALAR target (one lane) runs the scalar reference.
 
-// Highway 1.0.3 compiles AVX3_DL (AVX512-VNNI: vpdpbusd) only on request; this file's byte path uses it.
-#ifndef HWY_WANT_AVX3_DL
-#define HWY_WANT_AVX3_DL 1
-#endif
+// AVX3_DL (AVX512-VNNI) is compiled in every Highway file (HWY_WANT_AVX3_DL, top-level CMakeLists.txt).
 #include "ops/quant_dot.h"
 
 #include <algorithm>

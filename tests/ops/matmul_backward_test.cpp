@@ -163,8 +163,10 @@ QuantWeights Quantize(DType type, int64_t n_in, int64_t n_out, std::mt19937& rng
   const auto& tr = quant::GetQuantTraits(type);
   QuantWeights w;
   const size_t row_bytes = static_cast<size_t>(n_in) / tr.block_size * tr.type_size;
-  w.bytes.resize(row_bytes * static_cast<size_t>(n_out) + 1);
-  uint8_t* base = w.bytes.data() + 1;  // odd address: GGUF blocks are not naturally aligned
+  w.bytes.resize(row_bytes * static_cast<size_t>(n_out) + 4);
+  // 4 bytes past an allocation: aligned for the block structs' fields (at most 4 bytes, Q8_K's float d), not for
+  // SIMD vectors, as a tensor inside a GGUF file may be.
+  uint8_t* base = w.bytes.data() + 4;
   for (int64_t o = 0; o < n_out; ++o) {
     const auto row = Uniform(static_cast<size_t>(n_in), rng, 2.0f);
     tr.quantize_row(row.data(), base + static_cast<size_t>(o) * row_bytes, n_in);

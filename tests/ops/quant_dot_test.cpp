@@ -4,10 +4,7 @@
 //  - reference::QuantDot against dequantize(w) . dequantize(a) in double (the reference itself is right);
 //  - QuantizeActivations bit-exact with quant::QuantizeRow of the vec-dot type.
 // Odd sizes, 1..7 tokens, row ranges not starting at 0, accumulate on/off, rows at odd byte addresses.
-// Same target set as ops/quant_dot.cpp, which also compiles AVX3_DL (AVX512-VNNI), so that it is tested too.
-#ifndef HWY_WANT_AVX3_DL
-#define HWY_WANT_AVX3_DL 1
-#endif
+// AVX3_DL (AVX512-VNNI) is among the targets tested: the build defines HWY_WANT_AVX3_DL everywhere.
 #include "ops/quant_dot.h"
 
 #include <gtest/gtest.h>

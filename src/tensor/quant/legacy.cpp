@@ -22,25 +22,40 @@ template <>
 void QuantizeRow<DType::kF32>(const float* src, void* dst, int64_t n) {
   std::memcpy(dst, src, static_cast<size_t>(n) * sizeof(float));
 }
+// 16-bit values through memcpy: rows may sit at any byte address (GGUF aligns tensors, not views into them).
 template <>
 void DequantizeRow<DType::kF16>(const void* src, float* dst, int64_t n) {
-  const auto* h = static_cast<const uint16_t*>(src);
-  for (int64_t i = 0; i < n; ++i) dst[i] = F16ToF32(h[i]);
+  const auto* p = static_cast<const uint8_t*>(src);
+  for (int64_t i = 0; i < n; ++i) {
+    uint16_t h;
+    std::memcpy(&h, p + 2 * i, 2);
+    dst[i] = F16ToF32(h);
+  }
 }
 template <>
 void QuantizeRow<DType::kF16>(const float* src, void* dst, int64_t n) {
-  auto* h = static_cast<uint16_t*>(dst);
-  for (int64_t i = 0; i < n; ++i) h[i] = F32ToF16(src[i]);
+  auto* p = static_cast<uint8_t*>(dst);
+  for (int64_t i = 0; i < n; ++i) {
+    const uint16_t h = F32ToF16(src[i]);
+    std::memcpy(p + 2 * i, &h, 2);
+  }
 }
 template <>
 void DequantizeRow<DType::kBF16>(const void* src, float* dst, int64_t n) {
-  const auto* h = static_cast<const uint16_t*>(src);
-  for (int64_t i = 0; i < n; ++i) dst[i] = BF16ToF32(h[i]);
+  const auto* p = static_cast<const uint8_t*>(src);
+  for (int64_t i = 0; i < n; ++i) {
+    uint16_t h;
+    std::memcpy(&h, p + 2 * i, 2);
+    dst[i] = BF16ToF32(h);
+  }
 }
 template <>
 void QuantizeRow<DType::kBF16>(const float* src, void* dst, int64_t n) {
-  auto* h = static_cast<uint16_t*>(dst);
-  for (int64_t i = 0; i < n; ++i) h[i] = F32ToBF16(src[i]);
+  auto* p = static_cast<uint8_t*>(dst);
+  for (int64_t i = 0; i < n; ++i) {
+    const uint16_t h = F32ToBF16(src[i]);
+    std::memcpy(p + 2 * i, &h, 2);
+  }
 }
 
 // ---- Q4_0: x = d * (q - 8) ----------------------------------------------------------------------------------------
