@@ -10,6 +10,7 @@ want=(
   libhwy-dev          # Google Highway: portable SIMD with runtime dispatch (kernels)
   libcli11-dev        # command-line parsing (tools/cli only)
   nlohmann-json3-dev  # JSON: JSONL datasets, safetensors headers, PEFT configs
+  libcpp-httplib-dev  # HTTP server of `pocketlm serve` (a compiled library, not header-only; host builds only)
   libxxhash-dev       # xxHash (header-only use): base-model fingerprints recorded in adapters
   libgtest-dev libgmock-dev googletest  # unit and conformance tests
   libbenchmark-dev    # kernel micro-benchmarks (bench/micro)

@@ -5,6 +5,7 @@
 
 #include "cmd_eval.h"
 #include "cmd_finetune.h"
+#include "cmd_serve.h"
 #include "options.h"
 
 using namespace pocketlm::cli;
@@ -102,6 +103,10 @@ int main(int argc, char** argv) {
   CLI::App* adapter = app.add_subcommand("adapter", "Convert and inspect LoRA adapters (PEFT directory <-> GGUF)");
   adapter_opts.AddTo(adapter);
 
+  ServeCliOptions serve_opts;
+  CLI::App* serve = app.add_subcommand("serve", "OpenAI-compatible HTTP server with per-request LoRA adapters");
+  serve_opts.AddTo(serve);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -125,6 +130,7 @@ int main(int argc, char** argv) {
     }
     if (adapter->parsed()) return AdapterCommand(adapter_opts);
     if (finetune->parsed()) return FinetuneCommand(ft);
+    if (serve->parsed()) return ServeCommand(serve_opts);
     if (eval->parsed()) return EvalCommand(ev);
   } catch (const std::bad_alloc&) {
     std::fprintf(stderr, "error: out of memory\n");

@@ -1,0 +1,33 @@
+// A parsed request -> a job the scheduler can run: the model id resolved to an adapter set, messages rendered
+// with the chat template and tokenized, and the limits checked (prompt within the context, max_tokens within the
+// server's cap). Everything that can be refused is refused here, before the job is queued.
+#pragma once
+
+#include <string>
+#include <variant>
+
+#include "model/model.h"
+#include "serve/adapter_registry.h"
+#include "serve/api_error.h"
+#include "serve/job.h"
+#include "serve/request.h"
+#include "tokenizer/chat_template.h"
+
+namespace pocketlm::serve {
+
+struct PrepareEnv {
+  const Model* model = nullptr;
+  const AdapterRegistry* registry = nullptr;
+  Status chat_template_status;       // why chat requests cannot be served (ok when they can)
+  ChatTemplateKind chat_template{};  // meaningful when chat_template_status is ok
+  int n_ctx = 0;                     // positions per sequence
+  int max_tokens_cap = 0;            // largest max_tokens a request may ask for; also the default
+};
+
+// Model selection: "model" is the base id (or omitted) for no adapter, or an adapter name for that adapter at
+// scale 1; each "lora" entry adds an adapter at its scale (or sets the scale of the one "model" named).
+std::variant<AdapterSet, ApiError> ResolveAdapters(const CompletionRequest& r, const AdapterRegistry& registry);
+
+std::variant<GenerationJob, ApiError> PrepareJob(const CompletionRequest& r, const PrepareEnv& env);
+
+}  // namespace pocketlm::serve

@@ -1,0 +1,155 @@
+#include "serve/scheduler.h"
+
+#include <algorithm>
+#include <exception>
+
+namespace pocketlm::serve {
+
+Result<std::unique_ptr<Scheduler>> Scheduler::Create(const Model& model, const SchedulerOptions& opts) {
+  if (opts.parallel < 1 || opts.parallel > 256) return InvalidArgument("--parallel must be 1..256");
+  if (opts.max_queue < 0) return InvalidArgument("--queue must be >= 0");
+  std::vector<Slot> slots(static_cast<size_t>(opts.parallel));
+  for (Slot& s : slots) {
+    PLM_ASSIGN_OR_RETURN(s.ctx, Context::Create(model, opts.context));
+  }
+  return std::unique_ptr<Scheduler>(new Scheduler(opts, std::move(slots)));
+}
+
+Scheduler::Scheduler(SchedulerOptions opts, std::vector<Slot> slots)
+    : opts_(std::move(opts)), n_ctx_(slots.front().ctx->n_ctx()), slots_(std::move(slots)) {
+  thread_ = std::thread([this] { Loop(); });
+}
+
+Scheduler::~Scheduler() {
+  Stop();
+}
+
+Scheduler::SubmitResult Scheduler::Submit(GenerationJob job) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) return SubmitResult::kShuttingDown;
+    // A job that a free slot takes at once does not count against the queue.
+    const int free_slots = opts_.parallel - n_active_;
+    if (static_cast<int>(queue_.size()) >= opts_.max_queue + std::max(0, free_slots)) return SubmitResult::kQueueFull;
+    queue_.push_back(std::move(job));
+  }
+  cv_.notify_one();
+  return SubmitResult::kQueued;
+}
+
+void Scheduler::BeginShutdown() {
+  std::deque<GenerationJob> dropped;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+    dropped.swap(queue_);
+  }
+  cv_.notify_one();
+  for (GenerationJob& job : dropped) {
+    JobEvent e;
+    e.kind = JobEvent::kError;
+    e.error = Unsupported("the server is shutting down");
+    e.http_status = 503;
+    job.channel->Push(std::move(e));
+  }
+}
+
+void Scheduler::CancelActive() {
+  BeginShutdown();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    cancel_active_ = true;
+  }
+  cv_.notify_one();
+}
+
+void Scheduler::Stop() {
+  BeginShutdown();
+  if (thread_.joinable()) thread_.join();
+}
+
+Scheduler::Load Scheduler::load() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return Load{n_active_, static_cast<int>(queue_.size())};
+}
+
+bool Scheduler::Admit(Slot& slot, GenerationJob job) {
+  if (slot.adapters != job.adapters) {
+    std::vector<ActiveLora> active;
+    active.reserve(job.adapters.size());
+    for (const ScaledAdapter& a : job.adapters) active.push_back({a.adapter.get(), a.scale});
+    if (Status s = slot.ctx->SetAdapters(active); !s.ok()) {  // also empties the cache
+      JobEvent e;
+      e.kind = JobEvent::kError;
+      e.error = s;
+      job.channel->Push(std::move(e));
+      // SetAdapters may have failed half-way: the slot no longer has a known set.
+      (void)slot.ctx->SetAdapters({});
+      slot.adapters.clear();
+      return false;
+    }
+    slot.adapters = job.adapters;
+  } else {
+    slot.ctx->Reset();  // same set: the cache is valid for it, but holds another prompt
+  }
+  slot.seq = std::make_unique<Sequence>(*slot.ctx, std::move(job), /*prefill_chunk=*/opts_.context.n_batch);
+  return true;
+}
+
+void Scheduler::Loop() {
+  for (;;) {
+    // Admit waiting jobs into free slots, or sleep when there is nothing to do.
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [&] { return n_active_ > 0 || !queue_.empty() || stopping_; });
+      if (n_active_ == 0 && queue_.empty() && stopping_) return;
+      if (cancel_active_) {
+        for (Slot& slot : slots_) {
+          if (slot.seq == nullptr) continue;
+          JobEvent e;
+          e.kind = JobEvent::kError;
+          e.error = Unsupported("cancelled: the server is shutting down");
+          e.http_status = 503;
+          slot.seq->job().channel->Push(std::move(e));
+          slot.seq.reset();
+          --n_active_;
+        }
+        continue;
+      }
+      for (Slot& slot : slots_) {
+        if (slot.seq != nullptr || queue_.empty()) continue;
+        GenerationJob job = std::move(queue_.front());
+        queue_.pop_front();
+        lock.unlock();  // SetAdapters checks the adapter against the base: not under the lock
+        const bool admitted = Admit(slot, std::move(job));
+        lock.lock();
+        if (admitted) ++n_active_;
+      }
+    }
+    // One step for every active sequence.
+    int finished = 0;
+    for (Slot& slot : slots_) {
+      if (slot.seq == nullptr) continue;
+      bool done = true;
+      try {
+        done = slot.seq->Step();
+      } catch (const std::exception& ex) {  // e.g. std::bad_alloc: fail this request, keep serving
+        JobEvent e;
+        e.kind = JobEvent::kError;
+        e.error = Unsupported(std::string("internal error: ") + ex.what());
+        slot.seq->job().channel->Push(std::move(e));
+        slot.ctx->Reset();
+      }
+      if (done) {
+        slot.seq.reset();
+        ++finished;
+      }
+    }
+    if (finished > 0) {
+      std::lock_guard<std::mutex> lock(mu_);
+      n_active_ -= finished;
+    }
+  }
+}
+
+}  // namespace pocketlm::serve

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# pocketlm serve end to end with the official `openai` npm client (tests/serve/client/test.mjs): a random llama
+# model made here, two tiny adapters fine-tuned here (so the test needs no download besides the npm package),
+# a server on a free loopback port, the client's checks, then SIGTERM and a clean exit.
+# Usage: server_test.sh POCKETLM MAKE_RANDOM_MODEL WORKDIR NPM_DIR
+#   NPM_DIR caches the client package (npm ci from tests/serve/client/package-lock.json) between runs.
+# Exit 77 (skipped) when node or npm is missing or the package cannot be installed (no network).
+set -euo pipefail
+bin=$1
+mkmodel=$2
+work=$3
+npmdir=$4
+here=$(cd "$(dirname "$0")" && pwd)
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+command -v node >/dev/null && command -v npm >/dev/null || { echo "SKIP: node and npm are needed"; exit 77; }
+if ! cmp -s "$here/client/package-lock.json" "$npmdir/package-lock.json" || [[ ! -d "$npmdir/node_modules/openai" ]]
+then
+  rm -rf "$npmdir" && mkdir -p "$npmdir"
+  cp "$here/client/package.json" "$here/client/package-lock.json" "$npmdir/"
+  if ! (cd "$npmdir" && npm ci --no-audit --no-fund --loglevel=error >npm.log 2>&1); then
+    cat "$npmdir/npm.log" >&2
+    rm -rf "$npmdir"
+    echo "SKIP: npm ci failed (no network?)"
+    exit 77
+  fi
+fi
+# Node resolves `import 'openai'` from the script's own directory, so the script runs from the cache.
+cp "$here/client/test.mjs" "$npmdir/test.mjs"
+
+rm -rf "$work" && mkdir -p "$work" && cd "$work"
+"$mkmodel" base.gguf --layers 2 --embd 128 --seed 3 >/dev/null
+words=(red blue green cat dog sun moon tree)
+make_data() {  # make_data FILE N SEED: "reverse: a b c ->" completes with " c b a"
+  RANDOM=$3
+  : >"$1"
+  for ((i = 0; i < $2; i++)); do
+    a=${words[RANDOM % 8]} b=${words[RANDOM % 8]} c=${words[RANDOM % 8]}
+    printf '{"prompt": "reverse: %s %s %s ->", "completion": " %s %s %s"}\n' "$a" "$b" "$c" "$c" "$b" "$a" >>"$1"
+  done
+}
+make_data train.jsonl 64 1
+for name in a b; do
+  seed=$([[ $name == a ]] && echo 5 || echo 6)
+  "$bin" finetune -m base.gguf --data train.jsonl -o "adapter-$name.gguf" --rank 4 --lr 3e-3 --steps 10 \
+    --seq-len 64 --seed "$seed" -q 2>"finetune-$name.log" || { cat "finetune-$name.log"; fail "finetune $name"; }
+done
+
+# The random vocabulary has no chat template in its metadata: name one that needs no special tokens it lacks.
+"$bin" serve -m base.gguf --port 0 --chat-template llama2 --lora "a=adapter-a.gguf" --lora "b=adapter-b.gguf" \
+  --parallel 4 --ctx 512 --max-tokens 256 -t 2 2>serve.log &
+pid=$!
+trap 'kill -KILL $pid 2>/dev/null || true' EXIT
+port=""
+for _ in $(seq 100); do
+  port=$(sed -n 's/.*listening on http:\/\/[^:]*:\([0-9][0-9]*\).*/\1/p' serve.log)
+  [[ -n "$port" ]] && break
+  kill -0 $pid 2>/dev/null || { cat serve.log; fail "the server exited at start"; }
+  sleep 0.2
+done
+[[ -n "$port" ]] || { cat serve.log; fail "the server did not report its port"; }
+
+mismatched=""
+[[ -n "${PLM_GOLDEN_DIR:-}" && -f "$PLM_GOLDEN_DIR/models/qwen2-tiny.lora-r4.gguf" ]] &&
+  mismatched="$PLM_GOLDEN_DIR/models/qwen2-tiny.lora-r4.gguf"
+PLM_BASE_URL="http://127.0.0.1:$port/v1" PLM_BASE_ID=base PLM_ADAPTERS=a,b PLM_POCKETLM="$bin" \
+  PLM_MODEL="$work/base.gguf" PLM_ADAPTER_PATH="$work/adapter-a.gguf" PLM_MISMATCHED_ADAPTER="$mismatched" \
+  node "$npmdir/test.mjs" || { tail -20 serve.log; fail "the openai client test"; }
+
+# SIGTERM: stop accepting, finish, exit 0.
+kill -TERM $pid
+status=0
+for _ in $(seq 100); do
+  kill -0 $pid 2>/dev/null || break
+  sleep 0.1
+done
+kill -0 $pid 2>/dev/null && { cat serve.log; fail "the server did not exit within 10 s of SIGTERM"; }
+wait $pid || status=$?
+trap - EXIT
+[[ $status -eq 0 ]] || { cat serve.log; fail "the server exited with $status after SIGTERM"; }
+grep -q "serve: stopped" serve.log || { cat serve.log; fail "no clean-shutdown message"; }
+echo "pocketlm serve with the openai client: OK"
