@@ -5,6 +5,7 @@
 
 #include "cmd_eval.h"
 #include "cmd_finetune.h"
+#include "cmd_import.h"
 #include "cmd_serve.h"
 #include "options.h"
 
@@ -107,6 +108,9 @@ int main(int argc, char** argv) {
   CLI::App* serve = app.add_subcommand("serve", "OpenAI-compatible HTTP server with per-request LoRA adapters");
   serve_opts.AddTo(serve);
 
+  HfCommandOptions hf_opts;
+  hf_opts.AddTo(&app);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -129,6 +133,7 @@ int main(int argc, char** argv) {
       return QuantizeCommand(qz_in, qz_out, qz_type, qz_threads, qz_requant, qz_pure, qz_output_type, qz_embd_type);
     }
     if (adapter->parsed()) return AdapterCommand(adapter_opts);
+    if (hf_opts.parsed()) return HfCommand(hf_opts);
     if (finetune->parsed()) return FinetuneCommand(ft);
     if (serve->parsed()) return ServeCommand(serve_opts);
     if (eval->parsed()) return EvalCommand(ev);
