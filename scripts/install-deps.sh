@@ -3,6 +3,8 @@
 # present are skipped, so the README commands are cheap to re-run.
 #   scripts/install-deps.sh            build + test dependencies
 #   scripts/install-deps.sh --cross    also the AArch64 cross compiler, arm64 libraries and qemu-user
+#   scripts/install-deps.sh --corpus   also the documentation packages of the base-model corpus
+#                                      (scripts/corpus/sources.tsv, several hundred MB) and sentencepiece
 set -euo pipefail
 
 want=(
@@ -22,12 +24,24 @@ want=(
 )
 cross=(g++-aarch64-linux-gnu qemu-user libhwy-dev:arm64 libgtest-dev:arm64 libstdc++6:arm64 libc6-dev-arm64-cross)
 
-if [[ "${1:-}" == "--cross" ]]; then
-  if ! dpkg --print-foreign-architectures | grep -qx arm64; then
-    dpkg --add-architecture arm64
-  fi
-  want+=("${cross[@]}")
-fi
+for arg in "$@"; do
+  case "$arg" in
+    --cross)
+      if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+        dpkg --add-architecture arm64
+      fi
+      want+=("${cross[@]}")
+      ;;
+    --corpus)
+      # First column of scripts/corpus/sources.tsv; spm_train / spm_encode train and check the tokenizer.
+      want+=(sentencepiece)
+      while IFS=$'\t' read -r pkg _; do
+        [[ -z "$pkg" || "$pkg" == \#* ]] || want+=("$pkg")
+      done <"$(dirname "$0")/corpus/sources.tsv"
+      ;;
+    *) echo "error: unknown argument '$arg' (expected --cross or --corpus)" >&2; exit 2 ;;
+  esac
+done
 
 missing=()
 for p in "${want[@]}"; do
