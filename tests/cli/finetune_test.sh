@@ -2,7 +2,7 @@
 # pocketlm finetune end to end, as a user runs it, on a small random llama model this script makes:
 #   1. a synthetic task (reverse three words) lowers the validation loss to <= 40% of its start, on an F32 base
 #      and on a Q4_K base (the adapter learns against the quantized weights);
-#   2. a run interrupted after 3 of 6 steps and resumed from its checkpoint writes the same adapter, byte for
+#   2. a run interrupted after 2 of 4 steps and resumed from its checkpoint writes the same adapter, byte for
 #      byte, as an uninterrupted run;
 #   3. bad data and options give one clear error line.
 #   4. full fine-tuning (--full) learns, writes a model that runs, and resumes exactly;
@@ -50,8 +50,8 @@ check_learns() {  # check_learns BASE LABEL
 quick=${PLM_FINETUNE_QUICK:-0}
 [[ $quick == 1 ]] || check_learns base.gguf f32
 # --export-peft writes the same adapter in PEFT's layout; converted back it generates the same text.
-$bin finetune -m base.gguf --data train.jsonl -o small.gguf --rank 4 --lr 3e-3 --steps 10 --seq-len 64 -q \
-  --export-peft peft-dir 2>/dev/null || fail "finetune --export-peft"
+$bin finetune -m base.gguf --data train.jsonl -o small.gguf --rank 4 --lr 1e-2 --steps 4 --seq-len 64 \
+  --batch-tokens 128 -q --export-peft peft-dir 2>/dev/null || fail "finetune --export-peft"
 [[ -f peft-dir/adapter_config.json && -f peft-dir/adapter_model.safetensors ]] || fail "no PEFT files"
 $bin adapter convert peft-dir back.gguf -m base.gguf >/dev/null 2>&1 || fail "converting the PEFT export back"
 gen() { $bin run -m base.gguf "$@" -p "reverse: red cat dog ->" -n 6 --temp 0 2>/dev/null; }
@@ -63,15 +63,15 @@ $bin quantize base.gguf base-q4k.gguf --type q4_k_m >/dev/null 2>&1 || fail "qua
 $bin info -m base-q4k.gguf | grep -qi 'q4_K' || fail "the quantized base has no q4_K tensors"
 [[ $quick == 1 ]] || check_learns base-q4k.gguf q4_k
 
-# Resume: 6 steps straight versus 3 steps, "interrupted", then resumed.
-common=(-m base.gguf --data train.jsonl -q --rank 4 --lr 1e-3 --steps 6 --seq-len 64 --batch-tokens 128 --seed 9
+# Resume: 4 steps straight versus 2 steps, "interrupted", then resumed.
+common=(-m base.gguf --data train.jsonl -q --rank 4 --lr 1e-3 --steps 4 --seq-len 64 --batch-tokens 128 --seed 9
   --dropout 0.1)
 $bin finetune "${common[@]}" -o straight.gguf 2>/dev/null || fail "straight run"
-$bin finetune "${common[@]}" -o partial.gguf --checkpoint ck.gguf --stop-after 3 2>/dev/null || fail "interrupted run"
+$bin finetune "${common[@]}" -o partial.gguf --checkpoint ck.gguf --stop-after 2 2>/dev/null || fail "interrupted run"
 $bin finetune "${common[@]}" -o resumed.gguf --resume ck.gguf 2>/dev/null || fail "resumed run"
 cmp -s straight.gguf resumed.gguf || fail "the resumed run's adapter differs from the uninterrupted run's"
 cmp -s straight.gguf partial.gguf && fail "the interrupted run already equals the full run (test is vacuous)"
-echo "resume: identical adapter after 3 + 3 steps"
+echo "resume: identical adapter after 2 + 2 steps"
 $bin finetune "${common[@]/--rank/--alpha}" -o x.gguf --resume ck.gguf 2>err.txt && fail "resume with other settings"
 grep -q 'other settings' err.txt || { cat err.txt; fail "resume mismatch message"; }
 
