@@ -1,9 +1,11 @@
 #include "train/lora_set.h"
 
 #include <cmath>
+#include <cstring>
 
 #include "io/gguf/gguf_writer.h"
 #include "model/fingerprint.h"
+#include "tensor/half.h"
 #include "train/rng.h"
 
 namespace pocketlm {
@@ -146,7 +148,29 @@ size_t LoraSet::n_params() const {
   return n;
 }
 
-Status LoraSet::WriteGguf(const std::string& path, const Model& base) const {
+namespace {
+
+// `v` in `type` (f32, f16 or bf16) as raw little-endian bytes.
+std::vector<uint8_t> StoredAs(const std::vector<float>& v, DType type) {
+  const size_t width = type == DType::kF32 ? 4 : 2;
+  std::vector<uint8_t> out(v.size() * width);
+  if (type == DType::kF32) {
+    std::memcpy(out.data(), v.data(), out.size());
+    return out;
+  }
+  for (size_t i = 0; i < v.size(); ++i) {
+    const uint16_t h = type == DType::kF16 ? F32ToF16(v[i]) : F32ToBF16(v[i]);
+    std::memcpy(out.data() + 2 * i, &h, 2);
+  }
+  return out;
+}
+
+}  // namespace
+
+Status LoraSet::WriteGguf(const std::string& path, const Model& base, DType type) const {
+  if (type != DType::kF32 && type != DType::kF16 && type != DType::kBF16) {
+    return InvalidArgument("adapters are stored as f32, f16 or bf16, not " + std::string(DTypeName(type)));
+  }
   GgufWriter w;
   w.SetString("general.type", "adapter");
   w.SetString("general.architecture", base.config().arch);
@@ -162,10 +186,9 @@ Status LoraSet::WriteGguf(const std::string& path, const Model& base) const {
   w.SetString("pocketlm.base.fingerprint", ModelFingerprint(base.file()));
   for (const LoraModule& m : modules_) {
     // ggml order: lora_a ne = [n_in, r] (r rows of n_in), lora_b ne = [r, n_out]: the same bytes as A and B.
-    PLM_RETURN_IF_ERROR(
-        w.AddTensor(m.base_name + ".lora_a", DType::kF32, {m.n_in, m.rank}, m.a.data(), m.a.size() * sizeof(float)));
-    PLM_RETURN_IF_ERROR(
-        w.AddTensor(m.base_name + ".lora_b", DType::kF32, {m.rank, m.n_out}, m.b.data(), m.b.size() * sizeof(float)));
+    const std::vector<uint8_t> a = StoredAs(m.a, type), b = StoredAs(m.b, type);
+    PLM_RETURN_IF_ERROR(w.AddTensor(m.base_name + ".lora_a", type, {m.n_in, m.rank}, a.data(), a.size()));
+    PLM_RETURN_IF_ERROR(w.AddTensor(m.base_name + ".lora_b", type, {m.rank, m.n_out}, b.data(), b.size()));
   }
   return w.WriteFile(path);
 }

@@ -74,8 +74,10 @@ class LoraSet {
   size_t n_params() const;
 
   // Writes the adapter in llama.cpp's GGUF LoRA layout (see src/lora/adapter.h), plus pocketlm's training
-  // metadata (rank, targets, rsLoRA, base fingerprint). Atomic: temp file, then rename.
-  Status WriteGguf(const std::string& path, const Model& base) const;
+  // metadata (rank, targets, rsLoRA, base fingerprint). Atomic: temp file, then rename. `type` (f32, f16 or bf16)
+  // stores A and B: f16 halves the file and the bytes a decode step reads for the adapter (llama.cpp's
+  // convert_lora_to_gguf.py writes f16 by default); training keeps f32 masters either way.
+  Status WriteGguf(const std::string& path, const Model& base, DType type = DType::kF32) const;
 
  private:
   LoraConfig config_;

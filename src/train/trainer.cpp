@@ -100,8 +100,8 @@ Result<std::unique_ptr<Trainer>> Trainer::Create(const Model& model, const Train
   return t;
 }
 
-Status Trainer::WriteOutput(const std::string& path) const {
-  return full_ != nullptr ? full_->WriteGguf(path, model_) : loras_->WriteGguf(path, model_);
+Status Trainer::WriteOutput(const std::string& path, DType adapter_type) const {
+  return full_ != nullptr ? full_->WriteGguf(path, model_) : loras_->WriteGguf(path, model_, adapter_type);
 }
 
 size_t Trainer::n_trainable() const {

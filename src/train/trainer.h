@@ -91,7 +91,8 @@ class Trainer {
                                                  SequenceSource* val);
   Result<TrainSummary> Run(const std::function<void(const TrainEvent&)>& on_event);
   // The result: the LoRA adapter (GGUF adapter) or, in full mode, the whole model (GGUF, f32).
-  Status WriteOutput(const std::string& path) const;
+  // `adapter_type`: f32, f16 or bf16 storage of a LoRA adapter (LoraSet::WriteGguf); full mode writes f32.
+  Status WriteOutput(const std::string& path, DType adapter_type = DType::kF32) const;
   LoraSet* loras() { return loras_.get(); }  // null in full mode
   size_t n_trainable() const;
   std::string Describe() const;  // "LoRA rank 16 on q,k,...: 168 modules" or "full fine-tuning"

@@ -7,7 +7,7 @@
 #   3. bad data and options give one clear error line.
 #   4. full fine-tuning (--full) learns, writes a model that runs, and resumes exactly;
 #   6. pocketlm eval measures perplexity, exact match and KL divergence;
-#   5. --export-peft writes a PEFT directory that converts back to the same adapter.
+#   5. --export-peft writes a PEFT directory that converts back to the same adapter; --adapter-type f16 halves it.
 # Usage: finetune_test.sh POCKETLM MAKE_RANDOM_MODEL WORKDIR   (PLM_EMULATOR: e.g. qemu-aarch64)
 set -euo pipefail
 bin="${PLM_EMULATOR:-} $1"
@@ -58,6 +58,13 @@ gen() { $bin run -m base.gguf "$@" -p "reverse: red cat dog ->" -n 6 --temp 0 2>
 [[ "$(gen --lora small.gguf)" != "$(gen)" ]] || fail "the adapter does not change the output (test is vacuous)"
 [[ "$(gen --lora small.gguf)" == "$(gen --lora back.gguf)" ]] || fail "the PEFT round trip changed the output"
 echo "export-peft: round trip generates the same text"
+# --adapter-type f16 stores the same adapter in half the bytes, and it runs.
+$bin finetune -m base.gguf --data train.jsonl -o small16.gguf --adapter-type f16 --rank 4 --lr 1e-2 --steps 4 \
+  --seq-len 64 --batch-tokens 128 -q 2>/dev/null || fail "finetune --adapter-type f16"
+s32=$(stat -c %s small.gguf) s16=$(stat -c %s small16.gguf)
+awk -v a="$s16" -v b="$s32" 'BEGIN { exit !(a < 0.6 * b) }' || fail "the f16 adapter is $s16 bytes, f32 $s32"
+[[ -n "$(gen --lora small16.gguf)" ]] || fail "the f16 adapter does not run"
+echo "adapter-type f16: $s16 bytes (f32: $s32)"
 
 $bin quantize base.gguf base-q4k.gguf --type q4_k_m >/dev/null 2>&1 || fail "quantize"
 $bin info -m base-q4k.gguf | grep -qi 'q4_K' || fail "the quantized base has no q4_K tensors"
@@ -117,5 +124,6 @@ expect_error 'bad.jsonl:4:' -m base.gguf --data bad.jsonl -o o.gguf --strict --s
 expect_error 'unknown LoRA target' -m base.gguf --data train.jsonl -o o.gguf --targets q,z --steps 1
 expect_error 'missing.jsonl' -m base.gguf --data missing.jsonl -o o.gguf --steps 1
 expect_error 'schedule' -m base.gguf --data train.jsonl -o o.gguf --schedule wavy --steps 1
+expect_error 'applies to LoRA' -m base.gguf --data train.jsonl -o o.gguf --full --adapter-type f16 --steps 1
 [[ ! -e o.gguf ]] || fail "a failed run left an output file"
 echo "finetune end to end: OK"

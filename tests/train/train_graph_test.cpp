@@ -8,12 +8,14 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <numeric>
 #include <string>
 #include <vector>
 
 #include "model/context.h"
+#include "tensor/half.h"
 #include "train/lora_set.h"
 #include "train/rng.h"
 
@@ -148,6 +150,31 @@ TEST_F(TrainGraphTest, TrainingForwardMatchesTheInferenceContext) {
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r.value().n_counted, kT - 1);
   EXPECT_NEAR(r.value().loss_sum, expected, 1e-4 * std::fabs(expected));
+}
+
+TEST_F(TrainGraphTest, AdapterStoredAsF16OrBF16HoldsTheRoundedMasters) {
+  LoraSet set = MakeLoras(0.0f);
+  for (const DType type : {DType::kF16, DType::kBF16}) {
+    const std::string path = ::testing::TempDir() + "/train_graph_test_adapter_16.gguf";
+    ASSERT_TRUE(set.WriteGguf(path, *model_, type).ok());
+    auto adapter = LoraAdapter::Load(path);
+    ASSERT_TRUE(adapter.ok()) << adapter.status().message();
+    ASSERT_EQ(adapter.value()->pairs().size(), set.modules().size());
+    for (const LoraModule& m : set.modules()) {
+      const LoraPair& p = adapter.value()->pairs().at(m.base_name);
+      for (const auto& [view, master] : {std::pair{&p.a, &m.a}, std::pair{&p.b, &m.b}}) {
+        ASSERT_EQ(view->type, type) << m.base_name;
+        ASSERT_EQ(static_cast<size_t>(view->n_elements()), master->size()) << m.base_name;
+        for (size_t i = 0; i < master->size(); ++i) {
+          uint16_t h;
+          std::memcpy(&h, view->data + 2 * i, 2);
+          const uint16_t want = type == DType::kF16 ? F32ToF16((*master)[i]) : F32ToBF16((*master)[i]);
+          ASSERT_EQ(h, want) << m.base_name << " element " << i;
+        }
+      }
+    }
+  }
+  EXPECT_FALSE(set.WriteGguf(::testing::TempDir() + "/never.gguf", *model_, DType::kQ8_0).ok());
 }
 
 TEST_F(TrainGraphTest, RejectsBadSequences) {

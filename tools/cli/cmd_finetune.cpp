@@ -30,6 +30,11 @@ void FinetuneOptions::AddTo(CLI::App* app) {
   app->add_option("--dropout", dropout, "LoRA dropout on the adapter input")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 0.99));
+  app->add_option("--adapter-type", adapter_type,
+                  "Storage of the adapter's A and B: f32, f16 (half the size and the bytes read per decoded token) "
+                  "or bf16; training itself is f32")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"f32", "f16", "bf16"}));
   app->add_flag("--rslora", rslora, "Scale by alpha / sqrt(rank) (rank-stabilized LoRA)");
   app->add_flag("--full", full,
                 "Full fine-tuning: train every weight (f32 copies; 16 bytes per parameter, for small models) and "
@@ -188,6 +193,7 @@ int FinetuneCommand(const FinetuneOptions& o) {
   }
   tc.full = o.full;
   if (o.full && !o.export_peft_dir.empty()) return Fail(InvalidArgument("--export-peft applies to LoRA, not --full"));
+  if (o.full && o.adapter_type != "f32") return Fail(InvalidArgument("--adapter-type applies to LoRA, not --full"));
   tc.lora.rank = o.rank;
   tc.lora.alpha = o.alpha;
   tc.lora.dropout = o.dropout;
@@ -254,7 +260,10 @@ int FinetuneCommand(const FinetuneOptions& o) {
   auto summary = trainer.Run([&rep](const TrainEvent& e) { rep(e); });
   rep.ClearBar();
   if (!summary.ok()) return Fail(summary.status());
-  if (Status s = trainer.WriteOutput(o.out_path); !s.ok()) return Fail(s);
+  const DType adapter_type = o.adapter_type == "f16"    ? DType::kF16
+                             : o.adapter_type == "bf16" ? DType::kBF16
+                                                        : DType::kF32;
+  if (Status s = trainer.WriteOutput(o.out_path, adapter_type); !s.ok()) return Fail(s);
   if (!o.export_peft_dir.empty()) {
     if (Status s = ExportPeft(o.out_path, model, o.export_peft_dir); !s.ok()) return Fail(s);
   }

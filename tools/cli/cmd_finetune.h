@@ -13,6 +13,7 @@ struct FinetuneOptions {
   std::string targets = "all-linear";
   std::string schedule = "cosine";
   std::string chat_template;  // empty: from the model's metadata
+  std::string adapter_type = "f32";
   std::string checkpoint_path, resume_path, export_peft_dir;
   int rank = 16;
   float alpha = 32.0f;
