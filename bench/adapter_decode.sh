@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Decode speed with an adapter applied (issue 5, benchmark 1): `pocketlm bench` on the qwen2-0.5b-shaped base,
-# bare and with one random rank-16 adapter on every linear projection (7 per layer x 24 layers = 168 pairs, made
-# with ../shared/tools/mklora.py), for each base type. Prints decode tok/s both ways and the loss in percent
-# (target: <= 10%), each the median of --reps runs. Run it on a quiet machine. Needs ../shared.
+# bare and with one rank-16 adapter on every linear projection (7 per layer x 24 layers = 168 pairs), stored as
+# f32 and as f16 (`pocketlm finetune --adapter-type`; one short training step makes each, so both hold the same
+# kind of values). Prints decode tok/s and the loss against bare decoding in percent (target: <= 10%), each the
+# median of --reps runs. Run it on a quiet machine. Needs ../shared.
 #   bench/adapter_decode.sh [--build DIR] [--reps N] [--types "q4_0 q4_k_m"]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,20 +20,27 @@ while [[ $# -gt 0 ]]; do
 done
 source bench/lib.sh
 bench_setup "$build"
-mkdir -p $work/adapter-decode
-targets=attn_q,attn_k,attn_v,attn_output,ffn_gate,ffn_up,ffn_down
+dir=$work/adapter-decode
+mkdir -p $dir
+/usr/bin/python3 -c 'import json
+for i in range(8): print(json.dumps({"text": " ".join(["the small model runs offline"] * 40)}))' >$dir/data.jsonl
 
 decode_tps() {  # decode_tps ARGS...: the median decode tok/s of `pocketlm bench`
   "$bin" bench "$@" -t 2 -p 32 -n 64 -r "$reps" --json | sed -E 's/.*"decode_tps": *([0-9.]+).*/\1/'
 }
+loss() { awk -v b="$1" -v w="$2" 'BEGIN { printf "%.1f%%", 100 * (b - w) / b }'; }
 
-printf '%-8s %12s %14s %8s\n' base "bare tok/s" "rank-16 tok/s" loss
+printf '%-8s %10s %12s %7s %12s %7s\n' base "bare tok/s" "f32 adapter" loss "f16 adapter" loss
 for type in $types; do
   base=$(bench_model "$type" 2)
-  lora=$work/adapter-decode/r16-all-linear-$type.gguf
-  [[ -f $lora ]] || /usr/bin/python3 $shared/tools/mklora.py "$base" "$lora" 16 16 $targets --seed 1 >/dev/null
+  for st in f32 f16; do
+    lora=$dir/r16-all-linear-$type-$st.gguf
+    [[ -f $lora ]] || "$bin" finetune -m "$base" --data $dir/data.jsonl -o "$lora" --rank 16 --targets all-linear \
+      --steps 1 --seq-len 64 --batch-tokens 64 --adapter-type $st -q 2>/dev/null
+  done
   bare=$(decode_tps -m "$base")
-  with=$(decode_tps -m "$base" --lora "$lora")
-  loss=$(awk -v b="$bare" -v w="$with" 'BEGIN { printf "%.1f%%", 100 * (b - w) / b }')
-  printf '%-8s %12s %14s %8s\n' "$type" "$bare" "$with" "$loss"
+  w32=$(decode_tps -m "$base" --lora $dir/r16-all-linear-$type-f32.gguf)
+  w16=$(decode_tps -m "$base" --lora $dir/r16-all-linear-$type-f16.gguf)
+  printf '%-8s %10s %12s %7s %12s %7s\n' "$type" "$bare" "$w32" "$(loss "$bare" "$w32")" "$w16" "$(loss "$bare" "$w16")"
 done
+ls -l $dir/*.gguf | awk '{ printf "%s %.1f MB\n", $NF, $5 / 1e6 }'
