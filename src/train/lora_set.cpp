@@ -1,11 +1,10 @@
 #include "train/lora_set.h"
 
 #include <cmath>
-#include <cstring>
 
 #include "io/gguf/gguf_writer.h"
 #include "model/fingerprint.h"
-#include "tensor/half.h"
+#include "tensor/quant/quant.h"
 #include "train/rng.h"
 
 namespace pocketlm {
@@ -150,18 +149,10 @@ size_t LoraSet::n_params() const {
 
 namespace {
 
-// `v` in `type` (f32, f16 or bf16) as raw little-endian bytes.
-std::vector<uint8_t> StoredAs(const std::vector<float>& v, DType type) {
-  const size_t width = type == DType::kF32 ? 4 : 2;
-  std::vector<uint8_t> out(v.size() * width);
-  if (type == DType::kF32) {
-    std::memcpy(out.data(), v.data(), out.size());
-    return out;
-  }
-  for (size_t i = 0; i < v.size(); ++i) {
-    const uint16_t h = type == DType::kF16 ? F32ToF16(v[i]) : F32ToBF16(v[i]);
-    std::memcpy(out.data() + 2 * i, &h, 2);
-  }
+// `v` in `type` (f32, f16 or bf16: one value per block) as raw little-endian bytes.
+Result<std::vector<uint8_t>> StoredAs(const std::vector<float>& v, DType type) {
+  std::vector<uint8_t> out(v.size() * quant::GetQuantTraits(type).type_size);
+  PLM_RETURN_IF_ERROR(quant::QuantizeRow(type, v.data(), out.data(), static_cast<int64_t>(v.size())));
   return out;
 }
 
@@ -186,7 +177,8 @@ Status LoraSet::WriteGguf(const std::string& path, const Model& base, DType type
   w.SetString("pocketlm.base.fingerprint", ModelFingerprint(base.file()));
   for (const LoraModule& m : modules_) {
     // ggml order: lora_a ne = [n_in, r] (r rows of n_in), lora_b ne = [r, n_out]: the same bytes as A and B.
-    const std::vector<uint8_t> a = StoredAs(m.a, type), b = StoredAs(m.b, type);
+    PLM_ASSIGN_OR_RETURN(const std::vector<uint8_t> a, StoredAs(m.a, type));
+    PLM_ASSIGN_OR_RETURN(const std::vector<uint8_t> b, StoredAs(m.b, type));
     PLM_RETURN_IF_ERROR(w.AddTensor(m.base_name + ".lora_a", type, {m.n_in, m.rank}, a.data(), a.size()));
     PLM_RETURN_IF_ERROR(w.AddTensor(m.base_name + ".lora_b", type, {m.rank, m.n_out}, b.data(), b.size()));
   }

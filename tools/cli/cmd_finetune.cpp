@@ -10,6 +10,7 @@
 
 #include "io/peft/peft_adapter.h"
 #include "options.h"
+#include "quant/presets.h"
 #include "tokenizer/chat_template.h"
 #include "train/data/dataset.h"
 
@@ -260,9 +261,7 @@ int FinetuneCommand(const FinetuneOptions& o) {
   auto summary = trainer.Run([&rep](const TrainEvent& e) { rep(e); });
   rep.ClearBar();
   if (!summary.ok()) return Fail(summary.status());
-  const DType adapter_type = o.adapter_type == "f16"    ? DType::kF16
-                             : o.adapter_type == "bf16" ? DType::kBF16
-                                                        : DType::kF32;
+  const DType adapter_type = quantize::ParseDTypeName(o.adapter_type).value_or(DType::kF32);  // checked by CLI11
   if (Status s = trainer.WriteOutput(o.out_path, adapter_type); !s.ok()) return Fail(s);
   if (!o.export_peft_dir.empty()) {
     if (Status s = ExportPeft(o.out_path, model, o.export_peft_dir); !s.ok()) return Fail(s);
