@@ -1,8 +1,38 @@
 #include "lora/adapter.h"
 
+#include <cstring>
+
 #include "ops/matmul.h"
 
 namespace pocketlm {
+
+namespace {
+// out = b^T: (r, n_out) in b's type (f32 for quantized b), viewed by *view.
+void Transpose(const TensorView& b, std::vector<uint8_t>* out, TensorView* view) {
+  const int64_t r = b.n_in(), n_out = b.n_out();
+  const bool plain = b.type == DType::kF32 || b.type == DType::kF16 || b.type == DType::kBF16;
+  const DType type = plain ? b.type : DType::kF32;
+  const size_t elem = type == DType::kF32 ? 4 : 2;
+  out->resize(static_cast<size_t>(r * n_out) * elem);
+  std::vector<float> row(plain ? 0 : static_cast<size_t>(r));
+  for (int64_t o = 0; o < n_out; ++o) {
+    const uint8_t* src = b.row(o);
+    if (!plain) {
+      DequantizeRow(b, o, row.data());
+      src = reinterpret_cast<const uint8_t*>(row.data());
+    }
+    for (int64_t k = 0; k < r; ++k) {
+      std::memcpy(out->data() + static_cast<size_t>(k * n_out + o) * elem, src + static_cast<size_t>(k) * elem, elem);
+    }
+  }
+  *view = TensorView{};
+  view->type = type;
+  view->ne[0] = n_out;
+  view->ne[1] = r;
+  view->data = out->data();
+  view->nbytes = out->size();
+}
+}  // namespace
 
 Result<std::unique_ptr<LoraAdapter>> LoraAdapter::Load(const std::string& path) {
   auto ad = std::make_unique<LoraAdapter>();
@@ -48,6 +78,7 @@ Result<std::unique_ptr<LoraAdapter>> LoraAdapter::Load(const std::string& path) 
     }
   }
   if (ad->pairs_.empty()) return Corrupt("adapter '" + path + "' holds no LoRA tensors");
+  for (auto& [base, p] : ad->pairs_) Transpose(p.b, &p.b_t_data, &p.b_t);
   return ad;
 }
 

@@ -19,7 +19,12 @@ namespace pocketlm {
 
 struct LoraPair {
   TensorView a;  // (n_in -> r)
-  TensorView b;  // (r -> n_out)
+  TensorView b;  // (r -> n_out), as stored in the file
+  // B transposed: r rows of n_out values (ne = [n_out, r]) in b's type, f32 when b is quantized. Inference
+  // multiplies with this one (MatMulTransposedAccumulateRows): a row of B holds only r values, and its dot product
+  // per output would cost a horizontal sum each. Made once at load: the adapter's memory grows by B's size.
+  TensorView b_t;
+  std::vector<uint8_t> b_t_data;
   int64_t rank() const { return a.n_out(); }
 };
 

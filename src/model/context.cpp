@@ -45,6 +45,7 @@ Status Context::SetAdapters(const std::vector<ActiveLora>& adapters) {
     }
   }
   lora_ = std::move(index);
+  lora_down_.clear();
   lora_tmp_.assign(static_cast<size_t>(params_.n_batch * max_rank), 0.0f);
   n_past_ = 0;
   return Status::Ok();
@@ -75,17 +76,64 @@ Status Context::Eval(std::span<const int32_t> tokens, bool all_logits, std::vect
   return Status::Ok();
 }
 
+void Context::PrepareLora(const float* x, int n, std::initializer_list<const TensorView*> ws) {
+  lora_down_.clear();
+  size_t total = 0;  // sum of the ranks
+  int64_t work = 0;
+  for (const TensorView* w : ws) {
+    auto it = lora_.find(w->data);
+    if (it == lora_.end()) continue;
+    for (const LoraTerm& term : it->second) {
+      lora_down_.push_back({w->data, x, &term, total * static_cast<size_t>(n), false});
+      total += static_cast<size_t>(term.pair->rank());
+      work += term.pair->a.n_in() * term.pair->rank() * n;
+    }
+  }
+  if (lora_down_.empty()) return;
+  if (lora_tmp_.size() < total * static_cast<size_t>(n)) lora_tmp_.resize(total * static_cast<size_t>(n));
+  // The rows of all A factors, numbered back to back, split across the threads: one region for the group.
+  auto rows = [&](size_t k0, size_t k1) {
+    size_t first = 0;
+    for (const LoraDown& d : lora_down_) {
+      const auto r = static_cast<size_t>(d.term->pair->rank());
+      const size_t b = std::max(k0, first), e = std::min(k1, first + r);
+      if (b < e) {
+        float* tmp = lora_tmp_.data() + d.offset;  // (n, r)
+        const auto lo = static_cast<int64_t>(b - first), hi = static_cast<int64_t>(e - first);
+        MatMulWeightsTRows(d.term->pair->a, x, n, tmp, static_cast<int64_t>(r), false, lo, hi);
+        for (int t = 0; t < n; ++t) ScaleInPlace(tmp + static_cast<size_t>(t) * r + lo, hi - lo, d.term->scale);
+      }
+      first += r;
+    }
+  };
+  if (work < 16384) {
+    rows(0, total);
+  } else {
+    pool_.ParallelFor(total, rows);
+  }
+}
+
 void Context::Linear(const TensorView& w, const float* x, int n, float* y, int64_t y_stride) {
-  MatMulWeightsT(w, x, n, y, y_stride, /*accumulate=*/false, &pool_, &act_scratch_);
-  if (lora_.empty()) return;
-  auto it = lora_.find(w.data);
-  if (it == lora_.end()) return;
-  for (const LoraTerm& term : it->second) {
-    const int64_t r = term.pair->rank();
-    // tmp = A x : (n, r); y += s * B tmp
-    MatMulWeightsT(term.pair->a, x, n, lora_tmp_.data(), r, false, &pool_);
-    ScaleInPlace(lora_tmp_.data(), n * r, term.scale);
-    MatMulWeightsT(term.pair->b, lora_tmp_.data(), n, y, y_stride, /*accumulate=*/true, &pool_);
+  if (lora_.empty() || !lora_.contains(w.data)) {
+    MatMulWeightsT(w, x, n, y, y_stride, /*accumulate=*/false, &pool_, &act_scratch_);
+    return;
+  }
+  const auto prepared = [&] {
+    return std::any_of(lora_down_.begin(), lora_down_.end(),
+                       [&](const LoraDown& d) { return d.weight == w.data && d.x == x && !d.used; });
+  };
+  if (!prepared()) PrepareLora(x, n, {&w});
+  // y += B (s A x) for the rows this thread just computed: no region of its own.
+  const std::function<void(int64_t, int64_t)> add_lora = [&](int64_t r0, int64_t r1) {
+    for (const LoraDown& d : lora_down_) {
+      if (d.weight != w.data || d.x != x || d.used) continue;
+      MatMulTransposedAccumulateRows(d.term->pair->b_t, lora_tmp_.data() + d.offset, n, d.term->pair->rank(), y,
+                                     y_stride, r0, r1);
+    }
+  };
+  MatMulWeightsT(w, x, n, y, y_stride, /*accumulate=*/false, &pool_, &act_scratch_, &add_lora);
+  for (LoraDown& d : lora_down_) {
+    if (d.weight == w.data && d.x == x) d.used = true;
   }
 }
 
@@ -114,6 +162,7 @@ void Context::EvalChunk(const int32_t* tokens, int n, bool want_logits, float* l
     // --- attention ---
     Norm(x_.data(), l.attn_norm, n, h_.data());
     float* q = qkv_.data();  // rows of QKV: [q | k | v]
+    if (!lora_.empty()) PrepareLora(h_.data(), n, {&l.wqkv, &l.wq, &l.wk, &l.wv});
     if (!l.wqkv.empty()) {
       Linear(l.wqkv, h_.data(), n, q, QKV);
     } else {
@@ -148,6 +197,7 @@ void Context::EvalChunk(const int32_t* tokens, int n, bool want_logits, float* l
     // --- feed-forward: down(act(gate(h)) * up(h)) ---
     Norm(x_.data(), l.ffn_norm, n, h_.data());
     const int64_t FS = 2 * FF;  // ffn_ row: [gate | up]
+    if (!lora_.empty()) PrepareLora(h_.data(), n, {&l.w_gate, &l.w_up});
     if (!l.w_gate.empty()) {
       Linear(l.w_gate, h_.data(), n, ffn_.data(), FS);
       Linear(l.w_up, h_.data(), n, ffn_.data() + FF, FS);

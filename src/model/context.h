@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 #include <memory>
 #include <span>
 #include <vector>
@@ -42,6 +43,9 @@ class Context {
   Context(const Model& model, const ContextParams& params, int n_ctx);
   void EvalChunk(const int32_t* tokens, int n, bool want_logits, float* logits_out, bool all_logits);
   void Linear(const TensorView& w, const float* x, int n, float* y, int64_t y_stride);
+  // The LoRA down-projections s * A x of every adapter term on the projections `ws` (which all read `x`), in one
+  // parallel region; Linear then adds B (s A x) to each projection's rows inside the projection's own region.
+  void PrepareLora(const float* x, int n, std::initializer_list<const TensorView*> ws);
   void Norm(const float* x, const TensorView& w, int n, float* y);
 
   const Model& model_;
@@ -54,12 +58,21 @@ class Context {
   // KV cache: (n_layer, n_ctx, kv_dim) for keys and values, f32.
   std::vector<float> k_cache_, v_cache_;
   // Scratch for one chunk of up to n_batch tokens.
-  std::vector<float> x_;              // (n_batch, n_embd) residual stream
-  std::vector<float> h_;              // (n_batch, n_embd) normed input / block output
-  std::vector<float> qkv_;            // (n_batch, q_dim + 2 kv_dim)
-  std::vector<float> attn_;           // (n_batch, q_dim)
-  std::vector<float> ffn_;            // (n_batch, 2 n_ff): gate then up
-  std::vector<float> lora_tmp_;       // (n_batch, max rank)
+  std::vector<float> x_;     // (n_batch, n_embd) residual stream
+  std::vector<float> h_;     // (n_batch, n_embd) normed input / block output
+  std::vector<float> qkv_;   // (n_batch, q_dim + 2 kv_dim)
+  std::vector<float> attn_;  // (n_batch, q_dim)
+  std::vector<float> ffn_;   // (n_batch, 2 n_ff): gate then up
+  // Down-projections prepared by PrepareLora, each used once by the next Linear on its projection.
+  struct LoraDown {
+    const uint8_t* weight;  // the base projection (key of lora_)
+    const float* x;         // the input it was computed from
+    const LoraTerm* term;
+    size_t offset;  // s A x: (n, rank) at lora_tmp_ + offset
+    bool used;
+  };
+  std::vector<LoraDown> lora_down_;
+  std::vector<float> lora_tmp_;       // the prepared down-projections, back to back
   std::vector<uint8_t> act_scratch_;  // activations quantized to 8 bits for the current matmul
 };
 

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <cstring>
 #include <functional>
 #include <vector>
@@ -213,6 +214,41 @@ void MatMulRows(const TensorView& w, const float* x, int64_t n_tokens, float* y,
   }
 }
 
+void MatMulTransposedAccumulateRowsImpl(const TensorView& wt, const float* a, int64_t n_tokens, int64_t a_stride,
+                                        float* y, int64_t y_stride, int64_t o0, int64_t o1) {
+  // Columns go in blocks of kCols: the block's K rows are converted to f32 once (K x kCols floats, in cache) and
+  // every token then keeps its kCols outputs in vector accumulators across all K terms.
+  constexpr int64_t kCols = 64;
+  const int64_t K = wt.n_out();
+  const hn::ScalableTag<float> df;
+  const auto N = static_cast<int64_t>(hn::Lanes(df));
+  const size_t elem = wt.type == DType::kF32 ? 4 : 2;
+  thread_local std::vector<float> tile;
+  tile.resize(static_cast<size_t>(K * kCols));
+  for (int64_t c0 = o0; c0 < o1; c0 += kCols) {
+    const int64_t nc = std::min(kCols, o1 - c0);
+    for (int64_t k = 0; k < K; ++k) {
+      ToF32(wt.type, wt.row(k) + static_cast<size_t>(c0) * elem, static_cast<size_t>(nc), tile.data() + k * kCols);
+    }
+    for (int64_t t = 0; t < n_tokens; ++t) {
+      const float* at = a + t * a_stride;
+      float* yt = y + t * y_stride + c0;
+      int64_t j = 0;
+      for (; j + N <= nc; j += N) {
+        auto acc = hn::LoadU(df, yt + j);
+        for (int64_t k = 0; k < K; ++k)
+          acc = hn::MulAdd(hn::Set(df, at[k]), hn::LoadU(df, tile.data() + k * kCols + j), acc);
+        hn::StoreU(acc, df, yt + j);
+      }
+      for (; j < nc; ++j) {
+        float acc = yt[j];
+        for (int64_t k = 0; k < K; ++k) acc = std::fma(at[k], tile[static_cast<size_t>(k * kCols + j)], acc);
+        yt[j] = acc;
+      }
+    }
+  }
+}
+
 void DequantizeRowImpl(const TensorView& w, int64_t r, float* out) {
   ToF32(w.type, w.row(r), static_cast<size_t>(w.n_in()), out);
 }
@@ -226,6 +262,7 @@ namespace pocketlm {
 
 HWY_EXPORT(MatMulRows);
 HWY_EXPORT(DequantizeRowImpl);
+HWY_EXPORT(MatMulTransposedAccumulateRowsImpl);
 
 bool MatMulSupports(DType t) {
   return quant::GetQuantTraits(t).dequantize_row != nullptr;
@@ -257,7 +294,8 @@ void ForRows(ThreadPool* pool, size_t n_out, size_t work, const std::function<vo
 }  // namespace
 
 void MatMulWeightsT(const TensorView& w, const float* x, int64_t n_tokens, float* y, int64_t y_stride, bool accumulate,
-                    ThreadPool* pool, std::vector<uint8_t>* act_scratch) {
+                    ThreadPool* pool, std::vector<uint8_t>* act_scratch,
+                    const std::function<void(int64_t, int64_t)>* after_rows) {
   const auto n_out = static_cast<size_t>(w.n_out());
   const size_t work = n_out * static_cast<size_t>(w.n_in()) * static_cast<size_t>(n_tokens);
   if (HasQuantDot(w.type)) {
@@ -271,13 +309,25 @@ void MatMulWeightsT(const TensorView& w, const float* x, int64_t n_tokens, float
     ForRows(pool, n_out, work, [&](size_t r0, size_t r1) {
       QuantMatMulRows(w.type, w.data, w.row_bytes(), w.n_in(), act.data(), act_row, n_tokens, y, y_stride, accumulate,
                       static_cast<int64_t>(r0), static_cast<int64_t>(r1));
+      if (after_rows != nullptr) (*after_rows)(static_cast<int64_t>(r0), static_cast<int64_t>(r1));
     });
     return;
   }
   ForRows(pool, n_out, work, [&](size_t r0, size_t r1) {
     HWY_DYNAMIC_DISPATCH(MatMulRows)
     (w, x, n_tokens, y, y_stride, accumulate, static_cast<int64_t>(r0), static_cast<int64_t>(r1));
+    if (after_rows != nullptr) (*after_rows)(static_cast<int64_t>(r0), static_cast<int64_t>(r1));
   });
+}
+
+void MatMulWeightsTRows(const TensorView& w, const float* x, int64_t n_tokens, float* y, int64_t y_stride,
+                        bool accumulate, int64_t r0, int64_t r1) {
+  HWY_DYNAMIC_DISPATCH(MatMulRows)(w, x, n_tokens, y, y_stride, accumulate, r0, r1);
+}
+
+void MatMulTransposedAccumulateRows(const TensorView& wt, const float* a, int64_t n_tokens, int64_t a_stride, float* y,
+                                    int64_t y_stride, int64_t o0, int64_t o1) {
+  HWY_DYNAMIC_DISPATCH(MatMulTransposedAccumulateRowsImpl)(wt, a, n_tokens, a_stride, y, y_stride, o0, o1);
 }
 
 void DequantizeRow(const TensorView& w, int64_t r, float* out) {

@@ -1,4 +1,5 @@
 // Scalar reference implementations: plain loops in double accumulation, written for clarity, not speed.
+#include <cmath>
 #include <cstring>
 #include <vector>
 
@@ -43,6 +44,25 @@ void MatMulWeightsT(const TensorView& w, const float* x, int64_t n_tokens, float
       for (int64_t i = 0; i < n_in; ++i) acc += static_cast<double>(row[i]) * x[t * n_in + i];
       float& dst = y[t * y_stride + o];
       dst = accumulate ? dst + static_cast<float>(acc) : static_cast<float>(acc);
+    }
+  }
+}
+
+void MatMulTransposedAccumulateRows(const TensorView& wt, const float* a, int64_t n_tokens, int64_t a_stride, float* y,
+                                    int64_t y_stride, int64_t o0, int64_t o1) {
+  // The specification's order: k ascending from y, each step one fused multiply-add.
+  std::vector<std::vector<float>> rows(static_cast<size_t>(wt.n_out()));
+  for (int64_t k = 0; k < wt.n_out(); ++k) {
+    rows[static_cast<size_t>(k)].resize(static_cast<size_t>(wt.n_in()));
+    reference::DequantizeRow(wt, k, rows[static_cast<size_t>(k)].data());
+  }
+  for (int64_t t = 0; t < n_tokens; ++t) {
+    for (int64_t o = o0; o < o1; ++o) {
+      float acc = y[t * y_stride + o];
+      for (int64_t k = 0; k < wt.n_out(); ++k) {
+        acc = std::fma(a[t * a_stride + k], rows[static_cast<size_t>(k)][static_cast<size_t>(o)], acc);
+      }
+      y[t * y_stride + o] = acc;
     }
   }
 }

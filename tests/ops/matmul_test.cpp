@@ -186,6 +186,67 @@ TEST_P(MatMulTargetTest, DequantizeRowMatchesScalarOnAllEncodings) {
   }
 }
 
+// MatMulTransposedAccumulateRows (the LoRA B step over B^T): grid values make every sum exact whatever the
+// rounding of the multiply-adds, so the SIMD result must equal the reference bit for bit, for every row range
+// (ranges that start and end inside a vector and a 64-column block included); columns outside [o0, o1) and the
+// stride padding must stay untouched.
+TEST_P(MatMulTargetTest, TransposedAccumulateExactOnGridValues) {
+  std::mt19937 rng(13);
+  std::uniform_int_distribution<int> g(-8, 8);
+  for (DType type : kTypes) {
+    for (int64_t rank : {1, 4, 16, 33}) {
+      for (int64_t n_out : {1, 7, 64, 130}) {
+        std::vector<float> wv(static_cast<size_t>(rank * n_out));
+        for (auto& v : wv) v = static_cast<float>(g(rng)) / 8.0f;
+        const Weights wt = MakeWeights(type, n_out, rank, wv, 1);  // (rank, n_out): ne = [n_out, rank]
+        for (int64_t n_tokens : {1, 3, 5}) {
+          const int64_t a_stride = rank + 2, y_stride = n_out + 3;
+          std::vector<float> a(static_cast<size_t>(n_tokens * a_stride));
+          for (auto& v : a) v = static_cast<float>(g(rng)) / 4.0f;
+          const std::pair<int64_t, int64_t> ranges[] = {{0, n_out}, {n_out / 3, n_out - n_out / 5}, {n_out - 1, n_out}};
+          for (const auto& [o0, o1] : ranges) {
+            std::vector<float> y(static_cast<size_t>(n_tokens * y_stride));
+            for (auto& v : y) v = static_cast<float>(g(rng));
+            std::vector<float> want = y;
+            MatMulTransposedAccumulateRows(wt.view, a.data(), n_tokens, a_stride, y.data(), y_stride, o0, o1);
+            reference::MatMulTransposedAccumulateRows(wt.view, a.data(), n_tokens, a_stride, want.data(), y_stride, o0,
+                                                      o1);
+            for (size_t i = 0; i < y.size(); ++i) {
+              ASSERT_EQ(y[i], want[i]) << DTypeName(type) << " rank=" << rank << " n_out=" << n_out
+                                       << " n_tokens=" << n_tokens << " rows [" << o0 << ", " << o1 << ") at " << i;
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+// Random values against the same-order reference: equal on FMA targets; elsewhere each of the rank steps may round
+// its product separately, so allow one rounding of every partial sum.
+TEST_P(MatMulTargetTest, TransposedAccumulateRandomWithinRounding) {
+  std::mt19937 rng(17);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  const int64_t rank = 16, n_out = 200, n_tokens = 2;
+  std::vector<float> wv(static_cast<size_t>(rank * n_out));
+  for (auto& v : wv) v = u(rng);
+  const Weights wt = MakeWeights(DType::kF32, n_out, rank, wv, 0);
+  std::vector<float> a(static_cast<size_t>(n_tokens * rank)), y(static_cast<size_t>(n_tokens * n_out));
+  for (auto& v : a) v = u(rng);
+  for (auto& v : y) v = u(rng);
+  std::vector<float> want = y, y0 = y;
+  MatMulTransposedAccumulateRows(wt.view, a.data(), n_tokens, rank, y.data(), n_out, 0, n_out);
+  reference::MatMulTransposedAccumulateRows(wt.view, a.data(), n_tokens, rank, want.data(), n_out, 0, n_out);
+  for (int64_t t = 0; t < n_tokens; ++t) {
+    for (int64_t o = 0; o < n_out; ++o) {
+      double abs_sum = std::fabs(y0[static_cast<size_t>(t * n_out + o)]);
+      for (int64_t k = 0; k < rank; ++k) abs_sum += std::fabs(double{a[t * rank + k]} * wv[k * n_out + o]);
+      const size_t i = static_cast<size_t>(t * n_out + o);
+      ASSERT_NEAR(y[i], want[i], (rank + 2) * 0x1p-23 * abs_sum) << "token " << t << " output " << o;
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(AllTargets, MatMulTargetTest, ::testing::ValuesIn(hwy::SupportedAndGeneratedTargets()),
                          TargetNameOf);
 
