@@ -33,6 +33,13 @@ class Context {
   // logits: (n, n_vocab) when all_logits, else (1, n_vocab) for the last token.
   Status Eval(std::span<const int32_t> tokens, bool all_logits, std::vector<float>* logits);
 
+  // One decoding step for several sequences at once (continuous batching): evaluates tokens[i] at the next
+  // position of seqs[i] (each a context of this model: its own KV cache, position and adapter set) and writes row
+  // i of logits: (n, n_vocab). Each weight matrix is read once for all rows, and each row adds the low-rank terms
+  // of its own context's adapters. This context's threads and scratch do the work (it may be one of seqs). Row i
+  // gets the logits seqs[i]->Eval would give it alone, up to the summation order of the matrix kernels.
+  Status DecodeBatch(std::span<Context* const> seqs, std::span<const int32_t> tokens, std::vector<float>* logits);
+
   void Reset() { n_past_ = 0; }
   int n_past() const { return n_past_; }
   int n_ctx() const { return n_ctx_; }
@@ -41,11 +48,27 @@ class Context {
 
  private:
   Context(const Model& model, const ContextParams& params, int n_ctx);
-  void EvalChunk(const int32_t* tokens, int n, bool want_logits, float* logits_out, bool all_logits);
+  // A row of a forward pass: one token of one sequence, at its position in that sequence.
+  struct Row {
+    Context* seq;
+    int32_t token;
+    int64_t pos;
+  };
+  // Consecutive rows of one sequence at consecutive positions: they share attention and adapter terms.
+  struct Run {
+    Context* seq;
+    int row0, n;
+    int64_t pos0;
+  };
+  // Evaluates up to n_batch rows and appends each to its sequence's cache; writes the logits of rows
+  // first_logit.. (none when first_logit == n) to logits_out, (n - first_logit, n_vocab).
+  void EvalRows(std::span<const Row> rows, int first_logit, float* logits_out);
+  Status CheckToken(int32_t t) const;
   void Linear(const TensorView& w, const float* x, int n, float* y, int64_t y_stride);
-  // The LoRA down-projections s * A x of every adapter term on the projections `ws` (which all read `x`), in one
-  // parallel region; Linear then adds B (s A x) to each projection's rows inside the projection's own region.
-  void PrepareLora(const float* x, int n, std::initializer_list<const TensorView*> ws);
+  // The LoRA down-projections s * A x of every adapter term on the projections `ws` (which all read `x`: one row
+  // per evaluated row), for each run's own adapters, in one parallel region; Linear then adds B (s A x) to each
+  // projection's rows inside the projection's own region.
+  void PrepareLora(const float* x, std::initializer_list<const TensorView*> ws);
   void Norm(const float* x, const TensorView& w, int n, float* y);
 
   const Model& model_;
@@ -68,9 +91,12 @@ class Context {
     const uint8_t* weight;  // the base projection (key of lora_)
     const float* x;         // the input it was computed from
     const LoraTerm* term;
+    int row0, n;    // the rows (one run) the term applies to
     size_t offset;  // s A x: (n, rank) at lora_tmp_ + offset
     bool used;
   };
+  std::vector<Run> runs_;  // of the rows being evaluated
+  bool any_lora_ = false;  // some run's sequence has adapters
   std::vector<LoraDown> lora_down_;
   std::vector<float> lora_tmp_;       // the prepared down-projections, back to back
   std::vector<uint8_t> act_scratch_;  // activations quantized to 8 bits for the current matmul

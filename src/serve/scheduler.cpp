@@ -126,23 +126,56 @@ void Scheduler::Loop() {
         if (admitted) ++n_active_;
       }
     }
-    // One step for every active sequence.
+    // One step for every active sequence: a prompt chunk for those still prefilling, and one token for all the
+    // others together, in one batch (each row with its own slot's cache and adapters).
     int finished = 0;
+    const auto fail = [&](Slot& slot, const std::string& what) {  // e.g. std::bad_alloc: fail it, keep serving
+      slot.seq->Fail(Unsupported("internal error: " + what));
+      slot.ctx->Reset();
+      slot.seq.reset();
+      ++finished;
+    };
+    std::vector<Slot*> batch;
+    std::vector<Context*> batch_ctx;
+    std::vector<int32_t> batch_tokens;
     for (Slot& slot : slots_) {
       if (slot.seq == nullptr) continue;
       bool done = true;
+      int32_t token = 0;
       try {
-        done = slot.seq->Step();
-      } catch (const std::exception& ex) {  // e.g. std::bad_alloc: fail this request, keep serving
-        JobEvent e;
-        e.kind = JobEvent::kError;
-        e.error = Unsupported(std::string("internal error: ") + ex.what());
-        slot.seq->job().channel->Push(std::move(e));
-        slot.ctx->Reset();
+        if (slot.seq->prefilling()) {
+          done = slot.seq->Step();
+        } else if (!(done = slot.seq->Next(&token))) {
+          batch.push_back(&slot);
+          batch_ctx.push_back(slot.ctx.get());
+          batch_tokens.push_back(token);
+        }
+      } catch (const std::exception& ex) {
+        fail(slot, ex.what());
+        continue;
       }
       if (done) {
         slot.seq.reset();
         ++finished;
+      }
+    }
+    if (!batch.empty()) {
+      Status st;
+      try {
+        st = batch_ctx.front()->DecodeBatch(batch_ctx, batch_tokens, &batch_logits_);
+      } catch (const std::exception& ex) {
+        st = Unsupported(std::string("internal error: ") + ex.what());
+      }
+      const auto n_vocab = static_cast<size_t>(batch_ctx.front()->model().config().n_vocab);
+      for (size_t i = 0; i < batch.size(); ++i) {
+        if (st.ok()) {
+          batch[i]->seq->TakeLogits(batch_logits_.data() + i * n_vocab);
+        } else {
+          batch[i]->seq->Fail(st);
+          batch[i]->ctx->Reset();
+          batch[i]->seq.reset();
+          ++finished;
+        }
       }
     }
     if (finished > 0) {

@@ -1,10 +1,9 @@
 // The one thread that owns the engine. Requests wait in a bounded FIFO queue; up to `parallel` of them are
 // active at once, each in its own slot (a Context: KV cache, scratch, adapter set). Every round the scheduler
-// advances each active sequence by one step (one prompt chunk or one token), round-robin, so a long generation
-// never blocks a short one and a new request starts within one round (continuous admission).
-//
-// Not yet done: batched decoding (one matmul over all active rows, each adding its own adapter's low-rank term).
-// Each step is a separate Context::Eval; Context owns its thread pool, so slots do not share one.
+// advances each active sequence by one step, so a long generation never blocks a short one and a new request
+// starts within one round (continuous batching): sequences still reading their prompt evaluate one prompt chunk
+// each; all the others decode their next token together in one Context::DecodeBatch, which reads every weight
+// matrix once for the whole batch and adds each row's own adapter terms.
 //
 // A slot's KV cache is never reused under another adapter set: a job whose set (adapters and scales) differs
 // from the slot's calls Context::SetAdapters, which clears the cache; otherwise the cache is reset.
@@ -68,7 +67,8 @@ class Scheduler {
 
   const SchedulerOptions opts_;
   int n_ctx_ = 0;
-  std::vector<Slot> slots_;  // scheduler thread only
+  std::vector<Slot> slots_;          // scheduler thread only
+  std::vector<float> batch_logits_;  // scheduler thread only: (batch, n_vocab)
 
   mutable std::mutex mu_;
   std::condition_variable cv_;

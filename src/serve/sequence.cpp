@@ -24,6 +24,15 @@ bool Sequence::Step() {
     n_prefilled_ += n;
     return false;
   }
+  int32_t next = 0;
+  if (Next(&next)) return true;
+  Status s = ctx_.Eval(std::span<const int32_t>(&next, 1), /*all_logits=*/false, &logits_);
+  if (!s.ok()) return Fail(s);
+  return false;
+}
+
+bool Sequence::Next(int32_t* token) {
+  if (job_.channel->cancelled()) return true;
   // The same order as Generate: sample, stop on end-of-generation, emit, then evaluate unless at a limit.
   const int32_t next = sampler_.Sample(logits_, history_);
   if (ctx_.model().tokenizer().IsEndOfGeneration(next)) return Finish(FinishReason::kStop);
@@ -32,9 +41,12 @@ bool Sequence::Step() {
   Emit(detok_.Push(next));
   if (stop_.stopped()) return Finish(FinishReason::kStop);
   if (n_generated_ >= job_.max_tokens || ctx_.n_past() >= ctx_.n_ctx()) return Finish(FinishReason::kLength);
-  Status s = ctx_.Eval(std::span<const int32_t>(&next, 1), /*all_logits=*/false, &logits_);
-  if (!s.ok()) return Fail(s);
+  *token = next;
   return false;
+}
+
+void Sequence::TakeLogits(const float* row) {
+  logits_.assign(row, row + ctx_.model().config().n_vocab);
 }
 
 void Sequence::Emit(const std::string& text) {

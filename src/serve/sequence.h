@@ -23,11 +23,22 @@ class Sequence {
   // Advances by one step and reports text, completion or an error on the job's channel. True when finished
   // (done, failed or cancelled); the sequence must not be stepped again.
   bool Step();
+
+  // The two halves of a decoding step, for a scheduler that evaluates many sequences' tokens in one batch
+  // (Context::DecodeBatch). Only once the prompt is in (!prefilling()). Next samples the next token and reports
+  // its text; true when the sequence finished (no token to evaluate). Otherwise *token must be evaluated in this
+  // sequence's context and the resulting logits row (n_vocab values) handed to TakeLogits before the next step.
+  bool prefilling() const { return n_prefilled_ < job_.prompt.size(); }
+  bool Next(int32_t* token);
+  void TakeLogits(const float* row);
+  // Reports `s` on the job's channel; true (finished).
+  bool Fail(const Status& s);
+
+  Context& context() { return ctx_; }
   const GenerationJob& job() const { return job_; }
 
  private:
   bool Finish(FinishReason reason);
-  bool Fail(const Status& s);
   void Emit(const std::string& text);
 
   Context& ctx_;

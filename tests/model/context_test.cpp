@@ -84,6 +84,69 @@ TEST_P(ContextTest, RejectsOutOfRangeTokensAndOverlongInput) {
   EXPECT_EQ((*ctx)->n_past(), 0);
 }
 
+// Continuous batching: one DecodeBatch step over sequences at different positions with different adapter sets
+// (none, the adapter at two scales) gives every row the logits its own context gives alone, on a model per family
+// (f32 weights, fewer than 4 rows: the same kernels alone and batched, so equal to rounding noise only).
+TEST_P(ContextTest, DecodeBatchOfMixedAdaptersEqualsEachAlone) {
+  std::unique_ptr<LoraAdapter> ad;  // the golden adapter made for this model, if there is one
+  const std::string stem = GetParam().starts_with("llama-kq") ? "llama-kq" : GetParam();
+  for (const char* r : {".lora-r4.gguf", ".lora-r8.gguf", ".lora-r16.gguf"}) {
+    const std::string lp = Golden() + "/models/" + stem + r;
+    if (std::ifstream(lp)) ad = std::move(LoraAdapter::Load(lp)).value();
+  }
+  if (ad != nullptr && !ad->CheckAgainst(model_->file()).ok()) ad.reset();  // made for another variant
+  const int32_t nv = model_->config().n_vocab;  // the ids below, wrapped into every model's vocabulary
+  const std::vector<std::vector<int32_t>> prompts = {
+      {1, 450 % nv, 4996 % nv}, {1, 17354 % nv, 2, 9, 450 % nv}, {1, 4996 % nv}};
+  const std::vector<float> scales = {0.0f, 1.0f, 0.5f};  // 0: no adapter at all
+  const std::vector<int32_t> next = {17354 % nv, 9, 450 % nv};
+  ContextParams p;
+  p.n_ctx = 32;
+  std::vector<std::unique_ptr<Context>> batched, alone;
+  std::vector<std::vector<float>> want;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    for (auto* set : {&batched, &alone}) {
+      set->push_back(std::move(Context::Create(*model_, p)).value());
+      if (ad != nullptr && scales[i] != 0.0f) {
+        ASSERT_TRUE(set->back()->SetAdapters({{ad.get(), scales[i]}}).ok());
+      }
+      std::vector<float> l;
+      ASSERT_TRUE(set->back()->Eval(prompts[i], false, &l).ok());
+    }
+    std::vector<float> l;
+    ASSERT_TRUE(alone[i]->Eval(std::vector<int32_t>{next[i]}, false, &l).ok());
+    want.push_back(l);
+  }
+  std::vector<Context*> seqs = {batched[0].get(), batched[1].get(), batched[2].get()};
+  std::vector<float> got;
+  ASSERT_TRUE(batched[1]->DecodeBatch(seqs, next, &got).ok());
+  const size_t V = want[0].size();
+  ASSERT_EQ(got.size(), 3 * V);
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_LT(MaxAbsDiff(std::vector<float>(got.begin() + static_cast<std::ptrdiff_t>(i * V),
+                                            got.begin() + static_cast<std::ptrdiff_t>((i + 1) * V)),
+                         want[i]),
+              1e-4)
+        << "row " << i;
+    EXPECT_EQ(batched[i]->n_past(), static_cast<int>(prompts[i].size()) + 1);
+  }
+  if (ad != nullptr) {
+    // Row 0 (no adapter) alone vs with the adapter: the adapters must matter, or the test proves nothing.
+    std::vector<float> with;
+    auto probe = std::move(Context::Create(*model_, p)).value();
+    ASSERT_TRUE(probe->SetAdapters({{ad.get(), 1.0f}}).ok());
+    std::vector<int32_t> toks = prompts[0];
+    toks.push_back(next[0]);
+    ASSERT_TRUE(probe->Eval(toks, false, &with).ok());
+    EXPECT_GT(MaxAbsDiff(with, want[0]), 1e-3) << "the adapter does not change the logits (vacuous)";
+  }
+  // Bad batches are refused before anything is evaluated.
+  std::vector<Context*> twice = {batched[0].get(), batched[0].get()};
+  EXPECT_FALSE(batched[0]->DecodeBatch(twice, std::vector<int32_t>{1, 1}, &got).ok());
+  EXPECT_FALSE(batched[0]->DecodeBatch(seqs, std::vector<int32_t>{1, -1, 1}, &got).ok());
+  EXPECT_EQ(batched[0]->n_past(), static_cast<int>(prompts[0].size()) + 1);
+}
+
 INSTANTIATE_TEST_SUITE_P(Golden, ContextTest,
                          ::testing::Values("llama-tiny", "qwen2-tiny", "phi3-tiny", "gemma2-tiny", "llama-kq-F16"));
 
