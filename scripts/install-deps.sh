@@ -20,7 +20,8 @@ want=(
   clang-format
   python3-numpy       # ../shared/tools model generators used by tests and benchmarks
   python3-torch       # PyTorch reference for training-step conformance tests
-  unicode-data        # UnicodeData.txt, source of the tokenizer's generated category tables
+  unicode-data        # UnicodeData.txt, source of the tokenizer's generated category and NFC tables
+  bzip2               # reads unicode-data's NormalizationTest.txt.bz2 (the NFC conformance test)
 )
 cross=(g++-aarch64-linux-gnu qemu-user libhwy-dev:arm64 libgtest-dev:arm64 libstdc++6:arm64 libc6-dev-arm64-cross)
 

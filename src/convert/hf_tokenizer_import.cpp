@@ -284,7 +284,9 @@ class Importer {
     }
     if (auto pt = PreTokenizer::ForName(pre_name); !pt.ok()) return pt.status();
     if (auto norm = tj_.find("normalizer"); norm != tj_.end() && !norm->is_null()) {
-      // Qwen2's NFC normalizer is dropped by llama.cpp too (its BPE tokenizer has no normalizers).
+      // Qwen2's NFC normalizer: GGUF has no key for it, but pocketlm's Tokenizer applies NFC to every vocab with
+      // pre = "qwen2" (tokenizer.cpp), so it holds for Qwen2/2.5/3; with any other pre-tokenizer it is dropped,
+      // as llama.cpp drops it for all (its BPE tokenizer has no normalizers).
       if (JsonString(*norm, "type").value_or("") != "NFC") {
         return Unsupported(where_ + ": byte-level BPE with normalizer " + norm->dump().substr(0, 120) +
                            " is not supported");

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "tokenizer/chat_template.h"
+#include "tokenizer/unicode_nfc.h"
 
 namespace pocketlm {
 namespace {
@@ -84,9 +85,13 @@ class ChatTokenizer {
 
   Status Add(const ChatSegment& seg) {
     if (seg.kind != ChatSegment::kSpecialToken) {
-      run_ += seg.text;
-      flags_.append(seg.text.size(), static_cast<char>((seg.trainable ? kTrainable : 0) |
-                                                       (seg.kind == ChatSegment::kContent ? kContent : 0)));
+      // A normalizing vocabulary (NFC) would encode other bytes than the run holds; normalize each segment here
+      // so that the tokens still align with the run and each byte keeps its segment's flags.
+      std::string normalized;
+      const std::string& text = tok_.normalizes_nfc() && NormalizeNfc(seg.text, &normalized) ? normalized : seg.text;
+      run_ += text;
+      flags_.append(text.size(), static_cast<char>((seg.trainable ? kTrainable : 0) |
+                                                   (seg.kind == ChatSegment::kContent ? kContent : 0)));
       return Status::Ok();
     }
     const std::optional<int32_t> id = tok_.FindToken(seg.text);
@@ -144,6 +149,13 @@ class ChatTokenizer {
     strip_front_ = false;
     if (begin < end) {
       const std::string_view text = std::string_view(run_).substr(begin, end - begin);
+      // Segments normalized one by one can still compose across a boundary (a message that starts with a
+      // combining mark right after template text): then no token boundary matches the segments' bytes.
+      if (std::string renormalized; tok_.normalizes_nfc() && NormalizeNfc(text, &renormalized)) {
+        return InvalidArgument(
+            "a chat message starts with a combining mark that joins the text before it under "
+            "this vocabulary's NFC normalization; put a space or letter before the mark");
+      }
       PLM_ASSIGN_OR_RETURN(std::vector<int32_t> ids, tok_.Encode(text, /*add_special=*/false,
                                                                  /*parse_special=*/false));
       PLM_ASSIGN_OR_RETURN(std::vector<Span> spans, AlignTokens(tok_, text, ids));

@@ -9,6 +9,7 @@
 #include "base/utf8.h"
 #include "tokenizer/byte_level.h"
 #include "tokenizer/pretokenizer.h"
+#include "tokenizer/unicode_nfc.h"
 
 namespace pocketlm {
 
@@ -86,6 +87,10 @@ Result<std::vector<int32_t>> Tokenizer::Encode(std::string_view text, bool add_s
   const std::vector<Fragment> frags = PartitionSpecial(text, parse_special);
   if (add_special && add_bos_) out.push_back(bos_);  // load guarantees bos_ >= 0 when add_bos_
   bool prev_special = true;  // SPM: a space prefix goes on the first fragment and on any after a special token
+  // The NFC normalizer (normalizes_nfc()) runs on the text between added tokens (they are matched in the raw
+  // text: normalized = false in tokenizer.json), so only those fragments are normalized.
+  const bool nfc = normalizes_nfc();
+  std::string normalized;
   for (const Fragment& fr : frags) {
     if (fr.token >= 0) {
       out.push_back(fr.token);
@@ -103,6 +108,8 @@ Result<std::vector<int32_t>> Tokenizer::Encode(std::string_view text, bool add_s
           escaped.push_back(c);
       }
       EncodeSpm(escaped, &out);
+    } else if (nfc && NormalizeNfc(piece, &normalized)) {
+      EncodeBpe(normalized, &out);
     } else {
       EncodeBpe(piece, &out);
     }

@@ -4,7 +4,8 @@
 //                                   named by tokenizer.ggml.pre
 // Invalid UTF-8 in text to encode never fails: SPM sees it byte by byte, as llama.cpp does (unknown bytes become
 // <0xXX> tokens); BPE pre-tokenizes each invalid byte as if it were U+FFFD (a symbol) but byte-encodes the
-// original byte, so decoding gives back the exact input (llama.cpp throws on such input).
+// original byte, so decoding gives back the exact input (llama.cpp throws on such input) - except that qwen2
+// vocabularies give back the input's NFC form (normalizes_nfc()).
 #pragma once
 
 #include <cstdint>
@@ -77,6 +78,9 @@ class Tokenizer {
   VocabType type() const { return type_; }
   std::string_view model() const { return model_; }
   std::string_view pre() const { return pre_; }
+  // Encode normalizes text to NFC first, as Hugging Face's tokenizer.json does for Qwen2 / Qwen2.5 / Qwen3
+  // ("normalizer": {"type": "NFC"}); llama.cpp skips that step, and its qwen2 test vectors are NFC already.
+  bool normalizes_nfc() const { return type_ == VocabType::kBpe && pre_ == "qwen2"; }
 
  private:
   friend class TokenizerLoader;

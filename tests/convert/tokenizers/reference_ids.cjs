@@ -35,6 +35,11 @@ const pools = {
     'ქართული', 'Հայերեն', 'ᚠᛇᚻ', 'Zażółć gęślą jaźń', 'İstanbul', 'ß ẞ', 'ǅ ǈ'],
   space: [' ', '  ', '   ', '\t', '\n', '\n\n', '\r\n', ' \n ', '\u00a0', '\u3000', '\u2009'],
   punct: ['!', '?', '...', '…', '—', '–', '"', "'", '«', '»', '“', '”', '(', ')', '[', ']', '::', '->', '==='],
+  // Text that is not in NFC: decomposed accents, conjoining Hangul jamo, a singleton (U+212B ANGSTROM SIGN),
+  // marks out of canonical order, a composition exclusion (U+0958). Qwen3's tokenizer.json normalizes to NFC
+  // before pre-tokenizing (pocketlm does for pre = qwen2); Llama 3 and Gemma 3 see the code points as they are.
+  decomposed: ['Cafe\u0301', 'A\u030A', '\u1100\u1161\u11A8', '\u1112\u1161\u11AB\u1100\u1173\u11AF',
+    'e\u0301te\u0301', '\u212B', 'q\u0307\u0323', '\u0958', 'n\u0303o', 'Ame\u0301lie', 'u\u0308ber', '\u1E0A\u0323'],
   // Added-token texts of the three vocabularies (each is plain text to the others).
   special: ['<|im_start|>', '<|im_end|>', '<|endoftext|>', '<|begin_of_text|>', '<|eot_id|>', '<start_of_turn>',
     '<end_of_turn>', '<eos>', '<bos>', '<unk>', '<pad>'],

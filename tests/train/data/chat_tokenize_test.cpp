@@ -134,6 +134,29 @@ TEST(ChatTokenizeTest, ChatMLByteLevelVocab) {
   EXPECT_EQ(Count(inj.chat.tokens, tok->FindToken("<|im_start|>")), 2);
 }
 
+// A Qwen2-style vocabulary normalizes to NFC (as Hugging Face does): decomposed text in messages gives the ids
+// of the whole normalized text, and the loss mask still covers exactly the reply. Segments that only compose
+// across their boundary cannot be aligned and are refused with InvalidArgument (a bad example, not a fatal error).
+TEST(ChatTokenizeTest, NfcVocabNormalizesMessages) {
+  GgufWriter w = ByteBpeVocab({"<|endoftext|>", "<|im_end|>", "<|im_start|>"}, /*add_bos=*/false);
+  w.SetString("tokenizer.ggml.pre", "qwen2");
+  auto tok = LoadWriter(w);
+  ASSERT_TRUE(tok);
+  ASSERT_TRUE(tok->normalizes_nfc());
+  const Rendered r =
+      RenderAndTokenize(*tok, ChatTemplateKind::kChatML,
+                        {{ChatRole::kUser, "Cafe\u0301?"}, {ChatRole::kAssistant, "Caf\u00e9 A\u030A"}}, false);
+  EXPECT_EQ(r.chat.tokens, EncodeWhole(*tok, r.text));
+  EXPECT_EQ(tok->Decode(r.chat.tokens).find("e\u0301"), std::string::npos);
+  EXPECT_EQ(TrainableRuns(*tok, r.chat), (std::vector<std::string>{"Caf\u00e9 \u00c5<|im_end|>"}));
+
+  const std::vector<ChatSegment> split = {{ChatSegment::kTemplateText, "e", false},
+                                          {ChatSegment::kContent, "\u0301", true}};
+  auto bad = TokenizeChat(*tok, split);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), ErrorCode::kInvalidArgument) << bad.status().message();
+}
+
 TEST(ChatTokenizeTest, Llama3BosIsNotDoubled) {
   auto tok = LoadWriter(ByteBpeVocab(
       {"<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"}, true));
