@@ -82,6 +82,12 @@ Result<std::unique_ptr<LoraAdapter>> LoraAdapter::Load(const std::string& path) 
   return ad;
 }
 
+size_t LoraAdapter::ResidentBytes() const {
+  size_t n = 0;
+  for (const auto& [name, p] : pairs_) n += p.a.nbytes + p.b.nbytes + p.b_t_data.size();
+  return n;
+}
+
 Status LoraAdapter::CheckAgainst(const GgufFile& base) const {
   PLM_ASSIGN_OR_RETURN(std::string_view arch, base.GetString("general.architecture"));
   if (arch != arch_) {

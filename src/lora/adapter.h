@@ -36,6 +36,8 @@ class LoraAdapter {
   Status CheckAgainst(const GgufFile& base) const;
 
   const std::string& path() const { return file_.path(); }
+  // Bytes this adapter keeps in memory: its tensors (mapped from the file) and the transposed B factors.
+  size_t ResidentBytes() const;
   float alpha() const { return alpha_; }
   const std::string& arch() const { return arch_; }
   const std::unordered_map<std::string_view, LoraPair>& pairs() const { return pairs_; }

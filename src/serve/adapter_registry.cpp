@@ -1,6 +1,29 @@
 #include "serve/adapter_registry.h"
 
+#include <algorithm>
+
 namespace pocketlm::serve {
+
+Result<AdapterPtr> AdapterRegistry::LoadChecked(const std::string& name, const std::string& path) const {
+  PLM_ASSIGN_OR_RETURN(std::unique_ptr<LoraAdapter> ad, LoraAdapter::Load(path));
+  PLM_RETURN_IF_ERROR(ad->CheckAgainst(base_.file()).WithContext("adapter '" + name + "' does not fit the base"));
+  return AdapterPtr(std::move(ad));
+}
+
+void AdapterRegistry::EvictLocked(const std::string& keep) const {
+  if (budget_ == 0) return;
+  for (;;) {
+    size_t total = 0;
+    Entry* lru = nullptr;
+    for (auto& [name, e] : adapters_) {
+      if (e.adapter == nullptr) continue;
+      total += e.adapter->ResidentBytes();
+      if (name != keep && (lru == nullptr || e.last_used < lru->last_used)) lru = &e;
+    }
+    if (total <= budget_ || lru == nullptr) return;  // an adapter larger than the budget alone stays
+    lru->adapter.reset();
+  }
+}
 
 Status AdapterRegistry::Load(const std::string& name, const std::string& path) {
   if (name.empty()) return InvalidArgument("an adapter needs a non-empty name");
@@ -12,11 +35,11 @@ Status AdapterRegistry::Load(const std::string& name, const std::string& path) {
     }
   }
   // Load and check outside the lock: it reads the file, and lookups must not wait for that.
-  PLM_ASSIGN_OR_RETURN(std::unique_ptr<LoraAdapter> ad, LoraAdapter::Load(path));
-  PLM_RETURN_IF_ERROR(ad->CheckAgainst(base_.file()).WithContext("adapter '" + name + "' does not fit the base"));
+  PLM_ASSIGN_OR_RETURN(AdapterPtr ad, LoadChecked(name, path));
   std::lock_guard<std::mutex> lock(mu_);
-  auto [it, inserted] = adapters_.emplace(name, AdapterPtr(std::move(ad)));
+  auto [it, inserted] = adapters_.emplace(name, Entry{path, std::move(ad), ++clock_});
   if (!inserted) return InvalidArgument("an adapter named '" + name + "' was loaded meanwhile");
+  EvictLocked(name);
   return Status::Ok();
 }
 
@@ -27,14 +50,38 @@ Status AdapterRegistry::Unload(const std::string& name) {
 }
 
 AdapterPtr AdapterRegistry::Find(const std::string& name) const {
+  std::string path;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = adapters_.find(name);
+    if (it == adapters_.end()) return nullptr;
+    it->second.last_used = ++clock_;
+    if (it->second.adapter != nullptr) return it->second.adapter;
+    path = it->second.path;
+  }
+  // Evicted: load it again outside the lock (two requests may both load it; the first to finish wins).
+  Result<AdapterPtr> ad = LoadChecked(name, path);
+  if (!ad.ok()) return nullptr;
   std::lock_guard<std::mutex> lock(mu_);
   auto it = adapters_.find(name);
-  return it == adapters_.end() ? nullptr : it->second;
+  if (it == adapters_.end() || it->second.path != path) return *ad;  // unloaded or replaced meanwhile
+  if (it->second.adapter == nullptr) it->second.adapter = *ad;
+  EvictLocked(name);
+  return it->second.adapter;
 }
 
 std::vector<std::pair<std::string, AdapterPtr>> AdapterRegistry::List() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return {adapters_.begin(), adapters_.end()};
+  std::vector<std::pair<std::string, AdapterPtr>> out;
+  for (const auto& [name, e] : adapters_) out.emplace_back(name, e.adapter);
+  return out;
+}
+
+size_t AdapterRegistry::resident_bytes() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  size_t n = 0;
+  for (const auto& [name, e] : adapters_) n += e.adapter != nullptr ? e.adapter->ResidentBytes() : 0;
+  return n;
 }
 
 }  // namespace pocketlm::serve

@@ -1,6 +1,10 @@
-// The adapters a server has resident over its one base model, by name. Thread-safe: HTTP handlers resolve
-// names while admin requests load and unload. Adapters are held by shared_ptr, so unloading one never frees it
-// under a request that already resolved it: the request (and the context that has it active) keeps it alive.
+// The adapters a server knows over its one base model, by name. Thread-safe: HTTP handlers resolve names while
+// admin requests load and unload. Adapters are held by shared_ptr, so unloading one never frees it under a
+// request that already resolved it: the request (and the context that has it active) keeps it alive.
+//
+// Memory budget (optional): when the resident adapters' bytes exceed it, the least recently used ones are
+// evicted (their memory goes once no request holds them); the name stays registered, and the next request for
+// it loads the file again (a few ms: mmap plus the check against the base), evicting others in turn.
 #pragma once
 
 #include <map>
@@ -28,25 +32,42 @@ using AdapterSet = std::vector<ScaledAdapter>;
 class AdapterRegistry {
  public:
   // `base_id` is reserved: no adapter may take the base model's name.
-  AdapterRegistry(const Model& base, std::string base_id) : base_(base), base_id_(std::move(base_id)) {}
+  // `budget_bytes`: 0 = no limit.
+  AdapterRegistry(const Model& base, std::string base_id, size_t budget_bytes = 0)
+      : base_(base), base_id_(std::move(base_id)), budget_(budget_bytes) {}
 
   // Loads `path` (mmap) and checks it against the base (architecture, tensor names and shapes); the checker's
   // message is returned on mismatch. Errors: empty or taken name (kInvalidArgument), unreadable file.
   Status Load(const std::string& name, const std::string& path);
   // kNotFound when no adapter has that name.
   Status Unload(const std::string& name);
-  // nullptr when unknown.
+  // nullptr when unknown, or when an evicted adapter's file no longer loads. Marks the adapter as just used.
   AdapterPtr Find(const std::string& name) const;
-  // (name, adapter) pairs in name order.
+  // Registered names in order, with their adapter (nullptr while evicted).
   std::vector<std::pair<std::string, AdapterPtr>> List() const;
+  // Bytes of the resident adapters (LoraAdapter::ResidentBytes).
+  size_t resident_bytes() const;
 
   const std::string& base_id() const { return base_id_; }
 
  private:
+  struct Entry {
+    std::string path;
+    AdapterPtr adapter;  // nullptr while evicted
+    uint64_t last_used = 0;
+  };
+  // Loads and checks `path` for adapter `name`.
+  Result<AdapterPtr> LoadChecked(const std::string& name, const std::string& path) const;
+  // Evicts least recently used adapters other than `keep` until the resident bytes fit the budget. Holds mu_.
+  void EvictLocked(const std::string& keep) const;
+
   const Model& base_;
   const std::string base_id_;
+  const size_t budget_;
   mutable std::mutex mu_;
-  std::map<std::string, AdapterPtr> adapters_;  // guarded by mu_
+  // Find is logically const: it only changes which adapters are resident and when each was last used.
+  mutable std::map<std::string, Entry> adapters_;  // guarded by mu_
+  mutable uint64_t clock_ = 0;                     // guarded by mu_
 };
 
 }  // namespace pocketlm::serve

@@ -125,7 +125,7 @@ Status Setup(const ServeOptions& o, ServerState* st) {
   st->options = o;
   PLM_ASSIGN_OR_RETURN(st->model, Model::Load(o.model_path));
   const std::string id = !o.alias.empty() ? o.alias : std::filesystem::path(o.model_path).stem().string();
-  st->registry = std::make_unique<AdapterRegistry>(*st->model, id);
+  st->registry = std::make_unique<AdapterRegistry>(*st->model, id, o.adapter_budget_bytes);
   for (const auto& [name, path] : o.adapters) {
     PLM_RETURN_IF_ERROR(st->registry->Load(name, path).WithContext("--lora " + name + "=" + path));
   }

@@ -27,6 +27,7 @@ struct ServeOptions {
   int max_queue = 64;
   int max_tokens = 2048;                    // cap on a request's max_tokens, and its default
   size_t max_body_bytes = size_t{1} << 20;  // larger bodies get 413
+  size_t adapter_budget_bytes = 0;          // resident adapters beyond this evict the least recently used; 0 = none
   bool admin = true;                        // the /admin endpoints (they open files on the server)
   int shutdown_grace_seconds = 30;          // on SIGINT/SIGTERM, how long in-flight requests may finish
 };

@@ -159,5 +159,52 @@ TEST_F(ServeScheduler, RegistryRefusesMismatchAndDuplicates) {
   }
 }
 
+// A memory budget that holds one adapter: loading a second evicts the least recently used; asking for the evicted
+// one loads it again (the same weights) and evicts the other; a request holding an evicted adapter keeps it alive.
+TEST_F(ServeScheduler, AdapterBudgetEvictsLeastRecentlyUsed) {
+  const std::string path = std::string(std::getenv("PLM_GOLDEN_DIR")) + "/models/llama-tiny.lora-r8.gguf";
+  const size_t one = registry_->Find("r8")->ResidentBytes();
+  ASSERT_GT(one, 0u);
+  AdapterRegistry reg(*model_, "llama-tiny", one + one / 2);
+  ASSERT_TRUE(reg.Load("a", path).ok());
+  const AdapterPtr held_a = reg.Find("a");  // a request in flight with "a"
+  ASSERT_TRUE(reg.Load("b", path).ok());
+  EXPECT_EQ(reg.resident_bytes(), one);  // "a" evicted: over budget with both
+  const auto resident = [&](const std::string& n) {
+    for (const auto& [name, ad] : reg.List()) {
+      if (name == n) return ad != nullptr;
+    }
+    return false;
+  };
+  EXPECT_FALSE(resident("a"));
+  EXPECT_TRUE(resident("b"));
+  EXPECT_EQ(held_a->pairs().size(), registry_->Find("r8")->pairs().size());  // still usable
+  const AdapterPtr again = reg.Find("a");                                    // loads it again, evicts "b"
+  ASSERT_NE(again, nullptr);
+  EXPECT_NE(again, held_a);
+  EXPECT_TRUE(resident("a"));
+  EXPECT_FALSE(resident("b"));
+  EXPECT_EQ(reg.resident_bytes(), one);
+  EXPECT_EQ(reg.List().size(), 2u);  // both stay registered
+
+  // The reloaded adapter gives the same logits as the one loaded first.
+  ContextParams cp;
+  cp.n_ctx = 32;
+  const std::vector<int32_t> toks = {1, 450, 4996};
+  std::vector<float> la, lb;
+  auto ca = Context::Create(*model_, cp).value(), cb = Context::Create(*model_, cp).value();
+  ASSERT_TRUE(ca->SetAdapters({{held_a.get(), 1.0f}}).ok());
+  ASSERT_TRUE(cb->SetAdapters({{again.get(), 1.0f}}).ok());
+  ASSERT_TRUE(ca->Eval(toks, true, &la).ok());
+  ASSERT_TRUE(cb->Eval(toks, true, &lb).ok());
+  EXPECT_EQ(la, lb);
+
+  // Without a budget nothing is evicted.
+  AdapterRegistry unlimited(*model_, "llama-tiny");
+  ASSERT_TRUE(unlimited.Load("a", path).ok());
+  ASSERT_TRUE(unlimited.Load("b", path).ok());
+  EXPECT_EQ(unlimited.resident_bytes(), 2 * one);
+}
+
 }  // namespace
 }  // namespace pocketlm::serve

@@ -34,6 +34,11 @@ void ServeCliOptions::AddTo(CLI::App* app) {
   app->add_option("--max-body-kib", max_body_kib, "Largest request body in KiB; larger ones get 413")
       ->capture_default_str()
       ->check(CLI::Range(1, 1 << 20));
+  app->add_option("--adapter-budget-mib", adapter_budget_mib,
+                  "Memory for resident adapters in MiB (0: no limit); beyond it the least recently used are evicted "
+                  "and loaded again from their files when next requested")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1 << 24));
   app->add_option("--shutdown-grace", o.shutdown_grace_seconds,
                   "Seconds requests in flight may take to finish after SIGINT/SIGTERM")
       ->capture_default_str()
@@ -51,6 +56,7 @@ int ServeCommand(const ServeCliOptions& opts) {
     o.adapters.emplace_back(spec.substr(0, eq), spec.substr(eq + 1));
   }
   o.max_body_bytes = static_cast<size_t>(opts.max_body_kib) * 1024;
+  o.adapter_budget_bytes = static_cast<size_t>(opts.adapter_budget_mib) << 20;
   o.admin = !opts.no_admin;
   if (Status s = serve::RunServer(o); !s.ok()) return Fail(s);
   return 0;

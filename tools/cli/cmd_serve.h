@@ -13,6 +13,7 @@ struct ServeCliOptions {
   serve::ServeOptions o;
   std::vector<std::string> lora;  // NAME=PATH
   int max_body_kib = 1024;
+  int adapter_budget_mib = 0;
   bool no_admin = false;
 
   void AddTo(CLI::App* app);
