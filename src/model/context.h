@@ -41,6 +41,8 @@ class Context {
   Status DecodeBatch(std::span<Context* const> seqs, std::span<const int32_t> tokens, std::vector<float>* logits);
 
   void Reset() { n_past_ = 0; }
+  // Keeps only the first n positions of the cache (a shared prompt prefix): evaluation continues at position n.
+  void TruncateTo(int n) { n_past_ = n < 0 ? 0 : (n < n_past_ ? n : n_past_); }
   int n_past() const { return n_past_; }
   int n_ctx() const { return n_ctx_; }
   const Model& model() const { return model_; }

@@ -42,7 +42,7 @@ void RespondWhole(const ResponseMeta& meta, JobChannel& channel, httplib::Respon
       } else if (e.kind == JobEvent::kError) {
         return SendError(res, FromEvent(e));
       } else {
-        return SendJson(res, 200, CompletionJson(meta, text, e.finish, Usage{e.n_prompt, e.n_generated}));
+        return SendJson(res, 200, CompletionJson(meta, text, e.finish, Usage{e.n_prompt, e.n_generated, e.n_cached}));
       }
     }
   }
@@ -76,7 +76,7 @@ bool StreamStep(Stream& s, httplib::DataSink& sink) {
       if (!write(SseData(FromEvent(e).ToJson()))) return false;
     } else {
       if (!write(SseData(FinishChunkJson(s.meta, e.finish)))) return false;
-      if (s.include_usage && !write(SseData(UsageChunkJson(s.meta, Usage{e.n_prompt, e.n_generated})))) {
+      if (s.include_usage && !write(SseData(UsageChunkJson(s.meta, Usage{e.n_prompt, e.n_generated, e.n_cached})))) {
         return false;
       }
     }

@@ -17,7 +17,8 @@ const char* ChunkObject(const ResponseMeta& m) {
 json UsageJson(const Usage& u) {
   return json{{"prompt_tokens", u.prompt_tokens},
               {"completion_tokens", u.completion_tokens},
-              {"total_tokens", u.prompt_tokens + u.completion_tokens}};
+              {"total_tokens", u.prompt_tokens + u.completion_tokens},
+              {"prompt_tokens_details", {{"cached_tokens", u.cached_tokens}}}};
 }
 
 // One streamed choice: chat puts `delta`, completions put `text`.

@@ -28,6 +28,7 @@ struct ResponseMeta {
 
 struct Usage {
   int prompt_tokens = 0, completion_tokens = 0;
+  int cached_tokens = 0;  // prompt tokens served from the prefix cache (usage.prompt_tokens_details)
 };
 
 nlohmann::json CompletionJson(const ResponseMeta& m, std::string_view text, FinishReason finish, const Usage& u);

@@ -86,14 +86,35 @@ bool Scheduler::Admit(Slot& slot, GenerationJob job) {
       // SetAdapters may have failed half-way: the slot no longer has a known set.
       (void)slot.ctx->SetAdapters({});
       slot.adapters.clear();
+      slot.cached.clear();
       return false;
     }
     slot.adapters = job.adapters;
-  } else {
-    slot.ctx->Reset();  // same set: the cache is valid for it, but holds another prompt
+    slot.cached.clear();  // SetAdapters emptied the cache
   }
-  slot.seq = std::make_unique<Sequence>(*slot.ctx, std::move(job), /*prefill_chunk=*/opts_.context.n_batch);
+  const size_t reuse = Reusable(slot, job);
+  slot.ctx->TruncateTo(static_cast<int>(reuse));
+  slot.cached.resize(reuse);
+  slot.seq = std::make_unique<Sequence>(*slot.ctx, std::move(job), /*prefill_chunk=*/opts_.context.n_batch, reuse);
   return true;
+}
+
+size_t Scheduler::Reusable(const Slot& slot, const GenerationJob& job) {
+  if (slot.adapters != job.adapters) return 0;
+  const size_t n = std::min(slot.cached.size(), job.prompt.size());
+  size_t common = 0;
+  while (common < n && slot.cached[common] == job.prompt[common]) ++common;
+  // The last prompt token is always evaluated again: its logits start the generation.
+  return std::min(common, job.prompt.size() - 1);
+}
+
+void Scheduler::EndSequence(Slot& slot) {
+  if (slot.seq != nullptr) {
+    const std::vector<int32_t>& prompt = slot.seq->job().prompt;
+    const size_t held = std::min(prompt.size(), static_cast<size_t>(std::max(0, slot.ctx->n_past())));
+    slot.cached.assign(prompt.begin(), prompt.begin() + static_cast<std::ptrdiff_t>(held));
+  }
+  slot.seq.reset();
 }
 
 void Scheduler::Loop() {
@@ -116,12 +137,20 @@ void Scheduler::Loop() {
         }
         continue;
       }
-      for (Slot& slot : slots_) {
-        if (slot.seq != nullptr || queue_.empty()) continue;
+      while (!queue_.empty()) {
+        // The free slot that can reuse the most of this job's prompt (the first free one when none can).
+        Slot* best = nullptr;
+        size_t best_reuse = 0;
+        for (Slot& slot : slots_) {
+          if (slot.seq != nullptr) continue;
+          const size_t r = Reusable(slot, queue_.front());
+          if (best == nullptr || r > best_reuse) best = &slot, best_reuse = r;
+        }
+        if (best == nullptr) break;
         GenerationJob job = std::move(queue_.front());
         queue_.pop_front();
         lock.unlock();  // SetAdapters checks the adapter against the base: not under the lock
-        const bool admitted = Admit(slot, std::move(job));
+        const bool admitted = Admit(*best, std::move(job));
         lock.lock();
         if (admitted) ++n_active_;
       }
@@ -132,6 +161,7 @@ void Scheduler::Loop() {
     const auto fail = [&](Slot& slot, const std::string& what) {  // e.g. std::bad_alloc: fail it, keep serving
       slot.seq->Fail(Unsupported("internal error: " + what));
       slot.ctx->Reset();
+      slot.cached.clear();
       slot.seq.reset();
       ++finished;
     };
@@ -155,7 +185,7 @@ void Scheduler::Loop() {
         continue;
       }
       if (done) {
-        slot.seq.reset();
+        EndSequence(slot);
         ++finished;
       }
     }
@@ -173,6 +203,7 @@ void Scheduler::Loop() {
         } else {
           batch[i]->seq->Fail(st);
           batch[i]->ctx->Reset();
+          batch[i]->cached.clear();
           batch[i]->seq.reset();
           ++finished;
         }

@@ -5,8 +5,10 @@
 // each; all the others decode their next token together in one Context::DecodeBatch, which reads every weight
 // matrix once for the whole batch and adds each row's own adapter terms.
 //
-// A slot's KV cache is never reused under another adapter set: a job whose set (adapters and scales) differs
-// from the slot's calls Context::SetAdapters, which clears the cache; otherwise the cache is reset.
+// Prefix cache: a slot keeps the cache of its last prompt. A new job goes to the free slot whose last prompt
+// shares the longest prefix with its own under the same adapter set (adapters and scales), and evaluates only the
+// rest of its prompt. A cache is never reused under another adapter set: a job whose set differs from the slot's
+// calls Context::SetAdapters, which clears the cache.
 #pragma once
 
 #include <condition_variable>
@@ -59,11 +61,16 @@ class Scheduler {
     std::unique_ptr<Context> ctx;
     AdapterSet adapters;  // what ctx has active; keeps those adapters alive while ctx points into them
     std::unique_ptr<Sequence> seq;
+    std::vector<int32_t> cached;  // the prompt tokens whose entries ctx's cache holds, from position 0
   };
   Scheduler(SchedulerOptions opts, std::vector<Slot> slots);
   void Loop();
   // Starts `job` in `slot`; false (and the job failed on its channel) when its adapters cannot be activated.
   bool Admit(Slot& slot, GenerationJob job);
+  // Prompt tokens of `job` that `slot` could serve from its cache (0 under another adapter set).
+  static size_t Reusable(const Slot& slot, const GenerationJob& job);
+  // Ends the slot's sequence, remembering which prompt prefix its cache still holds.
+  static void EndSequence(Slot& slot);
 
   const SchedulerOptions opts_;
   int n_ctx_ = 0;

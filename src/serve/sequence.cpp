@@ -5,10 +5,12 @@
 
 namespace pocketlm::serve {
 
-Sequence::Sequence(Context& ctx, GenerationJob job, int prefill_chunk)
+Sequence::Sequence(Context& ctx, GenerationJob job, int prefill_chunk, size_t n_cached)
     : ctx_(ctx),
       job_(std::move(job)),
       prefill_chunk_(std::max(1, prefill_chunk)),
+      n_cached_(n_cached),
+      n_prefilled_(n_cached),
       history_(job_.prompt),
       sampler_(job_.sampling),
       detok_(ctx.model().tokenizer(), /*at_sequence_start=*/false),  // continues after the prompt
@@ -66,6 +68,7 @@ bool Sequence::Finish(FinishReason reason) {
   done.finish = stop_.stopped() ? FinishReason::kStop : reason;
   done.n_prompt = static_cast<int>(job_.prompt.size());
   done.n_generated = n_generated_;
+  done.n_cached = static_cast<int>(n_cached_);
   job_.channel->Push(std::move(done));
   return true;
 }

@@ -17,8 +17,10 @@ namespace pocketlm::serve {
 
 class Sequence {
  public:
-  // `ctx` must be empty (n_past 0) with the job's adapters active; it stays borrowed until Step returns true.
-  Sequence(Context& ctx, GenerationJob job, int prefill_chunk);
+  // `ctx` holds the job's adapters and, in its first `n_cached` positions, the cache of the job's first n_cached
+  // prompt tokens (a prefix reused from an earlier job: n_past == n_cached < prompt size); it stays borrowed until
+  // Step returns true.
+  Sequence(Context& ctx, GenerationJob job, int prefill_chunk, size_t n_cached = 0);
 
   // Advances by one step and reports text, completion or an error on the job's channel. True when finished
   // (done, failed or cancelled); the sequence must not be stepped again.
@@ -44,6 +46,7 @@ class Sequence {
   Context& ctx_;
   GenerationJob job_;
   int prefill_chunk_;
+  size_t n_cached_ = 0;
   size_t n_prefilled_ = 0;
   int n_generated_ = 0;
   std::vector<int32_t> history_;  // prompt + generated, for the repetition penalty

@@ -26,7 +26,10 @@ TEST(ServeJson, ChatCompletion) {
   EXPECT_EQ(j["choices"][0]["message"]["role"], "assistant");
   EXPECT_EQ(j["choices"][0]["message"]["content"], "Hello");
   EXPECT_EQ(j["choices"][0]["finish_reason"], "length");
-  EXPECT_EQ(j["usage"], (json{{"prompt_tokens", 5}, {"completion_tokens", 3}, {"total_tokens", 8}}));
+  EXPECT_EQ(j["usage"], (json{{"prompt_tokens", 5},
+                              {"completion_tokens", 3},
+                              {"total_tokens", 8},
+                              {"prompt_tokens_details", {{"cached_tokens", 0}}}}));
 }
 
 TEST(ServeJson, TextCompletion) {

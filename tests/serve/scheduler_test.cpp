@@ -159,6 +159,57 @@ TEST_F(ServeScheduler, RegistryRefusesMismatchAndDuplicates) {
   }
 }
 
+// Prefix cache: a job whose prompt extends the previous job's prompt under the same adapter set reuses its cache
+// (usage reports the cached tokens) and still gets exactly the tokens it gets alone; the same prompt under another
+// adapter set (or scale) reuses nothing.
+TEST_F(ServeScheduler, PrefixCacheIsReusedOnlyUnderTheSameAdapterSet) {
+  const AdapterPtr r8 = registry_->Find("r8");
+  SchedulerOptions so;
+  so.parallel = 1;
+  so.context.n_ctx = 256;
+  so.context.n_batch = 4;
+  auto sched = Scheduler::Create(*model_, so).value();
+  // Runs one job to its end; returns (text, cached tokens).
+  const auto run = [&](GenerationJob j) {
+    auto ch = j.channel;
+    EXPECT_EQ(sched->Submit(std::move(j)), Scheduler::SubmitResult::kQueued);
+    std::string text;
+    int cached = -1;
+    std::vector<JobEvent> events;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (cached < 0 && std::chrono::steady_clock::now() < deadline) {
+      events.clear();
+      ch->Wait(&events, std::chrono::milliseconds(100));
+      for (const JobEvent& e : events) {
+        if (e.kind == JobEvent::kText) text += e.text;
+        if (e.kind == JobEvent::kError) return std::make_pair("ERROR: " + e.error.message(), -1);
+        if (e.kind == JobEvent::kDone) cached = e.n_cached;
+      }
+    }
+    return std::make_pair(text, cached);
+  };
+  const std::string system = "You are a helpful assistant that tells short stories about animals.";
+  GenerationJob first = Job(system + " Once upon a time", {{r8, 1.0f}}, 0.0f, 0);
+  const size_t n_first = first.prompt.size();
+  EXPECT_EQ(run(std::move(first)).second, 0);
+
+  GenerationJob second = Job(system + " The little dog", {{r8, 1.0f}}, 0.0f, 0);
+  const std::string want_second = Alone(second);
+  const auto [text2, cached2] = run(std::move(second));
+  EXPECT_EQ(text2, want_second);
+  EXPECT_GT(cached2, 10) << "the shared system prompt was not reused";
+  EXPECT_LT(static_cast<size_t>(cached2), n_first);
+
+  for (const AdapterSet& other : {AdapterSet{}, AdapterSet{{r8, 0.5f}}}) {
+    GenerationJob third = Job(system + " The little dog", other, 0.0f, 0);
+    const std::string want_third = Alone(third);
+    const auto [text3, cached3] = run(std::move(third));
+    EXPECT_EQ(text3, want_third);
+    EXPECT_EQ(cached3, 0) << "a cache built under another adapter set was reused";
+  }
+  sched->Stop();
+}
+
 // A memory budget that holds one adapter: loading a second evicts the least recently used; asking for the evicted
 // one loads it again (the same weights) and evicts the other; a request holding an evicted adapter keeps it alive.
 TEST_F(ServeScheduler, AdapterBudgetEvictsLeastRecentlyUsed) {
