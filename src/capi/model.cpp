@@ -93,7 +93,7 @@ plm_status plm_adapter_load(plm_model* model, const char* path, plm_adapter** ou
     if (path == nullptr) return Null("path");
     if (out_adapter == nullptr) return Null("out_adapter");
     PLM_ASSIGN_OR_RETURN(std::unique_ptr<pocketlm::LoraAdapter> ad, pocketlm::LoraAdapter::Load(path));
-    PLM_RETURN_IF_ERROR(ad->CheckAgainst(model->state->model->file()));
+    PLM_RETURN_IF_ERROR(ad->CheckAgainst(model->state->model->file(), &model->state->model->lineage()));
     *out_adapter = new plm_adapter{model->state, std::shared_ptr<const pocketlm::LoraAdapter>(std::move(ad))};
     return Status::Ok();
   });

@@ -2,6 +2,7 @@
 
 #include <cstring>
 
+#include "io/gguf/gguf_fingerprint.h"
 #include "ops/matmul.h"
 
 namespace pocketlm {
@@ -49,6 +50,9 @@ Result<std::unique_ptr<LoraAdapter>> LoraAdapter::Load(const std::string& path) 
   ad->arch_ = std::string(arch);
   PLM_ASSIGN_OR_RETURN(double alpha, f.GetFloat("adapter.lora.alpha", 0.0));
   ad->alpha_ = static_cast<float>(alpha);
+  if (const GgufValue* l = f.Find("pocketlm.base.lineage"); l != nullptr && l->type == GgufType::kString) {
+    ad->base_lineage_ = std::string(l->str);
+  }
 
   // Pair up "<base>.lora_a" with "<base>.lora_b".
   for (const auto& t : f.tensors()) {
@@ -88,7 +92,7 @@ size_t LoraAdapter::ResidentBytes() const {
   return n;
 }
 
-Status LoraAdapter::CheckAgainst(const GgufFile& base) const {
+Status LoraAdapter::CheckAgainst(const GgufFile& base, const std::string* base_lineage) const {
   PLM_ASSIGN_OR_RETURN(std::string_view arch, base.GetString("general.architecture"));
   if (arch != arch_) {
     return InvalidArgument("adapter '" + path() + "' was made for architecture '" + arch_ + "' but model '" +
@@ -105,6 +109,15 @@ Status LoraAdapter::CheckAgainst(const GgufFile& base) const {
                              std::to_string(p.a.n_in()) + " -> " + std::to_string(p.b.n_out()) +
                              " but the base tensor has shape " + ShapeString(*w) +
                              " (adapter made for another model?)");
+    }
+  }
+  if (!base_lineage_.empty()) {
+    const std::string lineage = base_lineage != nullptr ? *base_lineage : ModelLineage(base);
+    if (lineage != base_lineage_) {
+      return InvalidArgument("adapter '" + path() + "' was trained on another model (lineage " + base_lineage_ +
+                             ") than '" + base.path() + "' (lineage " + lineage +
+                             "): the shapes fit but the weights differ; use it with the model it was trained on, "
+                             "or any quantization of it");
     }
   }
   return Status::Ok();

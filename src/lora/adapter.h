@@ -32,8 +32,13 @@ class LoraAdapter {
  public:
   static Result<std::unique_ptr<LoraAdapter>> Load(const std::string& path);
 
-  // Checks architecture, that every target tensor exists in the base, and that the shapes fit.
-  Status CheckAgainst(const GgufFile& base) const;
+  // Checks architecture, that every target tensor exists in the base, that the shapes fit, and - when the adapter
+  // records its base's lineage (pocketlm.base.lineage, written by pocketlm finetune) - that the base is that model
+  // or a quantization of it. `base_lineage`: ModelLineage(base) when the caller has it (Model::lineage()), else
+  // computed here.
+  Status CheckAgainst(const GgufFile& base, const std::string* base_lineage = nullptr) const;
+  // The base lineage the adapter was trained on; empty when it does not record one (e.g. converted from PEFT).
+  const std::string& base_lineage() const { return base_lineage_; }
 
   const std::string& path() const { return file_.path(); }
   // Bytes this adapter keeps in memory: its tensors (mapped from the file) and the transposed B factors.
@@ -50,6 +55,7 @@ class LoraAdapter {
   GgufFile file_;
   float alpha_ = 0.0f;
   std::string arch_;
+  std::string base_lineage_;
   std::unordered_map<std::string_view, LoraPair> pairs_;  // key: base tensor name
 };
 

@@ -37,7 +37,7 @@ Status Context::SetAdapters(const std::vector<ActiveLora>& adapters) {
   int64_t max_rank = 0;
   for (const ActiveLora& a : adapters) {
     if (a.adapter == nullptr) return InvalidArgument("null adapter");
-    PLM_RETURN_IF_ERROR(a.adapter->CheckAgainst(model_.file()));
+    PLM_RETURN_IF_ERROR(a.adapter->CheckAgainst(model_.file(), &model_.lineage()));
     for (const auto& [name, pair] : a.adapter->pairs()) {
       const GgufTensorInfo* w = model_.file().FindTensor(name);
       index[w->data].push_back({&pair, a.adapter->EffectiveScale(pair, a.scale)});

@@ -1,5 +1,7 @@
 #include "model/model.h"
 
+#include "io/gguf/gguf_fingerprint.h"
+
 namespace pocketlm {
 
 Result<std::unique_ptr<Model>> Model::Load(const std::string& path) {
@@ -15,6 +17,7 @@ Result<std::unique_ptr<Model>> Model::Load(const std::string& path) {
   auto tok = Tokenizer::FromGguf(m->file_);
   if (!tok.ok()) return tok.status().WithContext("loading the tokenizer of '" + path + "'");
   m->tokenizer_ = std::move(tok).value();
+  m->lineage_ = ModelLineage(m->file_);
   return m;
 }
 

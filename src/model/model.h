@@ -21,12 +21,15 @@ class Model {
   const ModelConfig& config() const { return config_; }
   const ModelWeights& weights() const { return weights_; }
   const Tokenizer& tokenizer() const { return *tokenizer_; }
+  // ModelLineage of the file, computed once at load (adapters are checked against it at every switch).
+  const std::string& lineage() const { return lineage_; }
 
  private:
   GgufFile file_;
   ModelConfig config_;
   ModelWeights weights_;
   std::unique_ptr<Tokenizer> tokenizer_;
+  std::string lineage_;
 };
 
 }  // namespace pocketlm

@@ -6,7 +6,8 @@ namespace pocketlm::serve {
 
 Result<AdapterPtr> AdapterRegistry::LoadChecked(const std::string& name, const std::string& path) const {
   PLM_ASSIGN_OR_RETURN(std::unique_ptr<LoraAdapter> ad, LoraAdapter::Load(path));
-  PLM_RETURN_IF_ERROR(ad->CheckAgainst(base_.file()).WithContext("adapter '" + name + "' does not fit the base"));
+  PLM_RETURN_IF_ERROR(
+      ad->CheckAgainst(base_.file(), &base_.lineage()).WithContext("adapter '" + name + "' does not fit the base"));
   return AdapterPtr(std::move(ad));
 }
 

@@ -2,8 +2,8 @@
 
 #include <cmath>
 
+#include "io/gguf/gguf_fingerprint.h"
 #include "io/gguf/gguf_writer.h"
-#include "model/fingerprint.h"
 #include "tensor/quant/quant.h"
 #include "train/rng.h"
 
@@ -175,6 +175,7 @@ Status LoraSet::WriteGguf(const std::string& path, const Model& base, DType type
   w.SetBool("pocketlm.lora.rslora", config_.rslora);
   w.SetString("pocketlm.lora.targets", LoraTargetsToString(config_.targets));
   w.SetString("pocketlm.base.fingerprint", ModelFingerprint(base.file()));
+  w.SetString("pocketlm.base.lineage", base.lineage());
   for (const LoraModule& m : modules_) {
     // ggml order: lora_a ne = [n_in, r] (r rows of n_in), lora_b ne = [r, n_out]: the same bytes as A and B.
     PLM_ASSIGN_OR_RETURN(const std::vector<uint8_t> a, StoredAs(m.a, type));

@@ -5,7 +5,7 @@
 #include <cstdio>
 #include <numeric>
 
-#include "model/fingerprint.h"
+#include "io/gguf/gguf_fingerprint.h"
 #include "train/rng.h"
 
 namespace pocketlm {

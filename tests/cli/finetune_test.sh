@@ -111,6 +111,15 @@ $bin finetune "${full[@]}" -o f-part.gguf --checkpoint fck.gguf --stop-after 2 2
 $bin finetune "${full[@]}" -o f-resumed.gguf --resume fck.gguf 2>/dev/null || fail "full resumed"
 cmp -s f-straight.gguf f-resumed.gguf || fail "full fine-tuning: the resumed model differs"
 
+# An adapter records its base's lineage: it runs on any quantization of that base and is refused, with a clear
+# message, on another model of the same shape (the fully fine-tuned one: its norm weights moved).
+$bin run -m base-q4k.gguf --lora small16.gguf -p "reverse:" -n 1 >/dev/null 2>&1 ||
+  fail "an adapter trained on base.gguf is refused on base.gguf's q4_k_m quantization"
+if msg=$($bin run -m f-straight.gguf --lora small16.gguf -p "reverse:" -n 1 2>&1); then
+  fail "an adapter trained on base.gguf runs on another model of the same shape"
+fi
+grep -q "was trained on another model" <<<"$msg" || fail "unclear lineage error: $msg"
+
 # Errors: one line each, naming the problem.
 expect_error() {  # expect_error PATTERN ARGS...
   local pattern=$1

@@ -13,4 +13,11 @@ namespace pocketlm {
 // fine-tune changes it.
 std::string ModelFingerprint(const GgufFile& f);
 
+// 16 hex digits that a model shares with its quantized and F16/BF16 versions but not with another model of the
+// same shape: XXH3-64 over the architecture, every tensor's name and shape (not its type, in name order), and the
+// values of every 1-D F32 tensor (norm weights and biases, which quantization - pocketlm's and llama.cpp's - keeps in
+// F32). An adapter records its base's lineage so that it runs on any quantization of that base and is refused on other
+// models. Untrained models whose norms are all ones share a lineage when their shapes agree.
+std::string ModelLineage(const GgufFile& f);
+
 }  // namespace pocketlm
