@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# End-to-end checks of `pocketlm adapter convert` and `pocketlm adapter info` on the golden llama.cpp adapters.
+# End-to-end checks of `pocketlm adapter convert`, `adapter info` and `adapter merge` on the golden llama.cpp adapters.
 # usage: adapter_cli_test.sh POCKETLM GOLDEN_DIR WORKDIR     (exit 77 = skipped when GOLDEN_DIR is absent)
 set -uo pipefail
 bin="$1"; golden="$2"; work="$3"
@@ -54,6 +54,43 @@ else fail "info on a PEFT directory"; cat "$work/info-peft"; fi
 plm run -m "$llama" --lora "$adapter" -p "Once upon a time" -n 12 --temp 0 >"$work/g-orig" 2>/dev/null || fail "run with original"
 plm run -m "$llama" --lora "$work/back.gguf" -p "Once upon a time" -n 12 --temp 0 >"$work/g-back" 2>/dev/null || fail "run with converted"
 cmp -s "$work/g-orig" "$work/g-back" && echo "ok: converted adapter generates the same text" || fail "generation differs"
+
+# --- merge: the merged model alone generates what the base does with the adapter at run time ---
+if plm adapter merge -m "$llama" --lora "$adapter" -o "$work/merged.gguf" >"$work/merge-out" 2>"$work/log" &&
+   grep -q '^KL(base+adapters || base): ' "$work/merge-out" && grep -q '^KL(base+adapters || merged): ' "$work/merge-out" &&
+   grep -q "^kept: 100.0% of the adapters' effect (f32" "$work/merge-out" &&
+   grep -q '^wrote .*: 14 of 21 tensors merged (f32) from 1 adapter' "$work/merge-out"; then
+  echo "ok: merge into the f32 base"
+else fail "merge into the f32 base"; cat "$work/merge-out" "$work/log"; fi
+plm run -m "$work/merged.gguf" -p "Once upon a time" -n 12 --temp 0 >"$work/g-merged" 2>/dev/null || fail "run merged"
+cmp -s "$work/g-orig" "$work/g-merged" && echo "ok: merged model generates what base + adapter does" ||
+  fail "merged generation differs"
+plm run -m "$llama" --lora-scaled "$adapter" 0.5 -p "Once upon a time" -n 12 --temp 0 >"$work/g-half" 2>/dev/null
+plm adapter merge -m "$llama" --lora-scaled "$adapter" 0.5 -o "$work/merged-half.gguf" >/dev/null 2>&1 || fail "merge at 0.5"
+plm run -m "$work/merged-half.gguf" -p "Once upon a time" -n 12 --temp 0 >"$work/g-merged-half" 2>/dev/null
+cmp -s "$work/g-half" "$work/g-merged-half" && echo "ok: merged at scale 0.5" || fail "merged at 0.5 differs"
+
+# --- merge into quantized bases: measured; refused below --min-kept unless --force ---
+for t in q8_0 q4_0; do
+  plm quantize "$llama" "$work/llama-$t.gguf" --type "$t" --pure >/dev/null 2>&1 || fail "quantize $t"
+done
+if plm adapter merge -m "$work/llama-q8_0.gguf" --lora "$adapter" -o "$work/merged-q8.gguf" >"$work/merge-out" 2>"$work/log" &&
+   grep -qE "^kept: (9[0-9]|100)\.[0-9]% of the adapters' effect through requantization to q8_0 \(minimum 90\.0%\)$" \
+     "$work/merge-out"; then
+  echo "ok: merge into q8_0: $(grep '^kept' "$work/merge-out")"
+else fail "merge into q8_0"; cat "$work/merge-out" "$work/log"; fi
+expect_error "merge below --min-kept" "does not survive requantization to q4_0" \
+  plm adapter merge -m "$work/llama-q4_0.gguf" --lora "$adapter" -o "$work/merged-q4.gguf" --min-kept 0.999
+grep -q "^kept: .*requantization to q4_0 (minimum 99.9%)" "$work/out" || fail "the refusal does not print the measurement"
+[[ -e "$work/merged-q4.gguf" ]] && fail "a refused merge left its output"
+if plm adapter merge -m "$work/llama-q4_0.gguf" --lora "$adapter" -o "$work/merged-q4.gguf" --min-kept 0.999 --force \
+     >"$work/merge-out" 2>"$work/log" && grep -q "written because of --force" "$work/log" && [[ -f "$work/merged-q4.gguf" ]]; then
+  echo "ok: --force writes it anyway"
+else fail "merge --force"; cat "$work/merge-out" "$work/log"; fi
+expect_error "merge an adapter of another model" "made for architecture 'qwen2'" \
+  plm adapter merge -m "$llama" --lora "$golden/models/qwen2-tiny.lora-r4.gguf" -o "$work/merged-x.gguf"
+expect_error "merge without adapters" "nothing to merge" plm adapter merge -m "$llama" -o "$work/merged-x.gguf"
+[[ -e "$work/merged-x.gguf" ]] && fail "a failed merge left output behind"
 
 # --- errors: one line, exit code 1 ---
 expect_error "PEFT -> GGUF without a base" "needs its base model: -m" plm adapter convert "$work/peft" "$work/x.gguf"

@@ -1,14 +1,27 @@
 // `pocketlm adapter convert IN OUT` and `pocketlm adapter info PATH`: LoRA adapters between Hugging Face PEFT
 // directories and llama.cpp GGUF files (src/io/peft/peft_adapter.h holds the conversion and its conventions).
+// `pocketlm adapter merge -m BASE.gguf --lora A.gguf [--lora-scaled B.gguf 0.5 ...] -o OUT.gguf [--text FILE]
+// [--min-kept 0.9] [--force] [-t N]`: the adapters folded into a copy of the base, W' = W + sum s B A, each merged
+// tensor kept in its storage type (src/lora/merge.h). The merge is measured against the adapters applied at run
+// time (mean KL divergence on --text, default a built-in paragraph); into a quantized base it is refused when it
+// keeps less than --min-kept of the adapters' effect, unless --force. Progress on stderr (on a terminal), the
+// measurement and a summary on stdout.
+#include <unistd.h>
+
 #include <algorithm>
+#include <chrono>
+#include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
+#include <memory>
 #include <set>
 #include <string>
 #include <vector>
 
 #include "io/gguf/gguf_reader.h"
 #include "io/peft/peft_adapter.h"
+#include "lora/merge.h"
 #include "options.h"
 
 namespace pocketlm::cli {
@@ -28,6 +41,23 @@ void AdapterOptions::AddTo(CLI::App* adapter) {
   convert->add_option("--base-name", base_name, "base_model_name_or_path written to adapter_config.json");
   info = adapter->add_subcommand("info", "Print an adapter's format, architecture, rank, alpha, targets and size");
   info->add_option("path", info_path, "PEFT adapter directory or GGUF adapter")->required();
+  merge = adapter->add_subcommand(
+      "merge",
+      "Merge LoRA adapters into a copy of their base (W + s B A; F32/F16/BF16 or quantized, each tensor keeps its "
+      "type). Measured against the adapters applied at run time; a merge into a quantized base that keeps less than "
+      "--min-kept of the adapters' effect is refused");
+  merge_model.AddTo(merge, /*with_context=*/false);
+  merge->add_option("-o,--output", merge_out, "Merged model (GGUF), written only when accepted")->required();
+  merge->add_option("--text", merge_text,
+                    "Text to measure the merge on: mean KL divergence of the base and of the merged model from the "
+                    "base with the adapters (default: a built-in English paragraph of about 400 tokens)");
+  merge
+      ->add_option("--min-kept", min_kept,
+                   "Refuse a merge into a quantized base that keeps less than this fraction of the adapters' effect "
+                   "(1 - KL(ref||merged) / KL(ref||base))")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1.0));
+  merge->add_flag("--force", force, "Write a requantized merge even below --min-kept");
 }
 
 namespace {
@@ -191,10 +221,119 @@ int GgufToPeft(const AdapterOptions& o) {
   return 0;
 }
 
+std::string TypeNames(const std::vector<DType>& types, bool quantized_only) {
+  std::string s;
+  for (DType t : types) {
+    if (quantized_only && !GetDTypeInfo(t).quantized) continue;
+    s += (s.empty() ? "" : ", ") + std::string(DTypeName(t));
+  }
+  return s;
+}
+
+void PrintMeasurement(const MergeSummary& s, const AdapterOptions& o) {
+  const MergeQuality& q = s.quality;
+  std::printf("KL(base+adapters || base):   %.6f nats/token, top-1 agreement %5.1f%%  (the adapters' effect)\n",
+              q.kl_base, 100.0 * q.top1_base);
+  std::printf("KL(base+adapters || merged): %.6f nats/token, top-1 agreement %5.1f%%  (what merging lost)\n",
+              q.kl_merged, 100.0 * q.top1_merged);
+  std::printf("measured over %lld positions of %s\n", static_cast<long long>(q.n_positions),
+              o.merge_text.empty() ? "the built-in text" : o.merge_text.c_str());
+  if (q.no_effect) {
+    std::printf("kept: %.1f%% (the adapters do not measurably change this text's predictions)\n", 100.0 * q.kept);
+  } else if (s.requantized) {
+    std::printf("kept: %.1f%% of the adapters' effect through requantization to %s (minimum %.1f%%)\n", 100.0 * q.kept,
+                TypeNames(s.merged_types, true).c_str(), 100.0 * o.min_kept);
+  } else {
+    std::printf("kept: %.1f%% of the adapters' effect (%s: rounding only, never refused)\n", 100.0 * q.kept,
+                TypeNames(s.merged_types, false).c_str());
+  }
+  std::fflush(stdout);
+}
+
+int MergeCommand(const AdapterOptions& o) {
+  const ModelOptions& m = o.merge_model;
+  std::vector<std::unique_ptr<LoraAdapter>> loaded;
+  std::vector<ActiveLora> active;
+  auto add = [&](const std::string& path, float scale) -> Status {
+    auto ad = LoraAdapter::Load(path);
+    if (!ad.ok()) return ad.status();
+    active.push_back({ad.value().get(), scale});
+    loaded.push_back(std::move(ad).value());
+    return Status::Ok();
+  };
+  for (const auto& p : m.lora) {
+    if (Status s = add(p, 1.0f); !s.ok()) return Fail(s);
+  }
+  if (m.lora_scaled_args.size() % 2 != 0) return Fail(InvalidArgument("--lora-scaled takes PATH SCALE"));
+  for (size_t i = 0; i < m.lora_scaled_args.size(); i += 2) {
+    const std::string& v = m.lora_scaled_args[i + 1];
+    char* end = nullptr;
+    const float scale = std::strtof(v.c_str(), &end);
+    if (v.empty() || *end != '\0' || !std::isfinite(scale)) {
+      return Fail(InvalidArgument("--lora-scaled " + m.lora_scaled_args[i] + " " + v + ": the scale is not a number"));
+    }
+    if (Status s = add(m.lora_scaled_args[i], scale); !s.ok()) return Fail(s);
+  }
+  if (active.empty()) {
+    return Fail(InvalidArgument("nothing to merge: give --lora A.gguf or --lora-scaled A.gguf SCALE"));
+  }
+
+  MergeOptions mo;
+  mo.n_threads = m.threads;
+  mo.min_kept = o.min_kept;
+  mo.force = o.force;
+  if (!o.merge_text.empty()) {
+    if (Status s = ReadTextFile(o.merge_text, &mo.text); !s.ok()) return Fail(s);
+  }
+  const bool tty = ::isatty(::fileno(stderr)) != 0;
+  auto last_draw = std::chrono::steady_clock::time_point{};
+  bool bar_shown = false;
+  auto clear_bar = [&] {
+    if (bar_shown) std::fprintf(stderr, "\r\x1b[K");
+    bar_shown = false;
+  };
+  // The measurement is printed as soon as it is known, before the merge is accepted or refused.
+  auto progress = [&](const MergeProgress& p) {
+    if (p.stage == MergeProgress::Stage::kMeasured) {
+      clear_bar();
+      PrintMeasurement(*p.summary, o);
+      return;
+    }
+    if (!tty) return;
+    if (p.stage == MergeProgress::Stage::kMeasuring) {
+      std::fprintf(stderr, "\rmeasuring the merge against the adapters applied at run time...\x1b[K");
+      bar_shown = true;
+      return;
+    }
+    const auto now = std::chrono::steady_clock::now();
+    if (!p.tensor_done && now - last_draw < std::chrono::milliseconds(100)) return;
+    last_draw = now;
+    const double frac = p.bytes_total ? static_cast<double>(p.bytes_done) / static_cast<double>(p.bytes_total) : 1.0;
+    std::fprintf(stderr, "\r%zu/%zu tensors  %3d%%  %s%s\x1b[K", p.tensor_index + (p.tensor_done ? 1 : 0), p.n_tensors,
+                 static_cast<int>(frac * 100.0), std::string(p.tensor_name).c_str(), p.merged ? " (merging)" : "");
+    bar_shown = true;
+  };
+  auto r = MergeAdapters(m.model_path, active, o.merge_out, mo, progress);
+  clear_bar();
+  if (!r.ok()) return Fail(r.status());
+  const MergeSummary& s = r.value();
+  if (s.below_min_kept) {
+    std::fprintf(stderr,
+                 "warning: kept %.1f%% of the adapters' effect, below --min-kept %.1f%%: written because of "
+                 "--force\n",
+                 100.0 * s.quality.kept, 100.0 * o.min_kept);
+  }
+  std::printf("wrote %s: %zu of %zu tensors merged (%s) from %zu adapter(s), %s, in %.1f s\n", o.merge_out.c_str(),
+              s.n_merged, s.n_tensors, TypeNames(s.merged_types, false).c_str(), active.size(),
+              Bytes(static_cast<double>(s.file_bytes)).c_str(), s.seconds);
+  return 0;
+}
+
 }  // namespace
 
 int AdapterCommand(const AdapterOptions& o) {
   std::error_code ec;
+  if (o.merge != nullptr && o.merge->parsed()) return MergeCommand(o);
   if (o.info != nullptr && o.info->parsed()) {
     if (fs::is_directory(o.info_path, ec)) return InfoPeft(o.info_path);
     return InfoGguf(o.info_path);

@@ -101,7 +101,8 @@ int main(int argc, char** argv) {
   ev.AddTo(eval);
 
   AdapterOptions adapter_opts;
-  CLI::App* adapter = app.add_subcommand("adapter", "Convert and inspect LoRA adapters (PEFT directory <-> GGUF)");
+  CLI::App* adapter =
+      app.add_subcommand("adapter", "Convert, inspect and merge LoRA adapters (PEFT <-> GGUF; into a base)");
   adapter_opts.AddTo(adapter);
 
   ServeCliOptions serve_opts;

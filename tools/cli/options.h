@@ -50,12 +50,18 @@ int BenchCommand(const ModelOptions& m, int n_prompt, int n_gen, int reps, bool 
 int QuantizeCommand(const std::string& in, const std::string& out, const std::string& type, int threads,
                     bool allow_requantize, bool pure, const std::string& output_type, const std::string& embd_type);
 
-// `pocketlm adapter convert|info`: conversion between PEFT LoRA directories and GGUF LoRA adapters.
+// `pocketlm adapter convert|info|merge`: conversion between PEFT LoRA directories and GGUF LoRA adapters, and
+// adapters merged into a copy of their base.
 struct AdapterOptions {
   CLI::App* convert = nullptr;
   CLI::App* info = nullptr;
+  CLI::App* merge = nullptr;
   std::string in, out, base_model, base_name;
   std::string info_path;
+  ModelOptions merge_model;  // -m BASE, --lora, --lora-scaled, -t
+  std::string merge_out, merge_text;
+  double min_kept = 0.9;
+  bool force = false;
 
   void AddTo(CLI::App* adapter);
 };
