@@ -38,22 +38,27 @@ Status AddTensor(SafetensorsWriter& st, const GgufTensorInfo& t, const TensorMap
   if (m.hf_shape.size() == 1 && t.type != DType::kF32) {
     return Unsupported("'" + path + "': vector tensor '" + m.gguf + "' is not f32");
   }
+  // Views into the mapped GGUF file or tensors produced while the file is written: memory for one tensor.
   switch (m.transform) {
-    case Transform::kNone: return st.AddTensor(m.hf, *st_type, m.hf_shape, t.data, t.nbytes);
-    case Transform::kAddOne: {
-      std::vector<float> v(static_cast<size_t>(t.n_elements()));
-      std::memcpy(v.data(), t.data, v.size() * sizeof(float));
-      for (float& x : v) x -= 1.0f;
-      return st.AddTensor(m.hf, StDType::kF32, m.hf_shape, v.data(), v.size() * sizeof(float));
-    }
+    case Transform::kNone: return st.AddTensorView(m.hf, *st_type, m.hf_shape, t.data, t.nbytes);
+    case Transform::kAddOne:
+      return st.AddTensorDeferred(m.hf, StDType::kF32, m.hf_shape, t.nbytes, [&t](uint8_t* dst) {
+        const auto n = static_cast<size_t>(t.n_elements());
+        for (size_t i = 0; i < n; ++i) {
+          float x;
+          std::memcpy(&x, t.data + i * sizeof(float), sizeof(float));
+          x -= 1.0f;
+          std::memcpy(dst + i * sizeof(float), &x, sizeof(float));
+        }
+        return Status::Ok();
+      });
     case Transform::kPermuteQ:
     case Transform::kPermuteK: {
       const int64_t heads = m.transform == Transform::kPermuteQ ? d.n_head : d.n_head_kv;
       const int64_t rows = m.hf_shape[0];
-      std::vector<uint8_t> out(t.nbytes);
-      PLM_RETURN_IF_ERROR(PermuteRopeRows(t.data, out.data(), rows, t.nbytes / static_cast<size_t>(rows), heads,
-                                          /*to_gguf=*/false));
-      return st.AddTensor(m.hf, *st_type, m.hf_shape, out.data(), out.size());
+      return st.AddTensorDeferred(m.hf, *st_type, m.hf_shape, t.nbytes, [&t, rows, heads](uint8_t* dst) {
+        return PermuteRopeRows(t.data, dst, rows, t.nbytes / static_cast<size_t>(rows), heads, /*to_gguf=*/false);
+      });
     }
   }
   return Status::Ok();

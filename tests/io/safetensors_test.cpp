@@ -113,6 +113,44 @@ TEST(SafetensorsTest, WriteFileIsAtomic) {
   EXPECT_FALSE(w.WriteFile(dir.file("missing/dir/c.safetensors")).ok());
 }
 
+// Copied, viewed and deferred tensors give the same file; a deferred tensor's fill runs at write time, and a fill
+// that fails stops the write with nothing left at the target.
+TEST(SafetensorsTest, ViewAndDeferredTensorsWriteTheSameFile) {
+  TempDir dir;
+  const float x[3] = {1.5f, -2, 3};
+  const uint16_t h[2] = {0x3C00, 0xC000};
+  SafetensorsWriter copied, lazy;
+  ASSERT_TRUE(copied.AddTensor("x", StDType::kF32, {3}, x, sizeof(x)).ok());
+  ASSERT_TRUE(copied.AddTensor("h", StDType::kF16, {1, 2}, h, sizeof(h)).ok());
+  ASSERT_TRUE(lazy.AddTensorView("x", StDType::kF32, {3}, x, sizeof(x)).ok());
+  int fills = 0;
+  ASSERT_TRUE(lazy.AddTensorDeferred("h", StDType::kF16, {1, 2}, sizeof(h),
+                                     [&](uint8_t* dst) {
+                                       ++fills;
+                                       std::memcpy(dst, h, sizeof(h));
+                                       return Status::Ok();
+                                     })
+                  .ok());
+  EXPECT_EQ(fills, 0);
+  EXPECT_FALSE(lazy.AddTensorDeferred("y", StDType::kF16, {3}, 4, [](uint8_t*) { return Status::Ok(); }).ok());
+  ASSERT_TRUE(copied.WriteFile(dir.file("a.safetensors")).ok());
+  ASSERT_TRUE(lazy.WriteFile(dir.file("b.safetensors")).ok());
+  EXPECT_EQ(fills, 1);
+  std::ifstream a(dir.file("a.safetensors"), std::ios::binary), b(dir.file("b.safetensors"), std::ios::binary);
+  const std::string sa((std::istreambuf_iterator<char>(a)), {}), sb((std::istreambuf_iterator<char>(b)), {});
+  EXPECT_EQ(sa, sb);
+  auto bytes_lazy = lazy.ToBytes(), bytes_copied = copied.ToBytes();
+  ASSERT_TRUE(bytes_lazy.ok() && bytes_copied.ok());
+  EXPECT_EQ(*bytes_lazy, *bytes_copied);
+
+  SafetensorsWriter failing;
+  ASSERT_TRUE(failing.AddTensorView("x", StDType::kF32, {3}, x, sizeof(x)).ok());
+  ASSERT_TRUE(
+      failing.AddTensorDeferred("h", StDType::kF16, {2}, 4, [](uint8_t*) { return Corrupt("bad input"); }).ok());
+  EXPECT_FALSE(failing.WriteFile(dir.file("c.safetensors")).ok());
+  EXPECT_EQ(dir.Entries(), (std::vector<std::string>{"a.safetensors", "b.safetensors"}));
+}
+
 TEST(SafetensorsTest, WriterRejectsBadTensors) {
   SafetensorsWriter w;
   const float x[4] = {};

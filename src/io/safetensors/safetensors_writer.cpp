@@ -16,8 +16,8 @@ void PutU64(uint64_t v, uint8_t* out) {
 
 }  // namespace
 
-Status SafetensorsWriter::AddTensor(const std::string& name, StDType dtype, const std::vector<int64_t>& shape,
-                                    const void* data, size_t nbytes) {
+Status SafetensorsWriter::Check(const std::string& name, StDType dtype, const std::vector<int64_t>& shape,
+                                size_t nbytes) const {
   if (name.empty() || name == "__metadata__") {
     return InvalidArgument("safetensors tensor name '" + name + "' is reserved or empty");
   }
@@ -37,13 +37,43 @@ Status SafetensorsWriter::AddTensor(const std::string& name, StDType dtype, cons
                            std::string(StDTypeName(dtype)) + " " + StShapeString(shape) + " needs " +
                            std::to_string(elements * StDTypeSize(dtype)));
   }
-  Tensor t{name, dtype, shape, {}};
+  return Status::Ok();
+}
+
+Status SafetensorsWriter::AddTensor(const std::string& name, StDType dtype, const std::vector<int64_t>& shape,
+                                    const void* data, size_t nbytes) {
+  PLM_RETURN_IF_ERROR(Check(name, dtype, shape, nbytes));
+  Tensor t{name, dtype, shape, nbytes, {}, nullptr, {}};
   if (nbytes != 0) {
     const auto* p = static_cast<const uint8_t*>(data);
     t.data.assign(p, p + nbytes);
   }
   tensors_.push_back(std::move(t));
   return Status::Ok();
+}
+
+Status SafetensorsWriter::AddTensorView(const std::string& name, StDType dtype, const std::vector<int64_t>& shape,
+                                        const void* data, size_t nbytes) {
+  PLM_RETURN_IF_ERROR(Check(name, dtype, shape, nbytes));
+  tensors_.push_back({name, dtype, shape, nbytes, {}, static_cast<const uint8_t*>(data), {}});
+  return Status::Ok();
+}
+
+Status SafetensorsWriter::AddTensorDeferred(const std::string& name, StDType dtype, const std::vector<int64_t>& shape,
+                                            size_t nbytes, FillFn fill) {
+  PLM_RETURN_IF_ERROR(Check(name, dtype, shape, nbytes));
+  if (!fill) return InvalidArgument("safetensors tensor '" + name + "': no fill function");
+  tensors_.push_back({name, dtype, shape, nbytes, {}, nullptr, std::move(fill)});
+  return Status::Ok();
+}
+
+Result<const uint8_t*> SafetensorsWriter::Bytes(const Tensor& t, std::vector<uint8_t>* buf) const {
+  if (t.fill) {
+    buf->resize(t.nbytes);
+    PLM_RETURN_IF_ERROR(t.fill(buf->data()));
+    return static_cast<const uint8_t*>(buf->data());
+  }
+  return t.view != nullptr ? t.view : t.data.data();
 }
 
 Result<std::string> SafetensorsWriter::Header(std::vector<const Tensor*>* order) const {
@@ -63,8 +93,8 @@ Result<std::string> SafetensorsWriter::Header(std::vector<const Tensor*>* order)
   for (const Tensor* t : *order) {
     header[t->name] = {{"dtype", std::string(StDTypeName(t->dtype))},
                        {"shape", t->shape},
-                       {"data_offsets", {offset, offset + t->data.size()}}};
-    offset += t->data.size();
+                       {"data_offsets", {offset, offset + t->nbytes}}};
+    offset += t->nbytes;
   }
   std::string text;
   try {
@@ -82,7 +112,11 @@ Result<std::vector<uint8_t>> SafetensorsWriter::ToBytes() const {
   std::vector<uint8_t> out(8);
   PutU64(header.size(), out.data());
   out.insert(out.end(), header.begin(), header.end());
-  for (const Tensor* t : order) out.insert(out.end(), t->data.begin(), t->data.end());
+  std::vector<uint8_t> buf;
+  for (const Tensor* t : order) {
+    PLM_ASSIGN_OR_RETURN(const uint8_t* p, Bytes(*t, &buf));
+    if (t->nbytes != 0) out.insert(out.end(), p, p + t->nbytes);
+  }
   return out;
 }
 
@@ -94,8 +128,11 @@ Status SafetensorsWriter::WriteFile(const std::string& path) const {
   PutU64(header.size(), size);
   PLM_RETURN_IF_ERROR(f.Write(size, sizeof(size)));
   PLM_RETURN_IF_ERROR(f.Write(header.data(), header.size()));
+  std::vector<uint8_t> buf;  // one deferred tensor at a time
   for (const Tensor* t : order) {
-    if (!t->data.empty()) PLM_RETURN_IF_ERROR(f.Write(t->data.data(), t->data.size()));
+    if (t->nbytes == 0) continue;
+    PLM_ASSIGN_OR_RETURN(const uint8_t* p, Bytes(*t, &buf));
+    PLM_RETURN_IF_ERROR(f.Write(p, t->nbytes));
   }
   return f.Commit();
 }
