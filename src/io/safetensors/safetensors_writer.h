@@ -47,7 +47,7 @@ class SafetensorsWriter {
     StDType dtype;
     std::vector<int64_t> shape;
     size_t nbytes = 0;
-    std::vector<uint8_t> data;       // AddTensor
+    std::vector<uint8_t> data;      // AddTensor
     const uint8_t* view = nullptr;  // AddTensorView
     FillFn fill;                    // AddTensorDeferred
   };
