@@ -34,19 +34,16 @@ Result<std::unique_ptr<Context>> Context::Create(const Model& model, const Conte
 
 Status Context::SetAdapters(const std::vector<ActiveLora>& adapters) {
   LoraIndex index;
-  int64_t max_rank = 0;
   for (const ActiveLora& a : adapters) {
     if (a.adapter == nullptr) return InvalidArgument("null adapter");
     PLM_RETURN_IF_ERROR(a.adapter->CheckAgainst(model_.file(), &model_.lineage()));
     for (const auto& [name, pair] : a.adapter->pairs()) {
       const GgufTensorInfo* w = model_.file().FindTensor(name);
       index[w->data].push_back({&pair, a.adapter->EffectiveScale(pair, a.scale)});
-      max_rank = std::max(max_rank, pair.rank());
     }
   }
   lora_ = std::move(index);
-  lora_down_.clear();
-  lora_tmp_.assign(static_cast<size_t>(params_.n_batch * max_rank), 0.0f);
+  lora_down_.clear();  // lora_tmp_ grows in PrepareLora as the terms need
   n_past_ = 0;
   return Status::Ok();
 }

@@ -158,8 +158,8 @@ void Scheduler::Loop() {
     // One step for every active sequence: a prompt chunk for those still prefilling, and one token for all the
     // others together, in one batch (each row with its own slot's cache and adapters).
     int finished = 0;
-    const auto fail = [&](Slot& slot, const std::string& what) {  // e.g. std::bad_alloc: fail it, keep serving
-      slot.seq->Fail(Unsupported("internal error: " + what));
+    const auto fail = [&](Slot& slot, const Status& why) {  // the request fails; the server keeps serving
+      slot.seq->Fail(why);
       slot.ctx->Reset();
       slot.cached.clear();
       slot.seq.reset();
@@ -181,7 +181,7 @@ void Scheduler::Loop() {
           batch_tokens.push_back(token);
         }
       } catch (const std::exception& ex) {
-        fail(slot, ex.what());
+        fail(slot, Unsupported(std::string("internal error: ") + ex.what()));
         continue;
       }
       if (done) {
@@ -201,11 +201,7 @@ void Scheduler::Loop() {
         if (st.ok()) {
           batch[i]->seq->TakeLogits(batch_logits_.data() + i * n_vocab);
         } else {
-          batch[i]->seq->Fail(st);
-          batch[i]->ctx->Reset();
-          batch[i]->cached.clear();
-          batch[i]->seq.reset();
-          ++finished;
+          fail(*batch[i], st);
         }
       }
     }
