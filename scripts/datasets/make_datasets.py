@@ -2,21 +2,25 @@
 
 Why: the demo fine-tunes one LoRA adapter per domain on pocketlm's tiny base model and measures exact-match
 accuracy on a test split, so each answer must be unique and computable. Both datasets are chat-format JSONL
-({"messages": [{"role": "user", ...}, {"role": "assistant", ...}]}, plus "bug" or "family": the kind of problem,
-for per-kind accuracy; pocketlm ignores other fields), short enough for a 256-token context:
+({"messages": [{"role": "user", ...}, {"role": "assistant", ...}]}, plus "bug" or "level": the answer's class,
+for per-class accuracy; pocketlm ignores other fields), short enough for a 256-token context:
 
-  code-fixer: a short Python or C snippet, whose first line states what it is meant to do, with exactly one
-    injected bug (missing colon or semicolon, unbalanced parenthesis, wrong comparison operator, off-by-one
-    range or loop bound, misspelled keyword, assignment instead of comparison) -> the corrected snippet.
-  units: "How many grams is 3.5 kilograms?" -> "3500 g". Mass, length, volume, time, speed, area and
-    temperature; answers are exact (decimal arithmetic with fractions), written as NUMBER SYMBOL with no
-    thousands separator, no trailing zeros and at most 4 decimals.
+  bug-finder: a short Python or C snippet, whose first line states what it is meant to do, with exactly one
+    injected bug -> its kind: missing colon, missing semicolon, unbalanced parenthesis, wrong comparison
+    operator, off-by-one, misspelled keyword, assignment instead of comparison.
+  wellness: a symptom description (one or two symptoms and how long they have lasted) -> one of four triage
+    levels: self-care at home, ask a pharmacist, see a doctor, call emergency services. A synthetic rule table
+    (SYMPTOMS below), not medical advice.
 
-Splits never share a problem: every variant of one correct snippet, and every phrasing of one conversion, lands
-in the same split (chosen by a hash of the snippet / conversion), and examples are unique within a split.
+The answers are short classes on purpose: a 8M-parameter model trained on a few million tokens cannot copy
+digits or identifiers from its prompt (see bug_finder_examples), so replies that must reproduce parts of the
+question (corrected code, converted quantities) stay at 0% whatever the adapter learns.
+
+Splits never share a problem: every variant of one correct snippet, and every phrasing of one symptom
+combination, lands in the same split (chosen by a hash of it), and examples are unique within a split.
 
 usage: make_datasets.py OUT_DIR [--seed S] [--train N] [--val N] [--test N]
-writes OUT_DIR/{code-fixer,units}-{train,val,test}.jsonl
+writes OUT_DIR/{bug-finder,wellness}-{train,val,test}.jsonl
 """
 
 import argparse
@@ -26,7 +30,6 @@ import os
 import random
 import re
 import sys
-from fractions import Fraction
 
 # --- code fixer ----------------------------------------------------------------------------------------------
 
@@ -199,13 +202,18 @@ def inject_bug(code, lang, rng):
     return None
 
 
-def code_fixer_examples(rng):
-    """Yields (group key, example) forever."""
+def bug_finder_examples(rng):
+    """Yields (group key, example) forever: snippet -> the kind of its one bug ("missing colon", ...).
+
+    Why a diagnosis and not the corrected snippet: replying with corrected code means copying identifiers and
+    numbers from the prompt, which needs induction heads that a model trained on a few million tokens does not
+    have (pocketlm's base scored 0% on corrected snippets and on numeric unit conversions, whatever the
+    adapter's training budget). Naming the bug needs only cues in the snippet (a misspelled keyword, a line
+    ending without its colon, a comparison that contradicts the comment), which an adapter can learn in minutes."""
     while True:
         lang = rng.choice(["py", "py", "c"])
         template = rng.choice(PY_TEMPLATES if lang == "py" else C_TEMPLATES)
         comment, code = fill(template, rng)
-        snippet = comment + "\n" + code
         bug = inject_bug(code, lang, rng)
         if bug is None:
             continue
@@ -213,84 +221,61 @@ def code_fixer_examples(rng):
         if broken == code:
             continue
         language = "Python" if lang == "py" else "C"
-        prompt = f"Fix the bug in this {language} code:\n{comment}\n{broken}"
-        yield snippet, {"messages": [{"role": "user", "content": prompt}, {"role": "assistant", "content": snippet}],
-                        "bug": kind}
+        prompt = f"What is the bug in this {language} code?\n{comment}\n{broken}"
+        yield comment + "\n" + code, {"messages": [{"role": "user", "content": prompt},
+                                                  {"role": "assistant", "content": kind}], "bug": kind}
 
 
-# --- units ---------------------------------------------------------------------------------------------------
+# --- wellness triage -----------------------------------------------------------------------------------------
 
-# family -> [(symbol, singular, plural, size in the family's base unit)]
-UNITS = {
-    "mass": [("mg", "milligram", "milligrams", Fraction(1, 1000)), ("g", "gram", "grams", Fraction(1)),
-             ("kg", "kilogram", "kilograms", Fraction(1000)), ("t", "tonne", "tonnes", Fraction(1000000))],
-    "length": [("mm", "millimetre", "millimetres", Fraction(1, 1000)), ("cm", "centimetre", "centimetres",
-               Fraction(1, 100)), ("m", "metre", "metres", Fraction(1)), ("km", "kilometre", "kilometres",
-               Fraction(1000))],
-    "volume": [("ml", "millilitre", "millilitres", Fraction(1, 1000)), ("l", "litre", "litres", Fraction(1))],
-    "time": [("s", "second", "seconds", Fraction(1)), ("min", "minute", "minutes", Fraction(60)),
-             ("h", "hour", "hours", Fraction(3600)), ("d", "day", "days", Fraction(86400))],
-    "speed": [("m/s", "metre per second", "metres per second", Fraction(1)),
-              ("km/h", "kilometre per hour", "kilometres per hour", Fraction(5, 18))],
-    "area": [("cm2", "square centimetre", "square centimetres", Fraction(1, 10000)),
-             ("m2", "square metre", "square metres", Fraction(1)), ("ha", "hectare", "hectares", Fraction(10000))],
+# symptom phrase -> level (0 self-care, 1 pharmacist, 2 doctor, 3 emergency). A synthetic rule table for a
+# checkable demo, not medical advice.
+SYMPTOMS = {
+    0: ["a mild headache", "sore muscles after running", "a stuffy nose", "tired eyes from the screen",
+        "a small bruise on my arm", "trouble falling asleep", "dry skin on my hands", "a slight sore throat"],
+    1: ["hay fever", "heartburn after meals", "a cold sore on my lip", "an itchy insect bite", "mild diarrhoea",
+        "a blocked ear", "athlete's foot", "a sunburn"],
+    2: ["a fever that will not go down", "a rash that keeps spreading", "a cough with green phlegm",
+        "pain when I pass urine", "a lump in my neck", "ear pain with discharge", "a swollen painful knee",
+        "blood in my stool"],
+    3: ["chest pain spreading to my arm", "sudden trouble breathing", "a face drooping on one side",
+        "severe bleeding that will not stop", "sudden confusion and slurred speech", "a seizure",
+        "swelling of my lips and tongue", "fainting and not waking up properly"],
 }
-QUESTIONS = ["How many {to_pl} is {v} {from_name}?", "Convert {v} {from_sym} to {to_sym}.",
-             "What is {v} {from_name} in {to_pl}?", "{v} {from_sym} = ? {to_sym}"]
+DURATIONS = [("since this morning", 0), ("since yesterday", 0), ("for two days", 0), ("for a few days", 0),
+             ("for three weeks", 1), ("for over a month", 1), ("on and off for two months", 1)]
+LEVELS = ["self-care at home", "ask a pharmacist", "see a doctor", "call emergency services"]
+TRIAGE_Q = ["I have had {s} {d}. What should I do?", "What should I do about {s}? It started {d2}.",
+            "{S} {d}, and now also {s2}. Where should I go?", "Since {d3} I have {s}. Is that serious?"]
 
 
-def fmt(x):
-    """Exact decimal with at most 4 places, no trailing zeros; None if x needs more."""
-    scaled = x * 10000
-    if scaled.denominator != 1:
-        return None
-    n = scaled.numerator
-    sign = "-" if n < 0 else ""
-    n = abs(n)
-    whole, frac = divmod(n, 10000)
-    s = f"{whole}.{frac:04d}".rstrip("0").rstrip(".")
-    return sign + s
+def wellness_examples(rng):
+    """Yields (group key, example) forever: a symptom description -> one of four triage levels.
 
-
-def random_value(rng):
-    kind = rng.random()
-    if kind < 0.5:
-        return Fraction(rng.randint(1, 999))
-    if kind < 0.8:
-        return Fraction(rng.randint(1, 999), 10)
-    return Fraction(rng.randint(1, 9999), 100)
-
-
-def units_examples(rng):
+    The level is the highest of the symptoms' levels; when the symptoms have lasted weeks, self-care becomes
+    "ask a pharmacist" and a pharmacist's matter "see a doctor". Doctor and emergency levels stay."""
     while True:
-        if rng.random() < 0.15:  # temperature: offsets, not factors
-            if rng.random() < 0.5:
-                c = Fraction(rng.randint(-40, 200))
-                f = c * Fraction(9, 5) + 32
-                v, fu, tu, ans = c, ("°C", "degree Celsius", "degrees Celsius"), \
-                    ("°F", "degree Fahrenheit", "degrees Fahrenheit"), f
-            else:
-                c = Fraction(rng.randint(-40, 200))
-                f = c * Fraction(9, 5) + 32
-                if f.denominator != 1:
-                    continue
-                v, fu, tu, ans = f, ("°F", "degree Fahrenheit", "degrees Fahrenheit"), \
-                    ("°C", "degree Celsius", "degrees Celsius"), c
-        else:
-            family = rng.choice(sorted(UNITS))
-            a, b = rng.sample(UNITS[family], 2)
-            v = random_value(rng)
-            ans = v * a[3] / b[3]
-            fu, tu = a[:3], b[:3]
-        vs, ans_s = fmt(v), fmt(ans)
-        if vs is None or ans_s is None or ans == 0:
+        form = rng.randrange(len(TRIAGE_Q))
+        level = rng.choice(sorted(SYMPTOMS))
+        s = rng.choice(SYMPTOMS[level])
+        d, longer = rng.choice(DURATIONS)
+        s2 = ""
+        if form == 2:
+            level2 = rng.choice(sorted(SYMPTOMS))
+            s2 = rng.choice(SYMPTOMS[level2])
+            if s2 == s:
+                continue
+            level = max(level, level2)
+        if longer and level < 2:
+            level += 1
+        d2 = d.replace("since ", "").replace("for ", "") + (" ago" if d.startswith("for ") else "")
+        d3 = d.replace("since ", "").replace("for ", "") + (" ago" if d.startswith("for ") else "")
+        if form in (1, 3) and d.startswith("on and off"):
             continue
-        from_name = fu[1] if v == 1 else fu[2]
-        q = rng.choice(QUESTIONS).format(v=vs, from_name=from_name, from_sym=fu[0], to_sym=tu[0], to_pl=tu[2])
-        key = f"{vs} {fu[0]} -> {tu[0]}"
-        family = next((f for f, units in UNITS.items() if any(u[0] == fu[0] for u in units)), "temperature")
-        yield key, {"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": f"{ans_s} {tu[0]}"}],
-                    "family": family}
+        q = TRIAGE_Q[form].format(s=s, S=s[0].upper() + s[1:], d=d, d2=d2, d3=d3, s2=s2)
+        yield f"{s}|{s2}|{d}", {"messages": [{"role": "user", "content": q},
+                                             {"role": "assistant", "content": LEVELS[level]}],
+                               "level": LEVELS[level]}
 
 
 # --- splits --------------------------------------------------------------------------------------------------
@@ -339,8 +324,8 @@ def main(argv=None):
         sys.exit("error: --train, --val and --test must be at least 1")
     os.makedirs(a.out_dir, exist_ok=True)
     sizes = {"train": a.train, "val": a.val, "test": a.test}
-    for name, gen in (("code-fixer", code_fixer_examples(random.Random(f"{a.seed}:code"))),
-                      ("units", units_examples(random.Random(f"{a.seed}:units")))):
+    for name, gen in (("bug-finder", bug_finder_examples(random.Random(f"{a.seed}:bugs"))),
+                      ("wellness", wellness_examples(random.Random(f"{a.seed}:wellness")))):
         splits = make_splits(gen, sizes, a.seed, name)
         for split, examples in splits.items():
             path = os.path.join(a.out_dir, f"{name}-{split}.jsonl")
