@@ -1,43 +1,30 @@
 #!/usr/bin/env bash
-# Sets everything up and runs pocketlm on the embedded default model.
-# Until pocketlm's own trained base model lands (see the README's status), the embedded default is a small
-# random-weight llama model that pocketlm writes itself: it shows the machinery, its text is noise.
+# The README's first command: installs what is missing, builds, then runs the whole pocketlm story on pocketlm's
+# own base model (models/pocketlm-base, 8M parameters), offline: a few words from the base, then
+# scripts/demo_domains.sh - two domain datasets, one LoRA adapter fine-tuned per domain, the base quantized to
+# 4 bits, an exact-match table (base alone, each adapter on the F32 and on the 4-bit base), and one server
+# answering through both adapters. About 6 minutes on 2 cores; outputs land in build/demo.
+#   scripts/demo.sh [--quick]   --quick: the smoke run CI makes (4 training steps, 8 test examples: its
+#                               figures mean nothing)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+quick=()
+case "${1:-}" in
+  "") ;;
+  --quick) quick=(--quick) ;;
+  *) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+esac
 bash scripts/install-deps.sh
 cmake --preset release >/dev/null
 cmake --build --preset release -j "$(nproc)"
 bin=build/release/tools/cli/pocketlm
-model=build/demo/random-llama.gguf
-mkdir -p build/demo
-[[ -f "$model" ]] || build/release/tools/mkmodel/make_random_model "$model" --layers 4 --embd 128
+model=models/pocketlm-base/pocketlm-base-f16.gguf
+[[ -s "$model" ]] || { echo "error: $model is missing: is this a complete clone?" >&2; exit 1; }
 
-echo; echo "== pocketlm info (first lines)"
-"$bin" info -m "$model" >build/demo/info.txt && head -n 12 build/demo/info.txt
-echo; echo "== pocketlm tokenize"
-echo "The small model runs in a pocket." | "$bin" tokenize -m "$model"
-echo; echo "== pocketlm run (random weights: expect noise)"
-"$bin" run -m "$model" -p "The small model" -n 32 --seed 1
-echo; echo "== pocketlm quantize to 8 bits, then run the quantized model"
-"$bin" quantize "$model" build/demo/random-llama-q8_0.gguf --type q8_0 2>&1 | tail -n 2
-"$bin" run -m build/demo/random-llama-q8_0.gguf -p "The small model" -n 32 --seed 1
-echo; echo "== pocketlm bench"
-"$bin" bench -m "$model" -p 64 -n 32 -r 3
-
-echo; echo "== pocketlm finetune: a LoRA adapter that learns to reverse three words (synthetic data)"
-data=build/demo/reverse
-words=(red blue green cat dog sun moon tree)
-make_data() {  # make_data FILE N SEED: {"prompt": "reverse: a b c ->", "completion": " c b a"} per line
-  RANDOM=$3
-  : >"$1"
-  for ((i = 0; i < $2; i++)); do
-    a=${words[RANDOM % 8]} b=${words[RANDOM % 8]} c=${words[RANDOM % 8]}
-    printf '{"prompt": "reverse: %s %s %s ->", "completion": " %s %s %s"}\n' "$a" "$b" "$c" "$c" "$b" "$a" >>"$1"
-  done
-}
-make_data $data-train.jsonl 400 1
-make_data $data-val.jsonl 40 2
-"$bin" finetune -m "$model" --data $data-train.jsonl --val $data-val.jsonl -o build/demo/reverse-lora.gguf \
-  --rank 16 --lr 3e-3 --steps 200 --seq-len 64 --batch-tokens 256 --eval-every 50
-echo; echo "== pocketlm run with the adapter (greedy)"
-"$bin" run -m "$model" --lora build/demo/reverse-lora.gguf -p "reverse: red cat dog ->" -n 16 --temp 0
+echo; echo "== the base model: $model (model card: models/pocketlm-base/README.md)"
+"$bin" info -m "$model" | sed -n '1,2p'
+echo "a sampled continuation of \"A function that returns\" (temperature 0.8, seed 1):"
+"$bin" run -m "$model" -p "A function that returns" -n 32 --temp 0.8 --seed 1 2>/dev/null
+echo
+echo
+bash scripts/demo_domains.sh --base "$model" --out build/demo "${quick[@]}"
