@@ -25,7 +25,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 py=/usr/bin/python3
 
-usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 corpus="" vocab="" out="" spm_model="" bin_dir=build/release
 steps="" epochs=1 threads=2 seed=1
 layers=8 embd=256 heads=8 kv_heads=4 ff=704 ctx=256 init_std=0.02
@@ -150,6 +150,7 @@ fi
 # 4. Cool-down from the weights at --decay-at: the cosine schedule's learning rate there (same formula as
 # src/train/optimizer.cpp LearningRate, over the first run's step count from its log), linearly to 0.
 total=$(sed -n 's/.* \([0-9][0-9]*\) steps of [0-9]* sequences.*/\1/p' "$out/train.log" | tail -n 1)
+[[ -n "$total" ]] || { echo "error: $out/train.log does not say how many steps the first run planned" >&2; exit 1; }
 decay_lr=$("$py" -c 'import math, sys
 peak, step, total = float(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 warmup = int(sys.argv[4]) if sys.argv[4] else total * 3 // 100
