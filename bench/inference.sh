@@ -44,22 +44,37 @@ import json, sys, platform, subprocess, datetime
 bw = float(sys.argv[1]); threads = sys.argv[2]; reps = sys.argv[3]
 ref = {'q4_0': (502, 127), 'q8_0': (331, 72), 'q4_k_m': (235, 71), 'f16': (366, 47)}  # llama.cpp, issue text
 cpu = subprocess.run(['sh', '-c', "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"], capture_output=True, text=True).stdout.strip()
-lines = ["# Benchmark results", "", "## Inference (bench/inference.sh)", "",
+lines = ["## Inference (bench/inference.sh)", "",
          f"Command: `bench/inference.sh --reps {reps}` (qwen2-0.5b shape, random weights).", "",
          f"Measured {datetime.date.today()} on {cpu}, {threads} threads, median of {reps} runs; "
          f"read bandwidth {bw:.1f} GB/s (../shared/tools/readbw.c, same run).", "",
-         "| type | file MiB | prefill 256 tok/s | decode tok/s | decode GB/s | % of bandwidth | prefill vs llama.cpp ref | decode vs ref |",
-         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+         "| type | file MiB | prefill 256 tok/s | decode tok/s | decode GB/s | % of bandwidth | prefill vs llama.cpp ref | decode vs ref | peak RSS MiB (budget) |",
+         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
 for row in sys.argv[4:]:
     t, size, js = row.split(' ', 2)
     j = json.loads(js)
     gbs = j['decode_weight_bytes'] * j['decode_tps'] / 1e9
     rp, rd = ref.get(t, (float('nan'), float('nan')))
+    # weights stay memory-mapped: the issue allows file size + KV cache + 64 MiB of resident memory
+    budget = j['file_bytes'] + j['kv_cache_bytes'] + 64 * 2**20
+    rss = f"{j['peak_rss_bytes']/2**20:.0f} ({budget/2**20:.0f}{'' if j['peak_rss_bytes'] <= budget else ', OVER'})"
     lines.append(f"| {t} | {int(size)/2**20:.0f} | {j['prefill_tps']:.1f} | {j['decode_tps']:.1f} | {gbs:.1f} | "
-                 f"{100*gbs/bw:.0f}% | {j['prefill_tps']/rp:.2f}x | {j['decode_tps']/rd:.2f}x |")
+                 f"{100*gbs/bw:.0f}% | {j['prefill_tps']/rp:.2f}x | {j['decode_tps']/rd:.2f}x | {rss} |")
 lines += ["", "llama.cpp reference points (issue text, same model shape, 2 threads, 47 GB/s machine): "
           "q4_0 502/127, q8_0 331/72, q4_k_m 235/71, f16 366/47 (prefill/decode tokens/s). "
-          "Ratios across machines are indicative only; the bandwidth fraction is the machine-independent figure."]
-open('bench/RESULTS.md', 'w').write('\n'.join(lines) + '\n')
+          "Ratios across machines are indicative only; the bandwidth fraction is the machine-independent figure.",
+          "Peak RSS: the process's maximum resident memory (getrusage) over the whole run; budget = file size + KV "
+          "cache + 64 MiB."]
+# Replace only the generated part of bench/RESULTS.md, between the markers: the other benchmarks and the notes
+# written by hand stay.
+import os
+begin, end = "<!-- bench/inference.sh: generated -->", "<!-- bench/inference.sh: end -->"
+old = open('bench/RESULTS.md').read() if os.path.exists('bench/RESULTS.md') else "# Benchmark results\n"
+block = begin + "\n" + "\n".join(lines) + "\n" + end
+if begin in old and end in old:
+    new = old[:old.index(begin)] + block + old[old.index(end) + len(end):]
+else:
+    new = old.rstrip("\n") + "\n\n" + block + "\n"
+open('bench/RESULTS.md', 'w').write(new)
 print('\n'.join(lines))
 PY

@@ -45,6 +45,8 @@ class Context {
   void TruncateTo(int n) { n_past_ = n < 0 ? 0 : (n < n_past_ ? n : n_past_); }
   int n_past() const { return n_past_; }
   int n_ctx() const { return n_ctx_; }
+  // Bytes held by the KV cache (keys and values, every layer, n_ctx positions).
+  size_t kv_cache_bytes() const { return (k_cache_.size() + v_cache_.size()) * sizeof(float); }
   const Model& model() const { return model_; }
   ThreadPool& pool() { return pool_; }
 

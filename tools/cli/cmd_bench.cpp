@@ -1,5 +1,9 @@
 // Prefill and decode speed: each repetition starts from an empty cache, evaluates n_prompt tokens in one call
-// (prefill), then n_gen tokens one at a time (decode). Reports the median over repetitions.
+// (prefill), then n_gen tokens one at a time (decode). Reports the median over repetitions, and the process's
+// peak resident memory next to what weights that stay memory-mapped allow: file size + KV cache + 64 MiB.
+#include <sys/resource.h>
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -13,6 +17,17 @@ double Median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   const size_t n = v.size();
   return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+unsigned long long PeakRssBytes() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return static_cast<unsigned long long>(ru.ru_maxrss) * 1024;  // KiB on Linux
+}
+
+unsigned long long FileBytes(const std::string& path) {
+  struct stat st{};
+  return stat(path.c_str(), &st) == 0 ? static_cast<unsigned long long>(st.st_size) : 0;
 }
 }  // namespace
 
@@ -51,6 +66,9 @@ int BenchCommand(const ModelOptions& m, int n_prompt, int n_gen, int reps, bool 
   }
   const double p = Median(prefill), d = Median(decode);
   const auto weight_bytes = static_cast<unsigned long long>(DecodeWeightBytes(lm->model->weights()));
+  const unsigned long long rss = PeakRssBytes(), file = FileBytes(m.model_path);
+  const auto kv = static_cast<unsigned long long>(lm->ctx->kv_cache_bytes());
+  const unsigned long long budget = file + kv + (64ull << 20);
   if (json) {
     std::string path;  // escaped for a JSON string
     for (char c : m.model_path) {
@@ -59,13 +77,16 @@ int BenchCommand(const ModelOptions& m, int n_prompt, int n_gen, int reps, bool 
     }
     std::printf(
         "{\"model\": \"%s\", \"threads\": %d, \"n_prompt\": %d, \"n_gen\": %d, \"reps\": %d, "
-        "\"prefill_tps\": %.3f, \"decode_tps\": %.3f, \"decode_weight_bytes\": %llu}\n",
-        path.c_str(), m.threads, n_prompt, n_gen, reps, p, d, weight_bytes);
+        "\"prefill_tps\": %.3f, \"decode_tps\": %.3f, \"decode_weight_bytes\": %llu, \"peak_rss_bytes\": %llu, "
+        "\"file_bytes\": %llu, \"kv_cache_bytes\": %llu}\n",
+        path.c_str(), m.threads, n_prompt, n_gen, reps, p, d, weight_bytes, rss, file, kv);
   } else {
     std::printf(
         "%s, %d threads: prefill %d tokens: %.1f tokens/s | decode %d tokens: %.1f tokens/s (median of %d); "
-        "%.1f MB of weights per decoded token\n",
-        m.model_path.c_str(), m.threads, n_prompt, p, n_gen, d, reps, weight_bytes / 1e6);
+        "%.1f MB of weights per decoded token\n"
+        "peak resident memory %.1f MiB (file %.1f MiB + KV cache %.1f MiB + 64 MiB = %.1f MiB: %s)\n",
+        m.model_path.c_str(), m.threads, n_prompt, p, n_gen, d, reps, weight_bytes / 1e6, rss / 1048576.0,
+        file / 1048576.0, kv / 1048576.0, budget / 1048576.0, rss <= budget ? "within" : "OVER");
   }
   return 0;
 }
