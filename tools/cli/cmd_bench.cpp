@@ -26,7 +26,7 @@ unsigned long long PeakRssBytes() {
 }
 
 unsigned long long FileBytes(const std::string& path) {
-  struct stat st{};
+  struct stat st {};
   return stat(path.c_str(), &st) == 0 ? static_cast<unsigned long long>(st.st_size) : 0;
 }
 }  // namespace
