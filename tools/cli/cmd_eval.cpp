@@ -30,21 +30,13 @@ void EvalOptions::AddTo(CLI::App* app) {
 
 namespace {
 
-Result<ChatTemplateKind> TemplateFor(const EvalOptions& o, const Model& model) {
-  if (!o.chat_template.empty()) return ChatTemplateFromName(o.chat_template);
-  auto jinja = model.file().GetString("tokenizer.chat_template");
-  if (!jinja.ok()) return ChatTemplateKind::kChatML;
-  auto kind = DetectChatTemplate(jinja.value());
-  return kind.ok() ? kind.value() : ChatTemplateKind::kChatML;
-}
-
 // A text file becomes context-sized windows; a .jsonl file a dataset (loss mask: replies / completions).
 Result<std::vector<TrainExample>> LoadExamples(const std::string& path, const EvalOptions& o, const Model& model,
                                                int window) {
   std::vector<TrainExample> examples;
   if (path.size() > 6 && path.ends_with(".jsonl")) {
     DatasetOptions d;
-    PLM_ASSIGN_OR_RETURN(d.chat_template, TemplateFor(o, model));
+    PLM_ASSIGN_OR_RETURN(d.chat_template, ChooseChatTemplate(model, o.chat_template));
     PLM_ASSIGN_OR_RETURN(Dataset data, LoadJsonlDataset(path, model.tokenizer(), d));
     examples = std::move(data.examples);
   } else {
@@ -79,7 +71,7 @@ int EvalCommand(const EvalOptions& o) {
                 o.perplexity_path.c_str());
   }
   if (!o.exact_match_path.empty()) {
-    auto kind = TemplateFor(o, model);
+    auto kind = ChooseChatTemplate(model, o.chat_template);
     if (!kind.ok()) return Fail(kind.status());
     auto items = LoadExactMatchItems(o.exact_match_path, model.tokenizer(), kind.value());
     if (!items.ok()) return Fail(items.status());

@@ -101,21 +101,6 @@ double PeakRssMiB() {
   return static_cast<double>(ru.ru_maxrss) / 1024.0;  // KiB on Linux
 }
 
-Result<ChatTemplateKind> ChooseTemplate(const FinetuneOptions& o, const Model& model, std::string* note) {
-  if (!o.chat_template.empty()) return ChatTemplateFromName(o.chat_template);
-  auto jinja = model.file().GetString("tokenizer.chat_template");
-  if (!jinja.ok()) {
-    *note = "the model has no chat template; chat data would use chatml (choose with --chat-template)";
-    return ChatTemplateKind::kChatML;
-  }
-  auto kind = DetectChatTemplate(jinja.value());
-  if (!kind.ok()) {
-    *note = "the model's chat template is not one pocketlm knows; chat data would use chatml (--chat-template)";
-    return ChatTemplateKind::kChatML;
-  }
-  return kind;
-}
-
 Result<Dataset> LoadData(const std::string& path, const Model& model, const DatasetOptions& d, const char* what,
                          bool quiet) {
   auto data = LoadJsonlDataset(path, model.tokenizer(), d);
@@ -219,7 +204,7 @@ int FinetuneCommand(const FinetuneOptions& o) {
   tc.n_threads = o.threads;
 
   std::string note;
-  auto kind = ChooseTemplate(o, model, &note);
+  auto kind = ChooseChatTemplate(model, o.chat_template, &note);
   if (!kind.ok()) return Fail(kind.status());
   DatasetOptions d;
   d.chat_template = kind.value();

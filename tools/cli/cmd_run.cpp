@@ -5,26 +5,43 @@
 
 namespace pocketlm::cli {
 
-int RunCommand(const ModelOptions& m, const SamplingOptions& s, const std::string& prompt_text,
-               const std::string& prompt_file, int n_predict, bool no_bos) {
-  if (!prompt_text.empty() && !prompt_file.empty()) return Fail(InvalidArgument("give either -p or -f, not both"));
-  std::string prompt = prompt_text;
-  if (!prompt_file.empty()) {
-    if (Status st = ReadTextFile(prompt_file, &prompt); !st.ok()) return Fail(st);
+int RunCommand(const ModelOptions& m, const SamplingOptions& s, const RunOptions& r) {
+  if (!r.prompt.empty() && !r.prompt_file.empty()) return Fail(InvalidArgument("give either -p or -f, not both"));
+  if (!r.chat && !r.chat_template.empty()) return Fail(InvalidArgument("--chat-template needs --chat"));
+  std::string prompt = r.prompt;
+  if (!r.prompt_file.empty()) {
+    if (Status st = ReadTextFile(r.prompt_file, &prompt); !st.ok()) return Fail(st);
   }
   if (Status st = s.p.Validate(); !st.ok()) return Fail(st);
   auto lm = LoadModel(m);
   if (!lm.ok()) return Fail(lm.status());
   const Tokenizer& tok = lm->model->tokenizer();
-  auto ids = tok.Encode(prompt, !no_bos, /*parse_special=*/true);
-  if (!ids.ok()) return Fail(ids.status());
+  std::vector<int32_t> ids;
+  if (r.chat) {
+    // One user turn and the header of the assistant's: the reply streams alone, and generation stops at the
+    // template's end-of-turn token (Generate stops at end-of-generation tokens).
+    std::string note;
+    auto kind = ChooseChatTemplate(*lm->model, r.chat_template, &note);
+    if (!kind.ok()) return Fail(kind.status());
+    if (!note.empty()) std::fprintf(stderr, "note: %s\n", note.c_str());
+    const ChatMessage user{ChatRole::kUser, prompt, true};
+    auto segments = RenderChat(kind.value(), std::span<const ChatMessage>(&user, 1), /*add_generation_prompt=*/true);
+    if (!segments.ok()) return Fail(segments.status());
+    auto chat = TokenizeChat(tok, segments.value());
+    if (!chat.ok()) return Fail(chat.status());
+    ids = std::move(chat.value().tokens);
+  } else {
+    auto encoded = tok.Encode(prompt, !r.no_bos, /*parse_special=*/true);
+    if (!encoded.ok()) return Fail(encoded.status());
+    ids = std::move(encoded).value();
+    std::fwrite(prompt.data(), 1, prompt.size(), stdout);
+    std::fflush(stdout);
+  }
 
   GenerateParams gp;
-  gp.n_predict = n_predict;
+  gp.n_predict = r.n_predict;
   gp.sampling = s.p;
-  std::fwrite(prompt.data(), 1, prompt.size(), stdout);
-  std::fflush(stdout);
-  auto stats = Generate(*lm->ctx, *ids, gp, [](std::string_view piece) {
+  auto stats = Generate(*lm->ctx, ids, gp, [](std::string_view piece) {
     std::fwrite(piece.data(), 1, piece.size(), stdout);
     std::fflush(stdout);
     return true;

@@ -18,18 +18,20 @@ int main(int argc, char** argv) {
 
   ModelOptions run_model;
   SamplingOptions run_sampling;
-  std::string prompt, prompt_file;
-  int n_predict = 128;
-  bool no_bos = false;
+  RunOptions run_opts;
   CLI::App* run = app.add_subcommand("run", "Generate text from a prompt, streaming it to stdout");
   run_model.AddTo(run);
   run_sampling.AddTo(run);
-  run->add_option("-p,--prompt", prompt, "Prompt text");
-  run->add_option("-f,--file", prompt_file, "Read the prompt from a file");
-  run->add_option("-n,--n-predict", n_predict, "Maximum tokens to generate")
+  run->add_option("-p,--prompt", run_opts.prompt, "Prompt text");
+  run->add_option("-f,--file", run_opts.prompt_file, "Read the prompt from a file");
+  run->add_option("-n,--n-predict", run_opts.n_predict, "Maximum tokens to generate")
       ->capture_default_str()
       ->check(CLI::Range(0, 1 << 20));
-  run->add_flag("--no-bos", no_bos, "Do not add the BOS token the vocabulary asks for");
+  run->add_flag("--no-bos", run_opts.no_bos, "Do not add the BOS token the vocabulary asks for");
+  run->add_flag("--chat", run_opts.chat,
+                "The prompt is a user message: render it with the model's chat template, print only the reply");
+  run->add_option("--chat-template", run_opts.chat_template,
+                  "With --chat: chatml, llama3, llama2, gemma or phi3 (default: from the model)");
 
   std::string info_path;
   bool info_all = false;
@@ -125,7 +127,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   try {
-    if (run->parsed()) return RunCommand(run_model, run_sampling, prompt, prompt_file, n_predict, no_bos);
+    if (run->parsed()) return RunCommand(run_model, run_sampling, run_opts);
     if (info->parsed()) return InfoCommand(info_path, info_all);
     if (tokenize->parsed()) return TokenizeCommand(vocab_path, tok_no_bos, tok_special);
     if (logits->parsed()) return LogitsCommand(logits_model, logits_prompt, logits_out, logits_n);

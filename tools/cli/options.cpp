@@ -53,6 +53,21 @@ Status ReadTextFile(const std::string& path, std::string* out) {
   return Status::Ok();
 }
 
+Result<ChatTemplateKind> ChooseChatTemplate(const Model& model, const std::string& name, std::string* note) {
+  if (!name.empty()) return ChatTemplateFromName(name);
+  auto jinja = model.file().GetString("tokenizer.chat_template");
+  if (!jinja.ok()) {
+    if (note != nullptr) *note = "the model has no chat template; using chatml (choose with --chat-template)";
+    return ChatTemplateKind::kChatML;
+  }
+  auto kind = DetectChatTemplate(jinja.value());
+  if (!kind.ok()) {
+    if (note != nullptr) *note = "the model's chat template is not one pocketlm knows; using chatml (--chat-template)";
+    return ChatTemplateKind::kChatML;
+  }
+  return kind;
+}
+
 Result<LoadedModel> LoadModel(const ModelOptions& o) {
   LoadedModel lm;
   PLM_ASSIGN_OR_RETURN(lm.model, Model::Load(o.model_path));

@@ -12,6 +12,7 @@
 #include "model/context.h"
 #include "model/model.h"
 #include "model/sampler.h"
+#include "tokenizer/chat_template.h"
 
 namespace pocketlm::cli {
 
@@ -41,8 +42,15 @@ struct SamplingOptions {
 // Prints "error: <message>" on one line to stderr and returns exit code 1.
 int Fail(const Status& s);
 
-int RunCommand(const ModelOptions& m, const SamplingOptions& s, const std::string& prompt,
-               const std::string& prompt_file, int n_predict, bool no_bos);
+// `pocketlm run`: with `chat`, the prompt is one user message rendered with the model's chat template
+// (`chat_template` overrides it) and generation stops at the end of the assistant's turn.
+struct RunOptions {
+  std::string prompt, prompt_file, chat_template;
+  int n_predict = 128;
+  bool no_bos = false;
+  bool chat = false;
+};
+int RunCommand(const ModelOptions& m, const SamplingOptions& s, const RunOptions& r);
 int InfoCommand(const std::string& path, bool all_metadata);
 int TokenizeCommand(const std::string& vocab_path, bool no_bos, bool special);
 int LogitsCommand(const ModelOptions& m, const std::string& prompt_file, const std::string& out_path, int n_gen);
@@ -69,5 +77,10 @@ int AdapterCommand(const AdapterOptions& o);
 
 // Reads a whole file into *out; errors name the file.
 Status ReadTextFile(const std::string& path, std::string* out);
+
+// The chat template for `model`: `name` (chatml, llama3, ...) when not empty, else the one the model's
+// tokenizer.chat_template is recognised as, else ChatML. *note (when given) says why ChatML was chosen for a
+// model with no or an unknown template, so commands can tell the user.
+Result<ChatTemplateKind> ChooseChatTemplate(const Model& model, const std::string& name, std::string* note = nullptr);
 
 }  // namespace pocketlm::cli
