@@ -245,8 +245,8 @@ SYMPTOMS = {
 DURATIONS = [("since this morning", 0), ("since yesterday", 0), ("for two days", 0), ("for a few days", 0),
              ("for three weeks", 1), ("for over a month", 1), ("on and off for two months", 1)]
 LEVELS = ["self-care at home", "ask a pharmacist", "see a doctor", "call emergency services"]
-TRIAGE_Q = ["I have had {s} {d}. What should I do?", "What should I do about {s}? It started {d2}.",
-            "{S} {d}, and now also {s2}. Where should I go?", "Since {d3} I have {s}. Is that serious?"]
+TRIAGE_Q = ["I have had {s} {d}. What should I do?", "What should I do about {s}? It started {ago}.",
+            "{S} {d}, and now also {s2}. Where should I go?", "Since {ago} I have {s}. Is that serious?"]
 
 
 def wellness_examples(rng):
@@ -268,11 +268,11 @@ def wellness_examples(rng):
             level = max(level, level2)
         if longer and level < 2:
             level += 1
-        d2 = d.replace("since ", "").replace("for ", "") + (" ago" if d.startswith("for ") else "")
-        d3 = d.replace("since ", "").replace("for ", "") + (" ago" if d.startswith("for ") else "")
+        # "for two days" -> "two days ago", "since yesterday" -> "yesterday": for "It started ..." / "Since ..."
+        ago = d.replace("since ", "").replace("for ", "") + (" ago" if d.startswith("for ") else "")
         if form in (1, 3) and d.startswith("on and off"):
             continue
-        q = TRIAGE_Q[form].format(s=s, S=s[0].upper() + s[1:], d=d, d2=d2, d3=d3, s2=s2)
+        q = TRIAGE_Q[form].format(s=s, S=s[0].upper() + s[1:], d=d, ago=ago, s2=s2)
         yield f"{s}|{s2}|{d}", {"messages": [{"role": "user", "content": q},
                                              {"role": "assistant", "content": LEVELS[level]}],
                                "level": LEVELS[level]}

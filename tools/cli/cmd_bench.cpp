@@ -1,7 +1,6 @@
 // Prefill and decode speed: each repetition starts from an empty cache, evaluates n_prompt tokens in one call
 // (prefill), then n_gen tokens one at a time (decode). Reports the median over repetitions, and the process's
 // peak resident memory next to what weights that stay memory-mapped allow: file size + KV cache + 64 MiB.
-#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -17,12 +16,6 @@ double Median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   const size_t n = v.size();
   return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
-unsigned long long PeakRssBytes() {
-  rusage ru{};
-  getrusage(RUSAGE_SELF, &ru);
-  return static_cast<unsigned long long>(ru.ru_maxrss) * 1024;  // KiB on Linux
 }
 
 unsigned long long FileBytes(const std::string& path) {

@@ -2,7 +2,6 @@
 // bar on a terminal, one log line every few steps otherwise), a summary at the end.
 #include "cmd_finetune.h"
 
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include <cmath>
@@ -93,12 +92,6 @@ std::string Duration(double s) {
     std::snprintf(buf, sizeof(buf), "%lldm%02llds", t / 60, t % 60);
   }
   return buf;
-}
-
-double PeakRssMiB() {
-  rusage ru{};
-  getrusage(RUSAGE_SELF, &ru);
-  return static_cast<double>(ru.ru_maxrss) / 1024.0;  // KiB on Linux
 }
 
 Result<Dataset> LoadData(const std::string& path, const Model& model, const DatasetOptions& d, const char* what,
@@ -258,8 +251,8 @@ int FinetuneCommand(const FinetuneOptions& o) {
   if (sm.val_loss_after >= 0) {
     std::fprintf(stderr, "; validation loss %.4f -> %.4f", sm.val_loss_before, sm.val_loss_after);
   }
-  std::fprintf(stderr, "; peak memory %.0f MiB\n%s written to %s\n", PeakRssMiB(), o.full ? "model" : "adapter",
-               o.out_path.c_str());
+  std::fprintf(stderr, "; peak memory %.0f MiB\n%s written to %s\n", PeakRssBytes() / 1048576.0,
+               o.full ? "model" : "adapter", o.out_path.c_str());
   if (!o.export_peft_dir.empty()) std::fprintf(stderr, "PEFT adapter written to %s\n", o.export_peft_dir.c_str());
   return 0;
 }

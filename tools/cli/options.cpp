@@ -1,5 +1,7 @@
 #include "options.h"
 
+#include <sys/resource.h>
+
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -51,6 +53,12 @@ Status ReadTextFile(const std::string& path, std::string* out) {
   if (in.bad()) return IoError("cannot read '" + path + "'");
   *out = ss.str();
   return Status::Ok();
+}
+
+unsigned long long PeakRssBytes() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return static_cast<unsigned long long>(ru.ru_maxrss) * 1024;  // KiB on Linux
 }
 
 Result<ChatTemplateKind> ChooseChatTemplate(const Model& model, const std::string& name, std::string* note) {

@@ -78,6 +78,9 @@ int AdapterCommand(const AdapterOptions& o);
 // Reads a whole file into *out; errors name the file.
 Status ReadTextFile(const std::string& path, std::string* out);
 
+// The process's peak resident memory so far (getrusage).
+unsigned long long PeakRssBytes();
+
 // The chat template for `model`: `name` (chatml, llama3, ...) when not empty, else the one the model's
 // tokenizer.chat_template is recognised as, else ChatML. *note (when given) says why ChatML was chosen for a
 // model with no or an unknown template, so commands can tell the user.
