@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <vector>
 
 #include "ops/attention.h"
 #include "ops/elementwise.h"
@@ -222,24 +223,28 @@ void Context::EvalRows(std::span<const Row> rows, int first_logit, float* logits
       Linear(l.wk, h_.data(), n, q + QD, QKV);
       Linear(l.wv, h_.data(), n, q + QD + KVD, QKV);
     }
-    for (int t = 0; t < n; ++t) {
-      float* row = q + t * QKV;
-      if (!l.bq.empty()) AddInPlace(row, l.bq.f32(), QD);
-      if (!l.bk.empty()) AddInPlace(row + QD, l.bk.f32(), KVD);
-      if (!l.bv.empty()) AddInPlace(row + QD + KVD, l.bv.f32(), KVD);
-      const Row& rt = rows[static_cast<size_t>(t)];
-      const int64_t pos = rt.pos;
-      const float* ff = w.rope_freqs.empty() ? nullptr : w.rope_freqs.f32();
-      for (int h = 0; h < c.n_head; ++h) {
-        Rope(row + h * c.head_dim, c.head_dim, c.rope_dim, c.rope_style, pos, c.rope_base, ff);
+    // Biases, rotary embedding (angles once per position for all heads) and the cache rows: tokens in parallel
+    // (each writes only its own row and cache position).
+    pool_.ParallelFor(static_cast<size_t>(n), [&](size_t t0, size_t t1) {
+      std::vector<float> cs(static_cast<size_t>(c.rope_dim));
+      for (auto t = static_cast<int>(t0); t < static_cast<int>(t1); ++t) {
+        float* row = q + t * QKV;
+        if (!l.bq.empty()) AddInPlace(row, l.bq.f32(), QD);
+        if (!l.bk.empty()) AddInPlace(row + QD, l.bk.f32(), KVD);
+        if (!l.bv.empty()) AddInPlace(row + QD + KVD, l.bv.f32(), KVD);
+        const Row& rt = rows[static_cast<size_t>(t)];
+        const int64_t pos = rt.pos;
+        RopeAngles(c.rope_dim, pos, c.rope_base, w.rope_freqs.empty() ? nullptr : w.rope_freqs.f32(), cs.data());
+        for (int h = 0; h < c.n_head; ++h) RopeWithAngles(row + h * c.head_dim, c.rope_dim, c.rope_style, cs.data());
+        for (int h = 0; h < c.n_head_kv; ++h) {
+          RopeWithAngles(row + QD + h * c.head_dim, c.rope_dim, c.rope_style, cs.data());
+        }
+        std::memcpy(cache(rt.seq->k_cache_, rt.seq, il) + pos * KVD, row + QD,
+                    static_cast<size_t>(KVD) * sizeof(float));
+        std::memcpy(cache(rt.seq->v_cache_, rt.seq, il) + pos * KVD, row + QD + KVD,
+                    static_cast<size_t>(KVD) * sizeof(float));
       }
-      for (int h = 0; h < c.n_head_kv; ++h) {
-        Rope(row + QD + h * c.head_dim, c.head_dim, c.rope_dim, c.rope_style, pos, c.rope_base, ff);
-      }
-      std::memcpy(cache(rt.seq->k_cache_, rt.seq, il) + pos * KVD, row + QD, static_cast<size_t>(KVD) * sizeof(float));
-      std::memcpy(cache(rt.seq->v_cache_, rt.seq, il) + pos * KVD, row + QD + KVD,
-                  static_cast<size_t>(KVD) * sizeof(float));
-    }
+    });
     // Gather the queries into a dense (n, QD) block for the attention kernel.
     for (int t = 0; t < n; ++t) std::memmove(q + t * QD, q + t * QKV, static_cast<size_t>(QD) * sizeof(float));
     const AttentionParams ap = AttentionParamsFor(c, il);
@@ -261,15 +266,19 @@ void Context::EvalRows(std::span<const Row> rows, int first_logit, float* logits
     } else {
       Linear(l.w_up, h_.data(), n, ffn_.data(), FS);  // Phi-3: fused [gate; up]
     }
-    for (int t = 0; t < n; ++t) {
-      float* row = ffn_.data() + t * FS;
-      if (c.activation == Activation::kSilu) {
-        SiluMul(row, row + FF, FF);
-      } else {
-        GeluTanhMul(row, row + FF, FF);
+    pool_.ParallelFor(static_cast<size_t>(n), [&](size_t t0, size_t t1) {
+      for (size_t t = t0; t < t1; ++t) {
+        float* row = ffn_.data() + t * static_cast<size_t>(FS);
+        if (c.activation == Activation::kSilu) {
+          SiluMul(row, row + FF, FF);
+        } else {
+          GeluTanhMul(row, row + FF, FF);
+        }
       }
-      if (t > 0) std::memmove(ffn_.data() + t * FF, row, static_cast<size_t>(FF) * sizeof(float));
-    }
+    });
+    // Compact the rows to (n, FF) in order: row t moves over rows < t, so this stays serial.
+    for (int t = 1; t < n; ++t)
+      std::memmove(ffn_.data() + t * FF, ffn_.data() + t * FS, static_cast<size_t>(FF) * sizeof(float));
     Linear(l.w_down, ffn_.data(), n, h_.data(), E);
     if (c.post_norms) Norm(h_.data(), l.post_ffn_norm, n, h_.data());
     AddInPlace(x_.data(), h_.data(), n * E);

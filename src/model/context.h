@@ -18,7 +18,7 @@ namespace pocketlm {
 struct ContextParams {
   int n_ctx = 0;      // positions held by the KV cache; 0 = min(training context, 4096)
   int n_threads = 2;  // including the calling thread
-  int n_batch = 64;   // prompt tokens evaluated together (chunked prefill)
+  int n_batch = 256;  // prompt tokens evaluated together (chunked prefill)
 };
 
 class Context {

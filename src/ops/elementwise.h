@@ -19,6 +19,12 @@ enum class RopeStyle : uint8_t {
 // (freq_factors: Llama-3 `rope_freqs`, may be null).
 void Rope(float* x, int head_dim, int rope_dim, RopeStyle style, int64_t pos, float base, const float* freq_factors);
 
+// Rope in two steps, so that the heads of one position share the angles: cs (rope_dim values) = the cosines then
+// the sines of the rope_dim / 2 pair angles at `pos`; RopeWithAngles rotates one head with them. Together they give
+// exactly Rope's result.
+void RopeAngles(int rope_dim, int64_t pos, float base, const float* freq_factors, float* cs);
+void RopeWithAngles(float* x, int rope_dim, RopeStyle style, const float* cs);
+
 // gate[i] = act(gate[i]) * up[i]  (SwiGLU, GeGLU: Shazeer 2020)
 void SiluMul(float* gate, const float* up, int64_t n);
 void GeluTanhMul(float* gate, const float* up, int64_t n);

@@ -306,9 +306,11 @@ void MatMulWeightsT(const TensorView& w, const float* x, int64_t n_tokens, float
     const size_t act_row = ActivationRowBytes(w.type, w.n_in());
     act.resize(act_row * static_cast<size_t>(n_tokens));
     QuantizeActivations(w.type, x, n_tokens, w.n_in(), act.data());
+    QuantActs prepared;
+    PrepareQuantActs(w.type, act.data(), act_row, n_tokens, w.n_in(), &prepared);
     ForRows(pool, n_out, work, [&](size_t r0, size_t r1) {
-      QuantMatMulRows(w.type, w.data, w.row_bytes(), w.n_in(), act.data(), act_row, n_tokens, y, y_stride, accumulate,
-                      static_cast<int64_t>(r0), static_cast<int64_t>(r1));
+      QuantMatMulRows(prepared, w.data, w.row_bytes(), y, y_stride, accumulate, static_cast<int64_t>(r0),
+                      static_cast<int64_t>(r1));
       if (after_rows != nullptr) (*after_rows)(static_cast<int64_t>(r0), static_cast<int64_t>(r1));
     });
     return;

@@ -35,6 +35,7 @@
 // Must follow highway.h (per-target code).
 #include "ops/quant_dot_decoders-inl.h"
 #include "ops/quant_dot_u8-inl.h"
+#include "ops/quant_gemm_panel-inl.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace pocketlm {
@@ -167,6 +168,9 @@ void MatMulTokenBlocks(const uint8_t* w_rows, size_t w_row_bytes, Acts& a, int64
 }
 
 #if PLM_QUANT_DOT_U8
+// Token count from which the panel GEMM replaces the tiled path.
+constexpr int64_t kPanelMinTokens = 8;
+
 // The byte path of 32-value blocks (quant_dot_u8-inl.h): tiles of kR rows x up to kT tokens (4 x 4 on AVX-512,
 // 16 accumulators of its 32 registers; 4 x 2 with AVX2's 16), rows in tiles of 16 that stay in cache while every
 // token group passes over them (prefill). Decode (one token) runs 4 rows per pass over the activation row.
@@ -186,9 +190,11 @@ void MatMulB32(const uint8_t* w_rows, size_t w_row_bytes, Acts& a, int64_t n_tok
   constexpr int kR = 4;
   constexpr int64_t kT = HWY_TARGET == HWY_AVX2 ? 2 : 4;
   constexpr int64_t kRowTile = 16;
-  std::vector<int32_t> off;
-  B32Offsets<Dec>(a, static_cast<size_t>(n_tokens), &off);
-  a.off = off.data();
+  a.neg_o = -B32Offset<Dec>();
+  // Prefill: rows repacked into panels (quant_gemm_panel-inl.h); the packing pays off from a few tokens on.
+  if (n_tokens >= kPanelMinTokens) {
+    return MatMulB32Panels<Dec>(w_rows, w_row_bytes, a, n_tokens, o.y, o.y_stride, o.accumulate, r0, r1);
+  }
   std::vector<float> scratch(static_cast<size_t>(kR * kT) * a.nb);
   float s[kR * kT];
   for (int64_t rt = r0; rt < r1; rt += kRowTile) {
@@ -213,10 +219,55 @@ void MatMulB32(const uint8_t* w_rows, size_t w_row_bytes, Acts& a, int64_t n_tok
 }
 #endif
 
-void QuantMatMulRowsImpl(DType wt, const uint8_t* w_rows, size_t w_row_bytes, int64_t n, const uint8_t* act,
-                         size_t act_row_bytes, int64_t n_tokens, float* y, int64_t y_stride, bool accumulate,
-                         int64_t r0, int64_t r1) {
+// QuantActs::d / s / sums (see quant_dot.h).
+void PrepareQuantActsImpl(DType wt, const uint8_t* act, size_t act_row_bytes, int64_t n_tokens, int64_t n,
+                          QuantActs* out) {
+  const DType at = GetQuantTraits(wt).vec_dot_type;
+  const size_t qk = GetQuantTraits(at).block_size, block_bytes = GetQuantTraits(at).type_size;
+  const size_t nb = static_cast<size_t>(n) / qk, nt = static_cast<size_t>(n_tokens);
+  out->wt = wt;
+  out->rows = act;
+  out->row_bytes = act_row_bytes;
+  out->n_tokens = n_tokens;
+  out->n = n;
+  out->d.resize(nt * nb);
+  out->s.resize(at == DType::kQ8_1 ? nt * nb : 0);
+  out->sums.resize(at == DType::kQ8_0 ? nt * nb : 0);
+  // Sum of 32 int8 quants: as unsigned bytes (xor 0x80 adds 128 to each) through psadbw-style SumsOf8.
+#if HWY_TARGET != HWY_SCALAR
+  const hn::CappedTag<uint8_t, 32> du8;
+  const size_t L = hn::Lanes(du8);
+  const auto bias = hn::Set(du8, 0x80);
+#endif
+  for (size_t t = 0; t < nt; ++t) {
+    for (size_t b = 0; b < nb; ++b) {
+      const uint8_t* blk = act + t * act_row_bytes + b * block_bytes;
+      out->d[t * nb + b] = at == DType::kQ8_K ? qd::LoadF32(blk) : qd::LoadF16(blk);
+      if (at == DType::kQ8_1) out->s[t * nb + b] = qd::LoadF16(blk + 2);
+      if (at == DType::kQ8_0) {
+        const uint8_t* qs = blk + offsetof(BlockQ8_0, qs);
+#if HWY_TARGET == HWY_SCALAR
+        int32_t sum = 0;
+        for (size_t j = 0; j < 32; ++j) sum += static_cast<int8_t>(qs[j]);
+        out->sums[t * nb + b] = sum;
+#else
+        uint64_t sum = 0;
+        for (size_t j = 0; j < 32; j += L) {
+          const hn::Repartition<uint64_t, decltype(du8)> d64;
+          sum += hn::GetLane(hn::SumOfLanes(d64, hn::SumsOf8(hn::Xor(hn::LoadU(du8, qs + j), bias))));
+        }
+        out->sums[t * nb + b] = static_cast<int32_t>(sum) - 32 * 128;
+#endif
+      }
+    }
+  }
+}
+
+void QuantMatMulRowsImpl(const QuantActs& act, const uint8_t* w_rows, size_t w_row_bytes, float* y, int64_t y_stride,
+                         bool accumulate, int64_t r0, int64_t r1) {
   const Out o{y, y_stride, accumulate};
+  const DType wt = act.wt;
+  const int64_t n = act.n, n_tokens = act.n_tokens;
   const DType at = GetQuantTraits(wt).vec_dot_type;
   const bool generic_lanes = 32 % hn::Lanes(D16()) == 0 && hn::Lanes(D16()) >= 8;
   if (HWY_TARGET == HWY_SCALAR || !generic_lanes) {
@@ -224,31 +275,23 @@ void QuantMatMulRowsImpl(DType wt, const uint8_t* w_rows, size_t w_row_bytes, in
       for (int64_t t = 0; t < n_tokens; ++t) {
         o.Store(t, r,
                 reference::QuantDot(wt, w_rows + static_cast<size_t>(r) * w_row_bytes,
-                                    act + static_cast<size_t>(t) * act_row_bytes, n));
+                                    act.rows + static_cast<size_t>(t) * act.row_bytes, n));
       }
     }
     return;
   }
-  // Activation block scales to f32 once per call instead of once per weight row.
   Acts a;
-  a.rows = act;
-  a.row_bytes = act_row_bytes;
+  a.rows = act.rows;
+  a.row_bytes = act.row_bytes;
   a.block_bytes = GetQuantTraits(at).type_size;
   a.qs_offset = at == DType::kQ8_0 ? offsetof(BlockQ8_0, qs)
                                    : (at == DType::kQ8_1 ? offsetof(BlockQ8_1, qs) : offsetof(BlockQ8_K, qs));
   a.qk = GetQuantTraits(at).block_size;
   a.nb = static_cast<size_t>(n) / a.qk;
-  std::vector<float> scales(static_cast<size_t>(n_tokens) * a.nb * (at == DType::kQ8_1 ? 2 : 1));
-  for (size_t t = 0; t < static_cast<size_t>(n_tokens); ++t) {
-    for (size_t b = 0; b < a.nb; ++b) {
-      const uint8_t* blk = a.Block(t, b);
-      scales[t * a.nb + b] = at == DType::kQ8_K ? qd::LoadF32(blk) : qd::LoadF16(blk);
-      if (at == DType::kQ8_1) scales[(static_cast<size_t>(n_tokens) + t) * a.nb + b] = qd::LoadF16(blk + 2);
-    }
-  }
-  a.d = scales.data();
-  a.s = scales.data() + static_cast<size_t>(n_tokens) * a.nb;
-  a.off = nullptr;
+  a.d = act.d.data();
+  a.s = act.s.data();
+  a.sums = act.sums.data();
+  a.neg_o = 0;
 #if PLM_QUANT_DOT_U8
   switch (wt) {
     case DType::kQ4_0: return MatMulB32<B32Q4_0>(w_rows, w_row_bytes, a, n_tokens, o, r0, r1);
@@ -290,6 +333,7 @@ HWY_AFTER_NAMESPACE();
 namespace pocketlm {
 
 HWY_EXPORT(QuantMatMulRowsImpl);
+HWY_EXPORT(PrepareQuantActsImpl);
 
 bool HasQuantDot(DType wt) {
   switch (wt) {
@@ -315,12 +359,23 @@ size_t ActivationRowBytes(DType wt, int64_t n) {
   return static_cast<size_t>(n) / at.block_size * at.type_size;
 }
 
+void PrepareQuantActs(DType wt, const uint8_t* act, size_t act_row_bytes, int64_t n_tokens, int64_t n, QuantActs* out) {
+  HWY_DYNAMIC_DISPATCH(PrepareQuantActsImpl)(wt, act, act_row_bytes, n_tokens, n, out);
+}
+
+void QuantMatMulRows(const QuantActs& act, const uint8_t* w_rows, size_t w_row_bytes, float* y, int64_t y_stride,
+                     bool accumulate, int64_t r0, int64_t r1) {
+  if (!HasQuantDot(act.wt) || r1 <= r0 || act.n_tokens <= 0) return;
+  HWY_DYNAMIC_DISPATCH(QuantMatMulRowsImpl)(act, w_rows, w_row_bytes, y, y_stride, accumulate, r0, r1);
+}
+
 void QuantMatMulRows(DType wt, const uint8_t* w_rows, size_t w_row_bytes, int64_t n, const uint8_t* act,
                      size_t act_row_bytes, int64_t n_tokens, float* y, int64_t y_stride, bool accumulate, int64_t r0,
                      int64_t r1) {
   if (!HasQuantDot(wt) || r1 <= r0 || n_tokens <= 0) return;
-  HWY_DYNAMIC_DISPATCH(QuantMatMulRowsImpl)
-  (wt, w_rows, w_row_bytes, n, act, act_row_bytes, n_tokens, y, y_stride, accumulate, r0, r1);
+  QuantActs prepared;
+  PrepareQuantActs(wt, act, act_row_bytes, n_tokens, n, &prepared);
+  QuantMatMulRows(prepared, w_rows, w_row_bytes, y, y_stride, accumulate, r0, r1);
 }
 
 }  // namespace pocketlm

@@ -14,6 +14,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "tensor/dtype.h"
 
@@ -31,6 +32,26 @@ size_t ActivationRowBytes(DType wt, int64_t n);
 // `wt`, bit-exact with quant::QuantizeRow of that type (ggml's quantize_row_q8_0_ref / q8_1_ref / q8_K_ref).
 // Returns the bytes per row; 0 (nothing written) when !HasQuantDot(wt).
 size_t QuantizeActivations(DType wt, const float* x, int64_t n_tokens, int64_t n, uint8_t* out);
+
+// Quantized activations made ready for every row range of one product: the rows (not copied: `rows` must outlive
+// this) plus what each weight row would otherwise recompute from them, once per product instead of once per
+// QuantMatMulRows call (a product runs as many row-range calls as its threads take chunks).
+struct QuantActs {
+  DType wt = DType::kF32;  // the weight type the rows were quantized for
+  const uint8_t* rows = nullptr;
+  size_t row_bytes = 0;
+  int64_t n_tokens = 0, n = 0;
+  std::vector<float> d;       // (n_tokens, blocks): block scale as f32
+  std::vector<float> s;       // (n_tokens, blocks): Q8_1's s as f32 (q4_1, q5_1); empty otherwise
+  std::vector<int32_t> sums;  // (n_tokens, blocks): sum of the block's quants (Q8_0 activations); empty otherwise
+};
+
+// Fills `out` for act: n_tokens rows of act_row_bytes from QuantizeActivations(wt, ...). Requires HasQuantDot(wt).
+void PrepareQuantActs(DType wt, const uint8_t* act, size_t act_row_bytes, int64_t n_tokens, int64_t n, QuantActs* out);
+
+// As QuantMatMulRows below, with the activations prepared once.
+void QuantMatMulRows(const QuantActs& act, const uint8_t* w_rows, size_t w_row_bytes, float* y, int64_t y_stride,
+                     bool accumulate, int64_t r0, int64_t r1);
 
 // For r in [r0, r1) and t < n_tokens:
 //   y[t * y_stride + r] (= or += when accumulate) dot(weight row r, activation row t)

@@ -47,7 +47,9 @@ struct Acts {
   const float* s;  // (n_tokens, nb), Q8_1 only
   const int16_t* q16;
   size_t t_base;
-  const int32_t* off;  // (n_tokens, nb): -offset * sum(block quants), byte path of 32-value blocks only
+  const int32_t* sums;  // (n_tokens, nb): sum of the block's quants (Q8_0 activations), byte path only
+  int32_t neg_o;        // minus the code offset o of the byte path (see quant_dot_u8-inl.h)
+  int32_t Off(size_t t, size_t b) const { return neg_o * sums[t * nb + b]; }  // -o * sum(y)
   const uint8_t* Block(size_t t, size_t b) const { return rows + t * row_bytes + b * block_bytes; }
   const int16_t* Q16(size_t t, size_t b) const { return q16 + (t - t_base) * nb * qk + b * qk; }
 };

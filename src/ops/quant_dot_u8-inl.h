@@ -203,8 +203,8 @@ HWY_NOINLINE void DotTokensU8(const uint8_t* HWY_RESTRICT w, const Acts& a, size
 // as ggml's AVX2 ggml_vec_dot_q4_0_q8_0 does per block.
 //
 // Unsigned weights (q4_0: q - 8, q5_0: q - 16) are multiplied as their unsigned codes u (0..15, 0..31) and the
-// offset is subtracted once per (token, block) in the integer domain: sum (u - o) y = sum u y - o sum y; `off`
-// holds -o sum y per (token, block) and seeds lane 0 of the block's integer accumulator, so the block sum stays
+// offset is subtracted once per (token, block) in the integer domain: sum (u - o) y = sum u y - o sum y; Acts::Off
+// gives -o sum y per (token, block) and seeds lane 0 of the block's integer accumulator, so the block sum stays
 // the exact integer ggml computes. Signed weights (q8_0, iq4_nl) use ggml's sign trick for vpmaddubsw
 // (|w| times sign(w) y, mul_sum_i8_pairs in ggml-cpu/arch/x86/quants.c) or, with AVX512-VNNI, w + 128 (XOR 0x80)
 // as unsigned with offset 128 (vpdpbusd accumulates in int32, no int16 saturation).
@@ -393,7 +393,7 @@ HWY_NOINLINE void TileB32(const uint8_t* HWY_RESTRICT w, size_t w_row_bytes, con
     for (int t = 0; t < kT; ++t) {
       const V256 y = _mm256_loadu_si256(reinterpret_cast<const V256*>(y0 + t * a.row_bytes + b * a.block_bytes));
       V256 init = _mm256_setzero_si256();
-      if constexpr (kOff) init = _mm256_zextsi128_si256(_mm_cvtsi32_si128(a.off[(t0 + t) * nb + b]));
+      if constexpr (kOff) init = _mm256_zextsi128_si256(_mm_cvtsi32_si128(a.Off(t0 + t, b)));
       for (int r = 0; r < kR; ++r) {
         const V256 isum = B32Dot<Dec>(init, wv[r], y);
         // The scale broadcast folds into the FMA's memory operand (EVEX {1to8}) or a load-only vbroadcastss.
@@ -409,24 +409,6 @@ HWY_NOINLINE void TileB32(const uint8_t* HWY_RESTRICT w, size_t w_row_bytes, con
   }
   for (int r = 0; r < kR; ++r) {
     for (int t = 0; t < kT; ++t) out[r * kT + t] = HSum256(acc[r][t]) + e[r][t];
-  }
-}
-
-// -o * sum(y) per (token, block) for the `off` field of Acts (see above); empty when the offset is 0.
-template <class Dec>
-void B32Offsets(const Acts& a, size_t n_tokens, std::vector<int32_t>* off) {
-  constexpr int o = B32Offset<Dec>();
-  if constexpr (o == 0) return;
-  off->resize(n_tokens * a.nb);
-  const V256 ones = _mm256_set1_epi8(1);
-  for (size_t t = 0; t < n_tokens; ++t) {
-    for (size_t b = 0; b < a.nb; ++b) {
-      const V256 y = _mm256_loadu_si256(reinterpret_cast<const V256*>(a.Block(t, b) + a.qs_offset));
-      const V256 s = _mm256_madd_epi16(_mm256_maddubs_epi16(ones, y), _mm256_set1_epi16(1));
-      const __m128i h = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
-      const __m128i q = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0x4E));
-      (*off)[t * a.nb + b] = -o * _mm_cvtsi128_si32(_mm_add_epi32(q, _mm_shuffle_epi32(q, 0xB1)));
-    }
   }
 }
 

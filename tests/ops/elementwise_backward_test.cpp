@@ -223,7 +223,9 @@ TEST(ForwardTemplatesTest, FloatInstantiationsMatchInferenceKernels) {
   a = x, b = x;
   SiluMul(a.data(), w.data(), n);
   grad::SiluMul(b.data(), w.data(), n);
-  EXPECT_TRUE(Close("SiluMul<float> vs SiluMul", b, a, kTol, 0));
+  // The inference SiluMul is a Highway kernel with its own exp and sigmoid form (elementwise_exp.cpp): each side is
+  // within 8 roundings of the exact value (elementwise_test), so they agree within 16.
+  EXPECT_TRUE(Close("SiluMul<float> vs SiluMul", b, a, 16 * 0x1p-24, 0));
   a = x, b = x;
   GeluTanhMul(a.data(), w.data(), n);
   grad::GeluTanhMul(b.data(), w.data(), n);

@@ -8,6 +8,8 @@
 #include <random>
 #include <vector>
 
+#include "hwy/targets.h"
+
 namespace pocketlm {
 namespace {
 
@@ -140,16 +142,32 @@ TEST(RopeTest, FreqFactorsDivideTheAngle) {
   }
 }
 
-TEST(ActivationTest, SiluMulMatchesDefinition) {
-  // gate * sigmoid(gate) * up; expf and the division round a few times: |err| <= 8u |y| (no cancellation).
+// SiluMul and Softmax are Highway kernels (elementwise_exp.cpp): checked on every target compiled in.
+class ExpKernelTargetTest : public ::testing::TestWithParam<int64_t> {
+ protected:
+  void SetUp() override { hwy::SetSupportedTargetsForTest(GetParam()); }
+  void TearDown() override { hwy::SetSupportedTargetsForTest(0); }
+};
+
+TEST_P(ExpKernelTargetTest, SiluMulMatchesDefinition) {
+  // gate * sigmoid(gate) * up; exp and the division round a few times: |err| <= 8u |y| (no cancellation).
+  // 1007 values (a partial last vector), from an odd offset (unaligned), plus every length 0..20 (tails).
   std::vector<float> g = RandomVec(1000, 3, -20.0f, 20.0f);
   g.insert(g.end(), {0.0f, -0.0f, 1e-6f, -100.0f, 100.0f, -88.0f, 88.0f});
   const auto up = RandomVec(g.size(), 4, -2.0f, 2.0f);
-  auto y = g;
-  SiluMul(y.data(), up.data(), static_cast<int64_t>(y.size()));
-  for (size_t i = 0; i < g.size(); ++i) {
-    const double want = g[i] / (1.0 + std::exp(-double{g[i]})) * up[i];
-    ASSERT_NEAR(y[i], want, 8 * kU * std::fabs(want) + 1e-37) << "g=" << g[i];
+  for (size_t first : {size_t{0}, size_t{1}}) {
+    for (size_t len : {g.size() - first, size_t{0}, size_t{1}, size_t{5}, size_t{15}, size_t{17}, size_t{20}}) {
+      auto y = g;
+      SiluMul(y.data() + first, up.data() + first, static_cast<int64_t>(len));
+      for (size_t i = 0; i < g.size(); ++i) {
+        if (i < first || i >= first + len) {
+          ASSERT_EQ(y[i], g[i]) << "outside the range: untouched";
+          continue;
+        }
+        const double want = g[i] / (1.0 + std::exp(-double{g[i]})) * up[i];
+        ASSERT_NEAR(y[i], want, 8 * kU * std::fabs(want) + 1e-37) << "g=" << g[i];
+      }
+    }
   }
 }
 
@@ -185,7 +203,7 @@ TEST(SoftCapTest, MatchesDefinition) {
   }
 }
 
-TEST(SoftmaxTest, MatchesDefinition) {
+TEST_P(ExpKernelTargetTest, SoftmaxMatchesDefinition) {
   // exp(x - max) / sum in double: |err| <= 4u p + 1e-12 (exp and the scaling round in f32).
   for (int64_t n : {1, 2, 5, 100, 4097}) {
     auto x = RandomVec(static_cast<size_t>(n), 8, -30.0f, 30.0f);
@@ -212,13 +230,13 @@ TEST(SoftmaxTest, MatchesDefinition) {
   }
 }
 
-TEST(SoftmaxTest, AllMaskedGivesZeros) {
+TEST_P(ExpKernelTargetTest, SoftmaxAllMaskedGivesZeros) {
   std::vector<float> x(6, -INFINITY);
   Softmax(x.data(), 6);
   for (float v : x) EXPECT_EQ(v, 0.0f);
 }
 
-TEST(SoftmaxTest, ShiftInvariantAndUniformForEqualInputs) {
+TEST_P(ExpKernelTargetTest, SoftmaxShiftInvariantAndUniformForEqualInputs) {
   std::vector<float> a = {1, 2, 3}, b = {101, 102, 103}, c(7, 42.0f);
   Softmax(a.data(), 3);
   Softmax(b.data(), 3);
@@ -234,6 +252,9 @@ TEST(ElementwiseTest, AddAndScale) {
   ScaleInPlace(x.data(), 3, -2.0f);
   EXPECT_EQ(x, (std::vector<float>{-3, -0.0f, -26}));
 }
+
+INSTANTIATE_TEST_SUITE_P(elementwise, ExpKernelTargetTest, ::testing::ValuesIn(hwy::SupportedAndGeneratedTargets()),
+                         [](const ::testing::TestParamInfo<int64_t>& p) { return hwy::TargetName(p.param); });
 
 }  // namespace
 }  // namespace pocketlm

@@ -29,7 +29,9 @@ using quant::GetQuantTraits;
 
 constexpr DType kTypes[] = {DType::kQ8_0, DType::kQ4_0, DType::kQ4_K, DType::kQ6_K, DType::kQ5_K,   DType::kQ3_K,
                             DType::kQ2_K, DType::kQ5_0, DType::kQ4_1, DType::kQ5_1, DType::kIQ4_NL, DType::kIQ4_XS};
-constexpr int64_t kNTokens[] = {1, 2, 3, 4, 5, 7};
+// 9 and 19 tokens take the panel GEMM of the 32-value-block types on x86 (from 8 tokens: full groups of 8 / 4
+// tokens and every kind of partial one).
+constexpr int64_t kNTokens[] = {1, 2, 3, 4, 5, 7, 9, 19};
 
 // Row lengths: 1, 2, 3 and 11 blocks of 32, or 1, 2 and 5 super-blocks of 256.
 std::vector<int64_t> Sizes(DType t) {
@@ -271,12 +273,13 @@ TEST_P(QuantDotTargetTest, ManyTokensExactOnGridData) {
 }
 
 // Many rows: the 32-value-block byte path (x86) runs tiles of 4 rows x up to 4 tokens over row tiles of 16, with
-// per-row scales gathered 8 blocks at a time; 37 rows and 11 blocks leave remainders of each, and the token counts
-// cover every partial token group.
+// per-row scales gathered 8 blocks at a time; from 8 tokens on, panels of 16 (AVX-512) or 8 (AVX2) rows packed
+// 4 rows at a time. 37 rows and 11 blocks leave remainders of each, and the token counts cover every partial token
+// group of both paths.
 TEST_P(QuantDotTargetTest, ManyRowsExactOnGridData) {
   std::mt19937 rng(6);
   for (DType type : {DType::kQ4_0, DType::kQ4_1, DType::kQ5_0, DType::kQ5_1, DType::kQ8_0, DType::kIQ4_NL}) {
-    for (int64_t n_tokens : {1, 4, 6, 9}) {
+    for (int64_t n_tokens : {1, 4, 6, 9, 21}) {
       Case c(type, 352, 37, n_tokens);
       FillGrid(c, rng);
       RunAndCompare(c, true, {}, {}, rng);

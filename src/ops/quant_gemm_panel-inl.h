@@ -1,0 +1,333 @@
+// Prefill GEMM for AVX2 / AVX-512 (included by quant_dot.cpp per target, after quant_dot_u8-inl.h): many tokens
+// times quantized weight rows, with the weight rows repacked per call into a cache-resident panel.
+//
+// Why: the tiled byte path (TileB32) reduces every (row, token, block) to its own 8-lane vector and pays an
+// int -> float conversion and an FMA for each; on 2 cores that conversion work, not the integer multiplies, limits
+// prefill. Here P weight rows (P = 16 on AVX-512, 8 on AVX2) are interleaved 4 codes at a time, as BLIS packs a
+// panel of A and as llama.cpp's repacked AVX-512 GEMM lays out q4_0 (8 rows): one vector holds codes k..k+3 of all
+// P rows, so one vpdpbusd with the 4 activation codes k..k+3 of one token broadcast (vpbroadcastd) accumulates
+// 4 products into each row's int32 lane. After a scale group (32 values: 8 such steps) each lane holds the exact
+// integer dot of one row over the group, and one conversion + one FMA by (d_w of the P rows) * d_a(token) scales
+// all P rows at once. The panel is packed once per call and reused for every token, so its cost is spread over the
+// prompt; decode (few tokens) keeps the tiled path.
+//
+// Panel format (per scale group g of kQ * 4 values, P rows): codes[g][q][row][4] unsigned bytes (codes = value +
+// o, o the type's offset: 8 for q4_0, 16 for q5_0, 128 for signed types with VNNI; 0 for q4_1 / q5_1 whose
+// values are unsigned already), scale[g][row] = d_w, and for q4_1 / q5_1 min[g][row] = m_w. Signed types without
+// VNNI keep their signed values and take vpmaddubsw's sign trick (|w| times sign(y, w)), as TileB32 does.
+//
+// Per (token, group) the activation side supplies d_a (float), -o * sum(y) (int32, seeds the group's integer
+// accumulator, so the integer sum is exactly ggml's sum over the block) and for min types s = d_a * sum(y)
+// (Q8_1's s field). Result per (row, token): sum over groups of float(isum) * (d_w * d_a) [+ m_w * s], one
+// rounded partial per group, the same terms as ggml_vec_dot_q4_0_q8_0 adds.
+#if defined(POCKETLM_OPS_QUANT_GEMM_PANEL_INL_H_) == defined(HWY_TARGET_TOGGLE)
+#ifdef POCKETLM_OPS_QUANT_GEMM_PANEL_INL_H_
+#undef POCKETLM_OPS_QUANT_GEMM_PANEL_INL_H_
+#else
+#define POCKETLM_OPS_QUANT_GEMM_PANEL_INL_H_
+#endif
+
+#if PLM_QUANT_DOT_U8
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "hwy/highway.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace pocketlm {
+namespace HWY_NAMESPACE {
+namespace qdec {
+
+// ---- Vector layer: P int32 / float lanes (P rows of a panel) ---------------------------------------------------
+#if HWY_TARGET == HWY_AVX2
+constexpr int kPanelRows = 8;
+constexpr int kPanelTokens = 4;  // 2 * 4 accumulators + weights of AVX2's 16 registers
+using PI = __m256i;
+using PF = __m256;
+HWY_INLINE PI PLoadI(const uint8_t* p) {
+  return _mm256_loadu_si256(reinterpret_cast<const PI*>(p));
+}
+HWY_INLINE PI PBcast32(const uint8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm256_set1_epi32(v);
+}
+HWY_INLINE PI PSetI(int32_t v) {
+  return _mm256_set1_epi32(v);
+}
+HWY_INLINE PI PZeroI() {
+  return _mm256_setzero_si256();
+}
+HWY_INLINE PF PZeroF() {
+  return _mm256_setzero_ps();
+}
+HWY_INLINE PF PLoadF(const float* p) {
+  return _mm256_loadu_ps(p);
+}
+HWY_INLINE PF PSetF(float v) {
+  return _mm256_set1_ps(v);
+}
+HWY_INLINE PF PCvt(PI v) {
+  return _mm256_cvtepi32_ps(v);
+}
+HWY_INLINE PF PMul(PF a, PF b) {
+  return _mm256_mul_ps(a, b);
+}
+HWY_INLINE PF PFma(PF a, PF b, PF c) {
+  return _mm256_fmadd_ps(a, b, c);
+}
+HWY_INLINE void PStoreF(float* p, PF v) {
+  _mm256_storeu_ps(p, v);
+}
+// acc + u . s per 4 lanes (u unsigned, |u0 s0 + u1 s1| < 2^15).
+HWY_INLINE PI PDotU(PI acc, PI u, PI s) {
+  return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)));
+}
+HWY_INLINE PI PAbs8(PI w) {
+  return _mm256_abs_epi8(w);
+}
+// acc + w . y per 4 lanes for signed w, given |w|.
+HWY_INLINE PI PDotS(PI acc, PI w_abs, PI w, PI y) {
+  return PDotU(acc, w_abs, _mm256_sign_epi8(y, w));
+}
+#else
+constexpr int kPanelRows = 16;
+constexpr int kPanelTokens = 8;  // 2 * 8 accumulators of the 32 registers
+using PI = __m512i;
+using PF = __m512;
+HWY_INLINE PI PLoadI(const uint8_t* p) {
+  return _mm512_loadu_si512(p);
+}
+HWY_INLINE PI PBcast32(const uint8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm512_set1_epi32(v);
+}
+HWY_INLINE PI PSetI(int32_t v) {
+  return _mm512_set1_epi32(v);
+}
+HWY_INLINE PI PZeroI() {
+  return _mm512_setzero_si512();
+}
+HWY_INLINE PF PZeroF() {
+  return _mm512_setzero_ps();
+}
+HWY_INLINE PF PLoadF(const float* p) {
+  return _mm512_loadu_ps(p);
+}
+HWY_INLINE PF PSetF(float v) {
+  return _mm512_set1_ps(v);
+}
+HWY_INLINE PF PCvt(PI v) {
+  return _mm512_cvtepi32_ps(v);
+}
+HWY_INLINE PF PMul(PF a, PF b) {
+  return _mm512_mul_ps(a, b);
+}
+HWY_INLINE PF PFma(PF a, PF b, PF c) {
+  return _mm512_fmadd_ps(a, b, c);
+}
+HWY_INLINE void PStoreF(float* p, PF v) {
+  _mm512_storeu_ps(p, v);
+}
+#if HWY_TARGET == HWY_AVX3_DL
+// vpdpbusd, written out in its EVEX form (see DotU8Raw in quant_dot_u8-inl.h: Highway's AVX3_DL attributes lack
+// avx512vnni, so the intrinsic is unavailable).
+HWY_INLINE PI PDotU(PI acc, PI u, PI s) {
+  asm("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(u), "v"(s));
+  return acc;
+}
+#else
+HWY_INLINE PI PDotU(PI acc, PI u, PI s) {
+  return _mm512_add_epi32(acc, _mm512_madd_epi16(_mm512_maddubs_epi16(u, s), _mm512_set1_epi16(1)));
+}
+#endif
+HWY_INLINE PI PAbs8(PI w) {
+  return _mm512_abs_epi8(w);
+}
+// AVX-512 has no vpsignb: negate y where w < 0 (w = 0 multiplies by |w| = 0 anyway).
+HWY_INLINE PI PDotS(PI acc, PI w_abs, PI w, PI y) {
+  return PDotU(acc, w_abs, _mm512_mask_sub_epi8(y, _mm512_movepi8_mask(w), _mm512_setzero_si512(), y));
+}
+#endif
+
+// ---- Panel and activation descriptions --------------------------------------------------------------------------
+
+struct Panel {
+  const uint8_t* codes;  // (groups, kQ, kPanelRows, 4)
+  const float* scale;    // (groups, kPanelRows)
+  const float* min;      // (groups, kPanelRows) or null
+};
+
+struct PanelActs {
+  const uint8_t* rows;  // token t's quants: rows + t * row_bytes + yoff[g] for group g
+  size_t row_bytes;
+  size_t groups;
+  const uint32_t* yoff;  // (groups)
+  const float* d;        // (n_tokens, groups)
+  const int32_t* sums;   // (n_tokens, groups) or null: sum(y) over the group
+  int32_t neg_o;         // -o: sums * neg_o seeds the group's integer sum
+  const float* ms;       // (n_tokens, groups) or null: d_a * sum(y) over the group (min types)
+};
+
+// out[t * out_stride + i] (= or +=) dot(panel row i, token t0 + t) for i < n_rows, t < kT.
+template <int kQ, int kT, bool kOff, bool kMin, bool kSigned>
+HWY_NOINLINE void PanelTile(const Panel& p, const PanelActs& a, size_t t0, float* out, size_t out_stride, int n_rows,
+                            bool accumulate) {
+  PF acc[kT];
+  for (int t = 0; t < kT; ++t) acc[t] = PZeroF();
+  const uint8_t* y[kT];
+  for (int t = 0; t < kT; ++t) y[t] = a.rows + (t0 + t) * a.row_bytes;
+  const size_t G = a.groups;
+  for (size_t g = 0; g < G; ++g) {
+    PI isum[kT];
+    for (int t = 0; t < kT; ++t) isum[t] = kOff ? PSetI(a.neg_o * a.sums[(t0 + t) * G + g]) : PZeroI();
+    const uint8_t* codes = p.codes + g * (kQ * kPanelRows * 4);
+    const uint32_t yo = a.yoff[g];
+    for (int q = 0; q < kQ; ++q) {
+      const PI w = PLoadI(codes + q * (kPanelRows * 4));
+      if constexpr (kSigned) {
+        const PI wa = PAbs8(w);
+        for (int t = 0; t < kT; ++t) isum[t] = PDotS(isum[t], wa, w, PBcast32(y[t] + yo + 4 * q));
+      } else {
+        for (int t = 0; t < kT; ++t) isum[t] = PDotU(isum[t], w, PBcast32(y[t] + yo + 4 * q));
+      }
+    }
+    const PF dw = PLoadF(p.scale + g * kPanelRows);
+    for (int t = 0; t < kT; ++t) acc[t] = PFma(PCvt(isum[t]), PMul(dw, PSetF(a.d[(t0 + t) * G + g])), acc[t]);
+    if constexpr (kMin) {
+      const PF mw = PLoadF(p.min + g * kPanelRows);
+      for (int t = 0; t < kT; ++t) acc[t] = PFma(mw, PSetF(a.ms[(t0 + t) * G + g]), acc[t]);
+    }
+  }
+  alignas(64) float tmp[kPanelRows];
+  for (int t = 0; t < kT; ++t) {
+    float* o = out + t * out_stride;
+    if (n_rows == kPanelRows && !accumulate) {
+      PStoreF(o, acc[t]);
+      continue;
+    }
+    PStoreF(tmp, acc[t]);
+    for (int i = 0; i < n_rows; ++i) o[i] = accumulate ? o[i] + tmp[i] : tmp[i];
+  }
+}
+
+template <int kQ, bool kOff, bool kMin, bool kSigned>
+void PanelTokens(const Panel& p, const PanelActs& a, size_t n_tokens, float* out, size_t out_stride, int n_rows,
+                 bool accumulate) {
+  size_t t = 0;
+  for (; t + kPanelTokens <= n_tokens; t += kPanelTokens) {
+    PanelTile<kQ, kPanelTokens, kOff, kMin, kSigned>(p, a, t, out + t * out_stride, out_stride, n_rows, accumulate);
+  }
+  float* o = out + t * out_stride;
+  switch (n_tokens - t) {
+    case 0: return;
+    case 1: return PanelTile<kQ, 1, kOff, kMin, kSigned>(p, a, t, o, out_stride, n_rows, accumulate);
+    case 2: return PanelTile<kQ, 2, kOff, kMin, kSigned>(p, a, t, o, out_stride, n_rows, accumulate);
+    case 3: return PanelTile<kQ, 3, kOff, kMin, kSigned>(p, a, t, o, out_stride, n_rows, accumulate);
+#if HWY_TARGET != HWY_AVX2
+    case 4: return PanelTile<kQ, 4, kOff, kMin, kSigned>(p, a, t, o, out_stride, n_rows, accumulate);
+    case 5: return PanelTile<kQ, 5, kOff, kMin, kSigned>(p, a, t, o, out_stride, n_rows, accumulate);
+    case 6: return PanelTile<kQ, 6, kOff, kMin, kSigned>(p, a, t, o, out_stride, n_rows, accumulate);
+    case 7: return PanelTile<kQ, 7, kOff, kMin, kSigned>(p, a, t, o, out_stride, n_rows, accumulate);
+#endif
+    default: return;
+  }
+}
+
+// ---- Packing of the 32-value-block types (decoders of quant_dot_u8-inl.h) ---------------------------------------
+
+// Codes as the panel stores them: B32Codes (unsigned, or xor 0x80 with VNNI), except that signed types without
+// VNNI stay signed for the sign trick.
+template <class Dec>
+constexpr bool kPanelSigned = Dec::kSigned && !kVnni;
+
+// The panel of weight rows [0, n_rows) (n_rows <= kPanelRows; missing rows are zero) of nb blocks each.
+// codes: nb * 8 * kPanelRows * 4 bytes; scale, min: nb * kPanelRows floats.
+template <class Dec>
+void PackB32Panel(const uint8_t* w, size_t w_row_bytes, int n_rows, size_t nb, uint8_t* codes, float* scale,
+                  float* min) {
+  constexpr size_t kGroupBytes = 8 * kPanelRows * 4;
+  if (n_rows < kPanelRows) {
+    std::memset(codes, 0, nb * kGroupBytes);
+    std::fill(scale, scale + nb * kPanelRows, 0.0f);
+    if (Dec::kMin) std::fill(min, min + nb * kPanelRows, 0.0f);
+  }
+  // Four rows at a time: a 4 x 8 transpose of 32-bit words (4 codes each) per block, within 128-bit lanes, so
+  // that word q of rows i..i+3 lands at codes[b][q][i..i+3].
+  for (int i = 0; i < n_rows; i += 4) {
+    const int rows_here = std::min(4, n_rows - i);
+    const uint8_t* r[4];
+    for (int k = 0; k < 4; ++k) r[k] = w + static_cast<size_t>(i + std::min(k, rows_here - 1)) * w_row_bytes;
+    for (size_t b = 0; b < nb; ++b) {
+      V256 v[4];
+      for (int k = 0; k < 4; ++k) {
+        const uint8_t* blk = r[k] + b * Dec::kBytes;
+        v[k] = kPanelSigned<Dec> ? Dec::Weights(blk) : B32Codes<Dec>(blk);
+      }
+      // t0 = words (0, 4) of the 4 rows, t1 = (1, 5), t2 = (2, 6), t3 = (3, 7): row k in dword k of each lane.
+      const V256 a01 = _mm256_unpacklo_epi32(v[0], v[1]), b01 = _mm256_unpackhi_epi32(v[0], v[1]);
+      const V256 a23 = _mm256_unpacklo_epi32(v[2], v[3]), b23 = _mm256_unpackhi_epi32(v[2], v[3]);
+      const V256 t[4] = {_mm256_unpacklo_epi64(a01, a23), _mm256_unpackhi_epi64(a01, a23),
+                         _mm256_unpacklo_epi64(b01, b23), _mm256_unpackhi_epi64(b01, b23)};
+      uint8_t* dst = codes + b * kGroupBytes + static_cast<size_t>(i) * 4;
+      for (int q = 0; q < 4; ++q) {
+        if (rows_here == 4) {
+          _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + q * kPanelRows * 4), _mm256_castsi256_si128(t[q]));
+          _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + (q + 4) * kPanelRows * 4),
+                           _mm256_extracti128_si256(t[q], 1));
+        } else {
+          alignas(32) uint8_t tmp[32];
+          _mm256_store_si256(reinterpret_cast<V256*>(tmp), t[q]);
+          std::memcpy(dst + q * kPanelRows * 4, tmp, static_cast<size_t>(rows_here) * 4);
+          std::memcpy(dst + (q + 4) * kPanelRows * 4, tmp + 16, static_cast<size_t>(rows_here) * 4);
+        }
+      }
+    }
+  }
+  for (int i = 0; i < n_rows; ++i) {
+    const uint8_t* row = w + static_cast<size_t>(i) * w_row_bytes;
+    for (size_t b = 0; b < nb; ++b) {
+      scale[b * kPanelRows + i] = F16At(row + b * Dec::kBytes);  // d is the first field of every B32 type
+      if constexpr (Dec::kMin) min[b * kPanelRows + i] = Dec::M(row + b * Dec::kBytes);
+    }
+  }
+}
+
+// Rows [r0, r1) x all n_tokens of a 32-value-block type through panels.
+template <class Dec>
+void MatMulB32Panels(const uint8_t* w_rows, size_t w_row_bytes, const Acts& a, int64_t n_tokens, float* y,
+                     int64_t y_stride, bool accumulate, int64_t r0, int64_t r1) {
+  constexpr bool kOff = B32Offset<Dec>() != 0;
+  constexpr bool kSigned = kPanelSigned<Dec>;
+  const size_t nb = a.nb;
+  thread_local std::vector<uint8_t> codes;
+  thread_local std::vector<float> scales;
+  thread_local std::vector<uint32_t> yoff;
+  codes.resize(nb * 8 * kPanelRows * 4);
+  scales.resize(2 * nb * kPanelRows);
+  yoff.resize(nb);
+  for (size_t b = 0; b < nb; ++b) yoff[b] = static_cast<uint32_t>(b * a.block_bytes + a.qs_offset);
+  const PanelActs pa{a.rows, a.row_bytes, nb, yoff.data(), a.d, a.sums, -B32Offset<Dec>(), a.s};
+  const Panel p{codes.data(), scales.data(), scales.data() + nb * kPanelRows};
+  for (int64_t r = r0; r < r1; r += kPanelRows) {
+    const int n_rows = static_cast<int>(std::min<int64_t>(kPanelRows, r1 - r));
+    PackB32Panel<Dec>(w_rows + static_cast<size_t>(r) * w_row_bytes, w_row_bytes, n_rows, nb, codes.data(),
+                      scales.data(), scales.data() + nb * kPanelRows);
+    PanelTokens<8, kOff, Dec::kMin, kSigned>(p, pa, static_cast<size_t>(n_tokens), y + r, static_cast<size_t>(y_stride),
+                                             n_rows, accumulate);
+  }
+}
+
+}  // namespace qdec
+}  // namespace HWY_NAMESPACE
+}  // namespace pocketlm
+HWY_AFTER_NAMESPACE();
+
+#endif  // PLM_QUANT_DOT_U8
+#endif  // include guard toggle
