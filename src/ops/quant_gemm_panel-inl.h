@@ -97,7 +97,7 @@ HWY_INLINE PI PDotS(PI acc, PI w_abs, PI w, PI y) {
 }
 #else
 constexpr int kPanelRows = 16;
-constexpr int kPanelTokens = 8;  // 2 * 8 accumulators of the 32 registers
+constexpr int kPanelTokens = 14;  // 2 * 14 accumulators of the 32 registers
 using PI = __m512i;
 using PF = __m512;
 HWY_INLINE PI PLoadI(const uint8_t* p) {
@@ -235,6 +235,12 @@ void PanelTokens(const Panel& p, const PanelActs& a, size_t n_tokens, float* out
     case 5: return PanelTile<kQ, 5, kOff, kMin, kSigned>(p, a, t, o, out_stride, n_rows, accumulate);
     case 6: return PanelTile<kQ, 6, kOff, kMin, kSigned>(p, a, t, o, out_stride, n_rows, accumulate);
     case 7: return PanelTile<kQ, 7, kOff, kMin, kSigned>(p, a, t, o, out_stride, n_rows, accumulate);
+    case 8: return PanelTile<kQ, 8, kOff, kMin, kSigned>(p, a, t, o, out_stride, n_rows, accumulate);
+    case 9: return PanelTile<kQ, 9, kOff, kMin, kSigned>(p, a, t, o, out_stride, n_rows, accumulate);
+    case 10: return PanelTile<kQ, 10, kOff, kMin, kSigned>(p, a, t, o, out_stride, n_rows, accumulate);
+    case 11: return PanelTile<kQ, 11, kOff, kMin, kSigned>(p, a, t, o, out_stride, n_rows, accumulate);
+    case 12: return PanelTile<kQ, 12, kOff, kMin, kSigned>(p, a, t, o, out_stride, n_rows, accumulate);
+    case 13: return PanelTile<kQ, 13, kOff, kMin, kSigned>(p, a, t, o, out_stride, n_rows, accumulate);
 #endif
     default: return;
   }
