@@ -218,7 +218,10 @@ TEST(ForwardTemplatesTest, FloatInstantiationsMatchInferenceKernels) {
     a = x, b = x;
     Rope(a.data(), 36, 20, style, 777, 10000.0f, nullptr);
     grad::Rope(b.data(), 36, 20, style, 777, 10000.0f, nullptr);
-    EXPECT_TRUE(Close("Rope<float> vs Rope", b, a, kTol, 1e-3));
+    // x0 c - x1 s cancels, and a compiler may contract it into an FMA in one file and not the other (GCC does by
+    // default on AArch64): the two then differ by a rounding of a product, up to 2^-24 max|x| whatever the result,
+    // hence the floor of max|want| (a wrong angle still shows as an O(max|x|) error).
+    EXPECT_TRUE(Close("Rope<float> vs Rope", b, a, kTol, 1.0));
   }
   a = x, b = x;
   SiluMul(a.data(), w.data(), n);
