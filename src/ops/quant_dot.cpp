@@ -239,6 +239,37 @@ void PrepareQuantActsImpl(DType wt, const uint8_t* act, size_t act_row_bytes, in
   const size_t L = hn::Lanes(du8);
   const auto bias = hn::Set(du8, 0x80);
 #endif
+  out->gd.clear();
+  out->gsums.clear();
+  out->gms.clear();
+#if PLM_QUANT_DOT_U8
+  // Group arrays of the k-quant prefill panels (quant_gemm_panel-inl.h), from Q8_K's d and bsums (sums of 16).
+  if ((wt == DType::kQ4_K || wt == DType::kQ6_K) && n_tokens >= kPanelMinTokens) {
+    const size_t per = wt == DType::kQ4_K ? 8 : 16, G = nb * per;
+    out->gd.resize(nt * G);
+    if (wt == DType::kQ4_K) {
+      out->gms.resize(nt * G);
+    } else {
+      out->gsums.resize(nt * G);
+    }
+    for (size_t t = 0; t < nt; ++t) {
+      for (size_t b = 0; b < nb; ++b) {
+        const uint8_t* blk = act + t * act_row_bytes + b * block_bytes;
+        const float d = qd::LoadF32(blk);
+        const uint8_t* bs = blk + offsetof(BlockQ8_K, bsums);
+        for (size_t j = 0; j < per; ++j) {
+          const size_t k = t * G + b * per + j;
+          out->gd[k] = d;
+          if (wt == DType::kQ4_K) {
+            out->gms[k] = d * static_cast<float>(qd::LoadI16(bs + 4 * j) + qd::LoadI16(bs + 4 * j + 2));
+          } else {
+            out->gsums[k] = qd::LoadI16(bs + 2 * j);
+          }
+        }
+      }
+    }
+  }
+#endif
   for (size_t t = 0; t < nt; ++t) {
     for (size_t b = 0; b < nb; ++b) {
       const uint8_t* blk = act + t * act_row_bytes + b * block_bytes;
@@ -313,8 +344,18 @@ void QuantMatMulRowsImpl(const QuantActs& act, const uint8_t* w_rows, size_t w_r
     case DType::kQ2_K: return MatMulTokenBlocks<DecQ2_K>(w_rows, w_row_bytes, a, n_tokens, o, r0, r1);
     case DType::kQ3_K: return MatMulTokenBlocks<DecQ3_K>(w_rows, w_row_bytes, a, n_tokens, o, r0, r1);
 #if PLM_QUANT_DOT_U8
-    case DType::kQ4_K: return MatMulTokenBlocks<DecQ4_KU8, true>(w_rows, w_row_bytes, a, n_tokens, o, r0, r1);
-    case DType::kQ6_K: return MatMulTokenBlocks<DecQ6_KU8, true>(w_rows, w_row_bytes, a, n_tokens, o, r0, r1);
+    case DType::kQ4_K:
+      if (!act.gd.empty()) {
+        return MatMulKPanels<PanelSrcQ4_K>(w_rows, w_row_bytes, a, act.gd.data(), nullptr, act.gms.data(), n_tokens, y,
+                                           y_stride, accumulate, r0, r1);
+      }
+      return MatMulTokenBlocks<DecQ4_KU8, true>(w_rows, w_row_bytes, a, n_tokens, o, r0, r1);
+    case DType::kQ6_K:
+      if (!act.gd.empty()) {
+        return MatMulKPanels<PanelSrcQ6_K>(w_rows, w_row_bytes, a, act.gd.data(), act.gsums.data(), nullptr, n_tokens,
+                                           y, y_stride, accumulate, r0, r1);
+      }
+      return MatMulTokenBlocks<DecQ6_KU8, true>(w_rows, w_row_bytes, a, n_tokens, o, r0, r1);
 #else
     case DType::kQ4_K: return MatMulTokenBlocks<DecQ45_K<false>>(w_rows, w_row_bytes, a, n_tokens, o, r0, r1);
     case DType::kQ6_K: return MatMulTokenBlocks<DecQ6_K>(w_rows, w_row_bytes, a, n_tokens, o, r0, r1);

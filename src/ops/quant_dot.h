@@ -44,6 +44,10 @@ struct QuantActs {
   std::vector<float> d;       // (n_tokens, blocks): block scale as f32
   std::vector<float> s;       // (n_tokens, blocks): Q8_1's s as f32 (q4_1, q5_1); empty otherwise
   std::vector<int32_t> sums;  // (n_tokens, blocks): sum of the block's quants (Q8_0 activations); empty otherwise
+  // Per (token, group of 32 (q4_K) / 16 (q6_K) values) for the x86 prefill panels; empty when not used:
+  std::vector<float> gd;       // the block scale d_a
+  std::vector<int32_t> gsums;  // q6_K: sum(y) over the group
+  std::vector<float> gms;      // q4_K: d_a * sum(y) over the group
 };
 
 // Fills `out` for act: n_tokens rows of act_row_bytes from QuantizeActivations(wt, ...). Requires HasQuantDot(wt).

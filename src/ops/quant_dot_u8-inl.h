@@ -388,6 +388,13 @@ HWY_NOINLINE void TileB32(const uint8_t* HWY_RESTRICT w, size_t w_row_bytes, con
   }
   const uint8_t* y0 = a.rows + t0 * a.row_bytes + a.qs_offset;
   for (size_t b = 0; b < nb; ++b) {
+    if constexpr (kT == 1) {
+      // Decode is bound by how many weight bytes are in flight: while this tile computes from cache, fetch the
+      // next tile's rows (the next kR rows, contiguous after these), kR blocks' worth per block step.
+      const uint8_t* next = w + 2 * kR * w_row_bytes + b * (kR * Dec::kBytes);
+      for (size_t off = 0; off < kR * Dec::kBytes; off += 64)
+        _mm_prefetch(reinterpret_cast<const char*>(next + off), _MM_HINT_T0);
+    }
     V256 wv[kR];
     for (int r = 0; r < kR; ++r) wv[r] = B32Codes<Dec>(w + r * w_row_bytes + b * Dec::kBytes);
     for (int t = 0; t < kT; ++t) {

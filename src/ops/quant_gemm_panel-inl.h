@@ -246,42 +246,116 @@ void PanelTokens(const Panel& p, const PanelActs& a, size_t n_tokens, float* out
   }
 }
 
-// ---- Packing of the 32-value-block types (decoders of quant_dot_u8-inl.h) ---------------------------------------
+// ---- Packing ------------------------------------------------------------------------------------------------------
+// A source type says how one weight row turns into 32-code chunks (Chunk: chunk c of the row, word q = codes
+// 4q..4q+3) and per-group scales. A chunk is one group of 32 values (kQ = 8) or two groups of 16 (kQ = 4): in both
+// cases word q of chunk c lands at codes + c * 32 * kPanelRows + q * 4 * kPanelRows, so one packer serves all.
+// Units are the row's blocks (super-blocks for the k-quants): kChunks chunks and kGroups groups each.
 
 // Codes as the panel stores them: B32Codes (unsigned, or xor 0x80 with VNNI), except that signed types without
 // VNNI stay signed for the sign trick.
 template <class Dec>
 constexpr bool kPanelSigned = Dec::kSigned && !kVnni;
 
-// The panel of weight rows [0, n_rows) (n_rows <= kPanelRows; missing rows are zero) of nb blocks each.
-// codes: nb * 8 * kPanelRows * 4 bytes; scale, min: nb * kPanelRows floats.
+// 32-value-block types (decoders of quant_dot_u8-inl.h): one block, one chunk, one group.
 template <class Dec>
-void PackB32Panel(const uint8_t* w, size_t w_row_bytes, int n_rows, size_t nb, uint8_t* codes, float* scale,
-                  float* min) {
-  constexpr size_t kGroupBytes = 8 * kPanelRows * 4;
-  if (n_rows < kPanelRows) {
-    std::memset(codes, 0, nb * kGroupBytes);
-    std::fill(scale, scale + nb * kPanelRows, 0.0f);
-    if (Dec::kMin) std::fill(min, min + nb * kPanelRows, 0.0f);
+struct PanelSrcB32 {
+  static constexpr int kQ = 8;
+  static constexpr size_t kChunks = 1, kGroups = 1, kUnitBytes = Dec::kBytes;
+  static constexpr bool kOff = B32Offset<Dec>() != 0, kMin = Dec::kMin, kSigned = kPanelSigned<Dec>;
+  static constexpr int32_t kNegO = -B32Offset<Dec>();
+  static HWY_INLINE V256 Chunk(const uint8_t* row, size_t c) {
+    const uint8_t* blk = row + c * Dec::kBytes;
+    return kSigned ? Dec::Weights(blk) : B32Codes<Dec>(blk);
   }
-  // Four rows at a time: a 4 x 8 transpose of 32-bit words (4 codes each) per block, within 128-bit lanes, so
-  // that word q of rows i..i+3 lands at codes[b][q][i..i+3].
+  // scale[g * kPanelRows] (and min) for the groups g of unit u.
+  static HWY_INLINE void Scales(const uint8_t* row, size_t u, float* scale, float* min) {
+    scale[0] = F16At(row + u * Dec::kBytes);  // d is the first field of every 32-value-block type
+    if constexpr (kMin) min[0] = Dec::M(row + u * Dec::kBytes);
+  }
+};
+
+// q4_K: x = d sc_j q - dmin m_j, q in 0..15, 8 groups of 32 per super-block (dequantize_row_q4_K): group 2i holds the
+// low nibbles of qs[32i..32i+32), group 2i+1 the high ones. The min term goes through min = -dmin m_j times
+// d_a sum(y) over the group.
+struct PanelSrcQ4_K {
+  static constexpr int kQ = 8;
+  static constexpr size_t kChunks = 8, kGroups = 8, kUnitBytes = sizeof(BlockQ4_K);
+  static constexpr bool kOff = false, kMin = true, kSigned = false;
+  static constexpr int32_t kNegO = 0;
+  static HWY_INLINE V256 Chunk(const uint8_t* row, size_t c) {
+    const uint8_t* qs = row + (c / 8) * kUnitBytes + offsetof(BlockQ4_K, qs) + 32 * ((c % 8) / 2);
+    const V256 raw = _mm256_loadu_si256(reinterpret_cast<const V256*>(qs));
+    const V256 nib = (c % 2) == 0 ? raw : _mm256_srli_epi16(raw, 4);
+    return _mm256_and_si256(nib, _mm256_set1_epi8(0x0F));
+  }
+  static HWY_INLINE void Scales(const uint8_t* row, size_t u, float* scale, float* min) {
+    const uint8_t* blk = row + u * kUnitBytes;
+    uint8_t sc[8], m[8];
+    qd::UnpackK4Scales(blk + offsetof(BlockQ4_K, scales), sc, m);
+    const float d = F16At(blk + offsetof(BlockQ4_K, d)), dmin = F16At(blk + offsetof(BlockQ4_K, dmin));
+    for (int g = 0; g < 8; ++g) {
+      scale[g * kPanelRows] = d * static_cast<float>(sc[g]);
+      min[g * kPanelRows] = -dmin * static_cast<float>(m[g]);
+    }
+  }
+};
+
+// q6_K: x = d sc_s (q - 32), q in 0..63, 16 groups of 16 per super-block (dequantize_row_q6_K): values
+// 128h + 32k + l (half h, quarter k, l < 32) have the low (k < 2) or high nibble of ql[64h + 32(k & 1) + l] and
+// bits 2k..2k+1 of qh[32h + l]; chunk 4h + k is groups 8h + 2k and 8h + 2k + 1. Codes are q, offset o = 32.
+struct PanelSrcQ6_K {
+  static constexpr int kQ = 4;
+  static constexpr size_t kChunks = 8, kGroups = 16, kUnitBytes = sizeof(BlockQ6_K);
+  static constexpr bool kOff = true, kMin = false, kSigned = false;
+  static constexpr int32_t kNegO = -32;
+  static HWY_INLINE V256 Chunk(const uint8_t* row, size_t c) {
+    const uint8_t* blk = row + (c / 8) * kUnitBytes;
+    const size_t h = (c % 8) / 4, k = c % 4;
+    const V256 ql =
+        _mm256_loadu_si256(reinterpret_cast<const V256*>(blk + offsetof(BlockQ6_K, ql) + 64 * h + 32 * (k & 1)));
+    const V256 qh = _mm256_loadu_si256(reinterpret_cast<const V256*>(blk + offsetof(BlockQ6_K, qh) + 32 * h));
+    const V256 mask4 = _mm256_set1_epi8(0x0F);
+    const V256 lo = _mm256_and_si256(k < 2 ? ql : _mm256_srli_epi16(ql, 4), mask4);
+    const V256 hi =
+        _mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(static_cast<int>(2 * k))), _mm256_set1_epi8(3));
+    return _mm256_or_si256(lo, _mm256_slli_epi16(hi, 4));
+  }
+  static HWY_INLINE void Scales(const uint8_t* row, size_t u, float* scale, float*) {
+    const uint8_t* blk = row + u * kUnitBytes;
+    const float d = F16At(blk + offsetof(BlockQ6_K, d));
+    const auto* sc = reinterpret_cast<const int8_t*>(blk + offsetof(BlockQ6_K, scales));
+    for (int g = 0; g < 16; ++g) scale[g * kPanelRows] = d * static_cast<float>(sc[g]);
+  }
+};
+
+// The panel of weight rows [0, n_rows) (n_rows <= kPanelRows; missing rows are zero) of n_units units each.
+// codes: n_units * kChunks * 32 * kPanelRows bytes; scale, min: n_units * kGroups * kPanelRows floats.
+template <class Src>
+void PackPanel(const uint8_t* w, size_t w_row_bytes, int n_rows, size_t n_units, uint8_t* codes, float* scale,
+               float* min) {
+  constexpr size_t kChunkBytes = 32 * kPanelRows;
+  const size_t n_chunks = n_units * Src::kChunks, n_groups = n_units * Src::kGroups;
+  if (n_rows < kPanelRows) {
+    std::memset(codes, 0, n_chunks * kChunkBytes);
+    std::fill(scale, scale + n_groups * kPanelRows, 0.0f);
+    if (Src::kMin) std::fill(min, min + n_groups * kPanelRows, 0.0f);
+  }
+  // Four rows at a time: a 4 x 8 transpose of 32-bit words (4 codes each) per chunk, within 128-bit lanes, so
+  // that word q of rows i..i+3 lands at codes[c][q][i..i+3].
   for (int i = 0; i < n_rows; i += 4) {
     const int rows_here = std::min(4, n_rows - i);
     const uint8_t* r[4];
     for (int k = 0; k < 4; ++k) r[k] = w + static_cast<size_t>(i + std::min(k, rows_here - 1)) * w_row_bytes;
-    for (size_t b = 0; b < nb; ++b) {
+    for (size_t c = 0; c < n_chunks; ++c) {
       V256 v[4];
-      for (int k = 0; k < 4; ++k) {
-        const uint8_t* blk = r[k] + b * Dec::kBytes;
-        v[k] = kPanelSigned<Dec> ? Dec::Weights(blk) : B32Codes<Dec>(blk);
-      }
+      for (int k = 0; k < 4; ++k) v[k] = Src::Chunk(r[k], c);
       // t0 = words (0, 4) of the 4 rows, t1 = (1, 5), t2 = (2, 6), t3 = (3, 7): row k in dword k of each lane.
       const V256 a01 = _mm256_unpacklo_epi32(v[0], v[1]), b01 = _mm256_unpackhi_epi32(v[0], v[1]);
       const V256 a23 = _mm256_unpacklo_epi32(v[2], v[3]), b23 = _mm256_unpackhi_epi32(v[2], v[3]);
       const V256 t[4] = {_mm256_unpacklo_epi64(a01, a23), _mm256_unpackhi_epi64(a01, a23),
                          _mm256_unpacklo_epi64(b01, b23), _mm256_unpackhi_epi64(b01, b23)};
-      uint8_t* dst = codes + b * kGroupBytes + static_cast<size_t>(i) * 4;
+      uint8_t* dst = codes + c * kChunkBytes + static_cast<size_t>(i) * 4;
       for (int q = 0; q < 4; ++q) {
         if (rows_here == 4) {
           _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + q * kPanelRows * 4), _mm256_castsi256_si128(t[q]));
@@ -298,36 +372,59 @@ void PackB32Panel(const uint8_t* w, size_t w_row_bytes, int n_rows, size_t nb, u
   }
   for (int i = 0; i < n_rows; ++i) {
     const uint8_t* row = w + static_cast<size_t>(i) * w_row_bytes;
-    for (size_t b = 0; b < nb; ++b) {
-      scale[b * kPanelRows + i] = F16At(row + b * Dec::kBytes);  // d is the first field of every B32 type
-      if constexpr (Dec::kMin) min[b * kPanelRows + i] = Dec::M(row + b * Dec::kBytes);
+    for (size_t u = 0; u < n_units; ++u) {
+      const size_t g = u * Src::kGroups * kPanelRows + static_cast<size_t>(i);
+      Src::Scales(row, u, scale + g, Src::kMin ? min + g : nullptr);
     }
   }
 }
 
-// Rows [r0, r1) x all n_tokens of a 32-value-block type through panels.
+// Rows [r0, r1) x all n_tokens through panels. pa: the activations per group (yoff, d, sums / ms as Src needs).
+template <class Src>
+void MatMulPanels(const uint8_t* w_rows, size_t w_row_bytes, size_t n_units, const PanelActs& pa, int64_t n_tokens,
+                  float* y, int64_t y_stride, bool accumulate, int64_t r0, int64_t r1) {
+  thread_local std::vector<uint8_t> codes;
+  thread_local std::vector<float> scales;
+  const size_t n_groups = n_units * Src::kGroups;
+  codes.resize(n_units * Src::kChunks * 32 * kPanelRows);
+  scales.resize(2 * n_groups * kPanelRows);
+  const Panel p{codes.data(), scales.data(), scales.data() + n_groups * kPanelRows};
+  for (int64_t r = r0; r < r1; r += kPanelRows) {
+    const int n_rows = static_cast<int>(std::min<int64_t>(kPanelRows, r1 - r));
+    PackPanel<Src>(w_rows + static_cast<size_t>(r) * w_row_bytes, w_row_bytes, n_rows, n_units, codes.data(),
+                   scales.data(), scales.data() + n_groups * kPanelRows);
+    PanelTokens<Src::kQ, Src::kOff, Src::kMin, Src::kSigned>(p, pa, static_cast<size_t>(n_tokens), y + r,
+                                                             static_cast<size_t>(y_stride), n_rows, accumulate);
+  }
+}
+
+// A 32-value-block type: the activation blocks are the groups.
 template <class Dec>
 void MatMulB32Panels(const uint8_t* w_rows, size_t w_row_bytes, const Acts& a, int64_t n_tokens, float* y,
                      int64_t y_stride, bool accumulate, int64_t r0, int64_t r1) {
-  constexpr bool kOff = B32Offset<Dec>() != 0;
-  constexpr bool kSigned = kPanelSigned<Dec>;
-  const size_t nb = a.nb;
-  thread_local std::vector<uint8_t> codes;
-  thread_local std::vector<float> scales;
   thread_local std::vector<uint32_t> yoff;
-  codes.resize(nb * 8 * kPanelRows * 4);
-  scales.resize(2 * nb * kPanelRows);
-  yoff.resize(nb);
-  for (size_t b = 0; b < nb; ++b) yoff[b] = static_cast<uint32_t>(b * a.block_bytes + a.qs_offset);
-  const PanelActs pa{a.rows, a.row_bytes, nb, yoff.data(), a.d, a.sums, -B32Offset<Dec>(), a.s};
-  const Panel p{codes.data(), scales.data(), scales.data() + nb * kPanelRows};
-  for (int64_t r = r0; r < r1; r += kPanelRows) {
-    const int n_rows = static_cast<int>(std::min<int64_t>(kPanelRows, r1 - r));
-    PackB32Panel<Dec>(w_rows + static_cast<size_t>(r) * w_row_bytes, w_row_bytes, n_rows, nb, codes.data(),
-                      scales.data(), scales.data() + nb * kPanelRows);
-    PanelTokens<8, kOff, Dec::kMin, kSigned>(p, pa, static_cast<size_t>(n_tokens), y + r, static_cast<size_t>(y_stride),
-                                             n_rows, accumulate);
+  yoff.resize(a.nb);
+  for (size_t b = 0; b < a.nb; ++b) yoff[b] = static_cast<uint32_t>(b * a.block_bytes + a.qs_offset);
+  const PanelActs pa{a.rows, a.row_bytes, a.nb, yoff.data(), a.d, a.sums, PanelSrcB32<Dec>::kNegO, a.s};
+  MatMulPanels<PanelSrcB32<Dec>>(w_rows, w_row_bytes, a.nb, pa, n_tokens, y, y_stride, accumulate, r0, r1);
+}
+
+// q4_K / q6_K against Q8_K activations: groups of 32 / 16 values; per (token, group) d_a and sum(y) come from
+// QuantActs' group arrays (PrepareQuantActs).
+template <class Src>
+void MatMulKPanels(const uint8_t* w_rows, size_t w_row_bytes, const Acts& a, const float* gd, const int32_t* gsums,
+                   const float* gms, int64_t n_tokens, float* y, int64_t y_stride, bool accumulate, int64_t r0,
+                   int64_t r1) {
+  constexpr size_t kGroupValues = kQK_K / Src::kGroups;
+  const size_t n_groups = a.nb * Src::kGroups;
+  thread_local std::vector<uint32_t> yoff;
+  yoff.resize(n_groups);
+  for (size_t g = 0; g < n_groups; ++g) {
+    yoff[g] =
+        static_cast<uint32_t>((g / Src::kGroups) * a.block_bytes + a.qs_offset + (g % Src::kGroups) * kGroupValues);
   }
+  const PanelActs pa{a.rows, a.row_bytes, n_groups, yoff.data(), gd, gsums, Src::kNegO, gms};
+  MatMulPanels<Src>(w_rows, w_row_bytes, a.nb, pa, n_tokens, y, y_stride, accumulate, r0, r1);
 }
 
 }  // namespace qdec

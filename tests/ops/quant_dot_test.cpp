@@ -29,8 +29,8 @@ using quant::GetQuantTraits;
 
 constexpr DType kTypes[] = {DType::kQ8_0, DType::kQ4_0, DType::kQ4_K, DType::kQ6_K, DType::kQ5_K,   DType::kQ3_K,
                             DType::kQ2_K, DType::kQ5_0, DType::kQ4_1, DType::kQ5_1, DType::kIQ4_NL, DType::kIQ4_XS};
-// 9 and 19 tokens take the panel GEMM of the 32-value-block types on x86 (from 8 tokens: full groups of 8 / 4
-// tokens and every kind of partial one).
+// 9 and 19 tokens take the panel GEMM on x86 (32-value-block types, q4_K and q6_K from 8 tokens: full groups of
+// 14 / 4 tokens and every kind of partial one).
 constexpr int64_t kNTokens[] = {1, 2, 3, 4, 5, 7, 9, 19};
 
 // Row lengths: 1, 2, 3 and 11 blocks of 32, or 1, 2 and 5 super-blocks of 256.
@@ -281,6 +281,14 @@ TEST_P(QuantDotTargetTest, ManyRowsExactOnGridData) {
   for (DType type : {DType::kQ4_0, DType::kQ4_1, DType::kQ5_0, DType::kQ5_1, DType::kQ8_0, DType::kIQ4_NL}) {
     for (int64_t n_tokens : {1, 4, 6, 9, 21}) {
       Case c(type, 352, 37, n_tokens);
+      FillGrid(c, rng);
+      RunAndCompare(c, true, {}, {}, rng);
+    }
+  }
+  // The k-quant panels (q4_K: 8 groups of 32 per super-block with mins, q6_K: 16 groups of 16 with offset 32).
+  for (DType type : {DType::kQ4_K, DType::kQ6_K}) {
+    for (int64_t n_tokens : {9, 30}) {
+      Case c(type, 768, 37, n_tokens);
       FillGrid(c, rng);
       RunAndCompare(c, true, {}, {}, rng);
     }
