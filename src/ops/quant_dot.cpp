@@ -33,6 +33,7 @@
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 #include "hwy/highway.h"
 // Must follow highway.h (per-target code).
+#include "ops/quant_dot_decode512-inl.h"
 #include "ops/quant_dot_decoders-inl.h"
 #include "ops/quant_dot_u8-inl.h"
 #include "ops/quant_gemm_panel-inl.h"
@@ -177,7 +178,11 @@ constexpr int64_t kPanelMinTokens = 8;
 template <class Dec, int kR>
 void TileB32Tokens(int nt, const uint8_t* w, size_t w_row_bytes, const Acts& a, size_t t0, float* scratch, float* out) {
   switch (nt) {
+#if HWY_TARGET == HWY_AVX2
     case 1: return TileB32<Dec, kR, 1>(w, w_row_bytes, a, t0, scratch, out);
+#else
+    case 1: return TileB32Decode<Dec, kR>(w, w_row_bytes, a, t0, scratch, out);  // two blocks per vector
+#endif
     case 2: return TileB32<Dec, kR, 2>(w, w_row_bytes, a, t0, scratch, out);
     case 3: return TileB32<Dec, kR, 3>(w, w_row_bytes, a, t0, scratch, out);
     default: return TileB32<Dec, kR, 4>(w, w_row_bytes, a, t0, scratch, out);
@@ -195,7 +200,7 @@ void MatMulB32(const uint8_t* w_rows, size_t w_row_bytes, Acts& a, int64_t n_tok
   if (n_tokens >= kPanelMinTokens) {
     return MatMulB32Panels<Dec>(w_rows, w_row_bytes, a, n_tokens, o.y, o.y_stride, o.accumulate, r0, r1);
   }
-  std::vector<float> scratch(static_cast<size_t>(kR * kT) * a.nb);
+  std::vector<float> scratch(static_cast<size_t>(kR * kT) * (a.nb + 8));
   float s[kR * kT];
   for (int64_t rt = r0; rt < r1; rt += kRowTile) {
     const int64_t re = std::min(r1, rt + kRowTile);

@@ -149,6 +149,13 @@ HWY_NOINLINE void DotTokensU8(const uint8_t* HWY_RESTRICT w, const Acts& a, size
   float e[4] = {0.0f, 0.0f, 0.0f, 0.0f};
   for (size_t b = 0; b < a.nb; ++b) {
     const uint8_t* blk = w + b * Dec::kBytes;
+    if constexpr (kT == 1) {
+      // Decode: fetch the row two rows ahead (rows are contiguous) while this one computes (see TileB32).
+      const uint8_t* ahead = blk + 2 * a.nb * Dec::kBytes;
+      for (size_t off = 0; off < Dec::kBytes; off += 64) {
+        _mm_prefetch(reinterpret_cast<const char*>(ahead + off), _MM_HINT_T1);
+      }
+    }
     const typename Dec::State st = Dec::Prepare(blk);
     const auto* q0 = reinterpret_cast<const int8_t*>(a.Block(t0, b) + a.qs_offset);
     const auto* q1 = kT > 1 ? reinterpret_cast<const int8_t*>(a.Block(t0 + 1, b) + a.qs_offset) : q0;
@@ -393,7 +400,7 @@ HWY_NOINLINE void TileB32(const uint8_t* HWY_RESTRICT w, size_t w_row_bytes, con
       // next tile's rows (the next kR rows, contiguous after these), kR blocks' worth per block step.
       const uint8_t* next = w + 2 * kR * w_row_bytes + b * (kR * Dec::kBytes);
       for (size_t off = 0; off < kR * Dec::kBytes; off += 64)
-        _mm_prefetch(reinterpret_cast<const char*>(next + off), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(next + off), _MM_HINT_T1);
     }
     V256 wv[kR];
     for (int r = 0; r < kR; ++r) wv[r] = B32Codes<Dec>(w + r * w_row_bytes + b * Dec::kBytes);
