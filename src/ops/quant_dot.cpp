@@ -32,11 +32,13 @@
 #define HWY_TARGET_INCLUDE "ops/quant_dot.cpp"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 #include "hwy/highway.h"
-// Must follow highway.h (per-target code).
-#include "ops/quant_dot_decode512-inl.h"
+// Must follow highway.h (per-target code), in this order: each builds on the ones before.
+// clang-format off
 #include "ops/quant_dot_decoders-inl.h"
 #include "ops/quant_dot_u8-inl.h"
 #include "ops/quant_gemm_panel-inl.h"
+#include "ops/quant_dot_decode512-inl.h"
+// clang-format on
 
 HWY_BEFORE_NAMESPACE();
 namespace pocketlm {

@@ -34,9 +34,9 @@ HWY_INLINE __m512i Codes2(const uint8_t* blk) {
   if constexpr (std::is_same_v<Dec, B32Q4_0> || std::is_same_v<Dec, B32Q4_1>) {
     // Both blocks' 16 nibble bytes, each in two 128-bit lanes; low nibbles in the first lane of each pair.
     const size_t qs = std::is_same_v<Dec, B32Q4_0> ? offsetof(BlockQ4_0, qs) : offsetof(BlockQ4_1, qs);
-    const __m512i raw = _mm512_mask_broadcast_i32x4(
-        _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + qs))), 0xFF00,
-        _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + Dec::kBytes + qs)));
+    const __m512i raw =
+        _mm512_mask_broadcast_i32x4(_mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + qs))),
+                                    0xFF00, _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + Dec::kBytes + qs)));
     return _mm512_and_si512(_mm512_srlv_epi64(raw, _mm512_set_epi64(4, 4, 0, 0, 4, 4, 0, 0)), _mm512_set1_epi8(0x0F));
   } else {
     const auto one = [](const uint8_t* b) { return kPanelSigned<Dec> ? Dec::Weights(b) : B32Codes<Dec>(b); };
