@@ -34,14 +34,38 @@ float DotF32(const float* HWY_RESTRICT a, const float* HWY_RESTRICT b, size_t n)
   return s;
 }
 
-// out[d] += w * v[d] for d < n.
-void AddScaled(float w, const float* HWY_RESTRICT v, size_t n, float* HWY_RESTRICT out) {
+// out[d] = sum_j w[j] * v_j[d] for d < n, v_j = v + j * v_stride, j in [0, count). Slices of up to 4 vectors of
+// the output stay in registers over all j (accumulating through memory was a load and a store per vector and key).
+void WeightedSum(const float* HWY_RESTRICT w, const float* HWY_RESTRICT v, int64_t v_stride, int64_t count, size_t n,
+                 float* HWY_RESTRICT out) {
   const hn::ScalableTag<float> df;
   const size_t N = hn::Lanes(df);
-  const auto vw = hn::Set(df, w);
-  size_t i = 0;
-  for (; i + N <= n; i += N) hn::StoreU(hn::MulAdd(vw, hn::LoadU(df, v + i), hn::LoadU(df, out + i)), df, out + i);
-  for (; i < n; ++i) out[i] += w * v[i];
+  size_t d = 0;
+  for (; d + 4 * N <= n; d += 4 * N) {
+    auto a0 = hn::Zero(df), a1 = hn::Zero(df), a2 = hn::Zero(df), a3 = hn::Zero(df);
+    for (int64_t j = 0; j < count; ++j) {
+      const float* vj = v + j * v_stride + d;
+      const auto wj = hn::Set(df, w[j]);
+      a0 = hn::MulAdd(wj, hn::LoadU(df, vj), a0);
+      a1 = hn::MulAdd(wj, hn::LoadU(df, vj + N), a1);
+      a2 = hn::MulAdd(wj, hn::LoadU(df, vj + 2 * N), a2);
+      a3 = hn::MulAdd(wj, hn::LoadU(df, vj + 3 * N), a3);
+    }
+    hn::StoreU(a0, df, out + d);
+    hn::StoreU(a1, df, out + d + N);
+    hn::StoreU(a2, df, out + d + 2 * N);
+    hn::StoreU(a3, df, out + d + 3 * N);
+  }
+  for (; d + N <= n; d += N) {
+    auto a = hn::Zero(df);
+    for (int64_t j = 0; j < count; ++j) a = hn::MulAdd(hn::Set(df, w[j]), hn::LoadU(df, v + j * v_stride + d), a);
+    hn::StoreU(a, df, out + d);
+  }
+  for (; d < n; ++d) {
+    float a = 0.0f;
+    for (int64_t j = 0; j < count; ++j) a += w[j] * v[j * v_stride + d];
+    out[d] = a;
+  }
 }
 
 // Items [begin, end) of (token, head) pairs, item = t * n_head + h (see AttentionForward in attention.h).
@@ -66,12 +90,8 @@ void AttentionItems(const AttentionParams& p, const float* q, int64_t pos0, cons
       scores[static_cast<size_t>(j)] = s;
     }
     Softmax(scores.data() + first, pos - first + 1);
-    float* oh = out + t * q_stride + static_cast<int64_t>(h) * hd;
-    for (int d = 0; d < hd; ++d) oh[d] = 0;
-    for (int64_t j = first; j <= pos; ++j) {
-      AddScaled(scores[static_cast<size_t>(j)], v_cache + j * kv_stride + static_cast<int64_t>(kvh) * hd,
-                static_cast<size_t>(hd), oh);
-    }
+    WeightedSum(scores.data() + first, v_cache + first * kv_stride + static_cast<int64_t>(kvh) * hd, kv_stride,
+                pos - first + 1, static_cast<size_t>(hd), out + t * q_stride + static_cast<int64_t>(h) * hd);
   }
 }
 

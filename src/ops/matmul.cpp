@@ -305,7 +305,16 @@ void MatMulWeightsT(const TensorView& w, const float* x, int64_t n_tokens, float
     std::vector<uint8_t>& act = act_scratch != nullptr ? *act_scratch : local;
     const size_t act_row = ActivationRowBytes(w.type, w.n_in());
     act.resize(act_row * static_cast<size_t>(n_tokens));
-    QuantizeActivations(w.type, x, n_tokens, w.n_in(), act.data());
+    // Token rows in parallel for prefill (one thread quantizing 256 rows was ~4% of a prefill).
+    const auto quantize = [&](size_t t0, size_t t1) {
+      QuantizeActivations(w.type, x + t0 * static_cast<size_t>(w.n_in()), static_cast<int64_t>(t1 - t0), w.n_in(),
+                          act.data() + t0 * act_row);
+    };
+    if (pool != nullptr && pool->size() > 1 && n_tokens >= 16) {
+      pool->ParallelFor(static_cast<size_t>(n_tokens), quantize);
+    } else {
+      quantize(0, static_cast<size_t>(n_tokens));
+    }
     QuantActs prepared;
     PrepareQuantActs(w.type, act.data(), act_row, n_tokens, w.n_in(), &prepared);
     ForRows(pool, n_out, work, [&](size_t r0, size_t r1) {
