@@ -30,7 +30,7 @@ using quant::GetQuantTraits;
 constexpr DType kTypes[] = {DType::kQ8_0, DType::kQ4_0, DType::kQ4_K, DType::kQ6_K, DType::kQ5_K,   DType::kQ3_K,
                             DType::kQ2_K, DType::kQ5_0, DType::kQ4_1, DType::kQ5_1, DType::kIQ4_NL, DType::kIQ4_XS};
 // 9 and 19 tokens take the panel GEMM on x86 (32-value-block types, q4_K and q6_K from 8 tokens: full groups of
-// 14 / 4 tokens and every kind of partial one).
+// 7 / 4 tokens and partial ones).
 constexpr int64_t kNTokens[] = {1, 2, 3, 4, 5, 7, 9, 19};
 
 // Row lengths: 1, 2, 3 and 11 blocks of 32, or 1, 2 and 5 super-blocks of 256.
@@ -273,9 +273,9 @@ TEST_P(QuantDotTargetTest, ManyTokensExactOnGridData) {
 }
 
 // Many rows: the 32-value-block byte path (x86) runs tiles of 4 rows x up to 4 tokens over row tiles of 16, with
-// per-row scales gathered 8 blocks at a time; from 8 tokens on, panels of 16 (AVX-512) or 8 (AVX2) rows packed
-// 4 rows at a time. 37 rows and 11 blocks leave remainders of each, and the token counts cover every partial token
-// group of both paths.
+// per-row scales gathered 8 blocks at a time; from 8 tokens on, panels of 32 (AVX-512) or 8 (AVX2) rows packed
+// 4 rows at a time. 37 rows and 11 blocks leave remainders of each, and the token counts include partial token
+// groups of both paths.
 TEST_P(QuantDotTargetTest, ManyRowsExactOnGridData) {
   std::mt19937 rng(6);
   for (DType type : {DType::kQ4_0, DType::kQ4_1, DType::kQ5_0, DType::kQ5_1, DType::kQ8_0, DType::kIQ4_NL}) {
