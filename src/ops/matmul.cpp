@@ -270,18 +270,18 @@ bool MatMulSupports(DType t) {
 
 namespace {
 // body(r0, r1) over a partition of the rows [0, n_out). Tiny products (LoRA factors, single rows) are not worth
-// waking the pool for. Otherwise the rows go out in chunks (multiples of 16 rows, the kernels' row tile; about 8
+// waking the pool for. Otherwise the rows go out in chunks (multiples of `align` rows, the kernels' row tile; about 8
 // per thread) through an atomic counter: on a shared machine a thread whose core is busy with another process
 // takes fewer chunks instead of holding up the whole product. Every row is still computed by one thread in one
 // call, so results do not depend on the schedule.
-void ForRows(ThreadPool* pool, size_t n_out, size_t work, const std::function<void(size_t, size_t)>& body) {
+void ForRows(ThreadPool* pool, size_t n_out, size_t work, size_t align,
+             const std::function<void(size_t, size_t)>& body) {
   const auto threads = static_cast<size_t>(pool == nullptr ? 1 : pool->size());
   if (threads == 1 || work < 32768) {
     body(0, n_out);
     return;
   }
-  constexpr size_t kAlign = 16;
-  const size_t per_chunk = std::max(kAlign, (n_out + 8 * threads - 1) / (8 * threads) + kAlign - 1) / kAlign * kAlign;
+  const size_t per_chunk = std::max(align, (n_out + 8 * threads - 1) / (8 * threads) + align - 1) / align * align;
   const size_t n_chunks = (n_out + per_chunk - 1) / per_chunk;
   std::atomic<size_t> next{0};
   pool->ParallelFor(std::min(threads, n_chunks), [&](size_t, size_t) {
@@ -317,14 +317,15 @@ void MatMulWeightsT(const TensorView& w, const float* x, int64_t n_tokens, float
     }
     QuantActs prepared;
     PrepareQuantActs(w.type, act.data(), act_row, n_tokens, w.n_in(), &prepared);
-    ForRows(pool, n_out, work, [&](size_t r0, size_t r1) {
+    // Prefill: whole 32-row panels of the quantized GEMM (quant_gemm_panel-inl.h, AVX-512); decode: finer chunks.
+    ForRows(pool, n_out, work, n_tokens >= 8 ? 32 : 16, [&](size_t r0, size_t r1) {
       QuantMatMulRows(prepared, w.data, w.row_bytes(), y, y_stride, accumulate, static_cast<int64_t>(r0),
                       static_cast<int64_t>(r1));
       if (after_rows != nullptr) (*after_rows)(static_cast<int64_t>(r0), static_cast<int64_t>(r1));
     });
     return;
   }
-  ForRows(pool, n_out, work, [&](size_t r0, size_t r1) {
+  ForRows(pool, n_out, work, 16, [&](size_t r0, size_t r1) {
     HWY_DYNAMIC_DISPATCH(MatMulRows)
     (w, x, n_tokens, y, y_stride, accumulate, static_cast<int64_t>(r0), static_cast<int64_t>(r1));
     if (after_rows != nullptr) (*after_rows)(static_cast<int64_t>(r0), static_cast<int64_t>(r1));
