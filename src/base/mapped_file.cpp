@@ -51,6 +51,19 @@ MappedFile& MappedFile::operator=(MappedFile&& other) noexcept {
   return *this;
 }
 
+Result<uint8_t*> MappedFile::MakeWritable(const uint8_t* p, size_t n) {
+  if (p < data_ || n > size_ || static_cast<size_t>(p - data_) > size_ - n) {
+    return InvalidArgument("MakeWritable: range outside the mapping of '" + path_ + "'");
+  }
+  const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const uintptr_t lo = reinterpret_cast<uintptr_t>(p) / page * page;
+  const uintptr_t hi = reinterpret_cast<uintptr_t>(p) + n;
+  if (::mprotect(reinterpret_cast<void*>(lo), hi - lo, PROT_READ | PROT_WRITE) != 0) {
+    return IoError("cannot make the mapping of '" + path_ + "' writable: " + std::strerror(errno));
+  }
+  return const_cast<uint8_t*>(p);
+}
+
 MappedFile::~MappedFile() {
   if (data_ != nullptr) ::munmap(const_cast<uint8_t*>(data_), size_);
 }

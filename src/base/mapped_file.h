@@ -1,4 +1,4 @@
-// Read-only memory mapping of a whole file. Weights are used in place (zero copy) and never written.
+// Memory mapping of a whole file, read-only. Weights are used in place (zero copy); the file is never written.
 #pragma once
 
 #include <cstddef>
@@ -23,6 +23,10 @@ class MappedFile {
   const uint8_t* data() const { return data_; }
   size_t size() const { return size_; }
   const std::string& path() const { return path_; }
+
+  // [p, p + n) (inside the mapping) made writable for this process only: the mapping is private, so written pages
+  // become anonymous copies (counted in RSS instead of the file's pages) and the file does not change.
+  Result<uint8_t*> MakeWritable(const uint8_t* p, size_t n);
 
  private:
   const uint8_t* data_ = nullptr;

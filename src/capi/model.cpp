@@ -52,7 +52,7 @@ plm_status plm_model_load(const char* path, const plm_model_params* params, plm_
     if (p.n_threads < 0 || p.n_threads > 512) return pocketlm::InvalidArgument("n_threads must be 0..512");
     if (p.n_ctx < 0) return pocketlm::InvalidArgument("n_ctx must be >= 0");
     auto state = std::make_shared<pocketlm::capi::ModelState>();
-    PLM_ASSIGN_OR_RETURN(state->model, pocketlm::Model::Load(path));
+    PLM_ASSIGN_OR_RETURN(state->model, pocketlm::Model::Load(path, {.interleave_for_inference = true}));
     state->defaults = p;
     if (state->defaults.n_threads == 0) state->defaults.n_threads = 2;
     auto name = state->model->file().GetString("general.name");

@@ -13,9 +13,15 @@
 
 namespace pocketlm {
 
+struct ModelLoadOptions {
+  // Interleave q4_0 projection weights 16 rows at a time for the decode kernel (tensor/quant/interleave.h) when
+  // the CPU has that kernel. Only for models that run inference: training and merging read GGUF rows.
+  bool interleave_for_inference = false;
+};
+
 class Model {
  public:
-  static Result<std::unique_ptr<Model>> Load(const std::string& path);
+  static Result<std::unique_ptr<Model>> Load(const std::string& path, const ModelLoadOptions& options = {});
 
   const GgufFile& file() const { return file_; }
   const ModelConfig& config() const { return config_; }

@@ -11,6 +11,7 @@
 
 #include "ops/quant_dot.h"
 #include "tensor/half.h"
+#include "tensor/quant/interleave.h"
 #include "tensor/quant/quant.h"
 
 #undef HWY_TARGET_INCLUDE
@@ -250,6 +251,12 @@ void MatMulTransposedAccumulateRowsImpl(const TensorView& wt, const float* a, in
 }
 
 void DequantizeRowImpl(const TensorView& w, int64_t r, float* out) {
+  const int64_t R = w.interleave;
+  if (R != 0 && r < w.n_out() / R * R) {  // row r % R of its unit, back in the GGUF layout
+    std::vector<uint8_t> row(w.row_bytes());
+    quant::DeinterleaveQ4_0Row(w.row(r / R * R), w.row_bytes(), static_cast<int>(r % R), row.data());
+    return ToF32(w.type, row.data(), static_cast<size_t>(w.n_in()), out);
+  }
   ToF32(w.type, w.row(r), static_cast<size_t>(w.n_in()), out);
 }
 
@@ -319,8 +326,13 @@ void MatMulWeightsT(const TensorView& w, const float* x, int64_t n_tokens, float
     PrepareQuantActs(w.type, act.data(), act_row, n_tokens, w.n_in(), &prepared);
     // Prefill: whole 32-row panels of the quantized GEMM (quant_gemm_panel-inl.h, AVX-512); decode: finer chunks.
     ForRows(pool, n_out, work, n_tokens >= 8 ? 32 : 16, [&](size_t r0, size_t r1) {
-      QuantMatMulRows(prepared, w.data, w.row_bytes(), y, y_stride, accumulate, static_cast<int64_t>(r0),
-                      static_cast<int64_t>(r1));
+      if (w.interleave != 0) {
+        QuantMatMulRowsInterleaved(prepared, w.data, w.row_bytes(), w.n_out(), y, y_stride, accumulate,
+                                   static_cast<int64_t>(r0), static_cast<int64_t>(r1));
+      } else {
+        QuantMatMulRows(prepared, w.data, w.row_bytes(), y, y_stride, accumulate, static_cast<int64_t>(r0),
+                        static_cast<int64_t>(r1));
+      }
       if (after_rows != nullptr) (*after_rows)(static_cast<int64_t>(r0), static_cast<int64_t>(r1));
     });
     return;

@@ -26,6 +26,7 @@
 #include "ops/quant_dot_internal.h"
 #include "tensor/half.h"
 #include "tensor/quant/blocks.h"
+#include "tensor/quant/interleave.h"
 #include "tensor/quant/quant.h"
 
 #undef HWY_TARGET_INCLUDE
@@ -38,6 +39,7 @@
 #include "ops/quant_dot_u8-inl.h"
 #include "ops/quant_gemm_panel-inl.h"
 #include "ops/quant_dot_decode512-inl.h"
+#include "ops/quant_dot_x16-inl.h"
 // clang-format on
 
 HWY_BEFORE_NAMESPACE();
@@ -301,12 +303,31 @@ void PrepareQuantActsImpl(DType wt, const uint8_t* act, size_t act_row_bytes, in
   }
 }
 
+// The kernels' view of prepared activations.
+Acts MakeActs(const QuantActs& act) {
+  const DType at = GetQuantTraits(act.wt).vec_dot_type;
+  Acts a;
+  a.rows = act.rows;
+  a.row_bytes = act.row_bytes;
+  a.block_bytes = GetQuantTraits(at).type_size;
+  a.qs_offset = at == DType::kQ8_0 ? offsetof(BlockQ8_0, qs)
+                                   : (at == DType::kQ8_1 ? offsetof(BlockQ8_1, qs) : offsetof(BlockQ8_K, qs));
+  a.qk = GetQuantTraits(at).block_size;
+  a.nb = static_cast<size_t>(act.n) / a.qk;
+  a.d = act.d.data();
+  a.s = act.s.data();
+  a.sums = act.sums.data();
+  a.neg_o = 0;
+  a.q16 = nullptr;
+  a.t_base = 0;
+  return a;
+}
+
 void QuantMatMulRowsImpl(const QuantActs& act, const uint8_t* w_rows, size_t w_row_bytes, float* y, int64_t y_stride,
                          bool accumulate, int64_t r0, int64_t r1) {
   const Out o{y, y_stride, accumulate};
   const DType wt = act.wt;
   const int64_t n = act.n, n_tokens = act.n_tokens;
-  const DType at = GetQuantTraits(wt).vec_dot_type;
   const bool generic_lanes = 32 % hn::Lanes(D16()) == 0 && hn::Lanes(D16()) >= 8;
   if (HWY_TARGET == HWY_SCALAR || !generic_lanes) {
     for (int64_t r = r0; r < r1; ++r) {
@@ -318,18 +339,7 @@ void QuantMatMulRowsImpl(const QuantActs& act, const uint8_t* w_rows, size_t w_r
     }
     return;
   }
-  Acts a;
-  a.rows = act.rows;
-  a.row_bytes = act.row_bytes;
-  a.block_bytes = GetQuantTraits(at).type_size;
-  a.qs_offset = at == DType::kQ8_0 ? offsetof(BlockQ8_0, qs)
-                                   : (at == DType::kQ8_1 ? offsetof(BlockQ8_1, qs) : offsetof(BlockQ8_K, qs));
-  a.qk = GetQuantTraits(at).block_size;
-  a.nb = static_cast<size_t>(n) / a.qk;
-  a.d = act.d.data();
-  a.s = act.s.data();
-  a.sums = act.sums.data();
-  a.neg_o = 0;
+  Acts a = MakeActs(act);
 #if PLM_QUANT_DOT_U8
   switch (wt) {
     case DType::kQ4_0: return MatMulB32<B32Q4_0>(w_rows, w_row_bytes, a, n_tokens, o, r0, r1);
@@ -373,6 +383,66 @@ void QuantMatMulRowsImpl(const QuantActs& act, const uint8_t* w_rows, size_t w_r
   }
 }
 
+// Rows [r0, r1) of q4_0 weights whose first n_out / 16 * 16 rows are interleaved (tensor/quant/interleave.h).
+// Targets without the interleaved kernel, prompts (its panel GEMM takes plain rows) and partial units go through
+// the plain path on up to two units deinterleaved into a per-thread buffer.
+void QuantMatMulRowsX16Impl(const QuantActs& act, const uint8_t* w, size_t w_row_bytes, int64_t n_out, float* y,
+                            int64_t y_stride, bool accumulate, int64_t r0, int64_t r1) {
+  constexpr int64_t R = quant::kInterleaveRows;
+  const int64_t n16 = n_out / R * R;
+  if (r1 > n16) {  // the plain tail rows
+    QuantMatMulRowsImpl(act, w, w_row_bytes, y, y_stride, accumulate, std::max(r0, n16), r1);
+    r1 = n16;
+  }
+  const size_t unit_bytes = static_cast<size_t>(R) * w_row_bytes;
+  const auto plain = [&](int64_t lo, int64_t hi) {  // [lo, hi) within the units
+    thread_local std::vector<uint8_t> buf;
+    buf.resize(2 * unit_bytes);
+    while (lo < hi) {
+      const int64_t base = lo / R * R, end = std::min(base + 2 * R, (hi + R - 1) / R * R);
+      for (int64_t u = base; u < end; u += R) {
+        quant::DeinterleaveQ4_0Unit(w + static_cast<size_t>(u) * w_row_bytes, w_row_bytes,
+                                    buf.data() + static_cast<size_t>(u - base) * w_row_bytes);
+      }
+      QuantMatMulRowsImpl(act, buf.data(), w_row_bytes, y + base, y_stride, accumulate, lo - base,
+                          std::min(hi, end) - base);
+      lo = std::min(hi, end);
+    }
+  };
+#if PLM_QUANT_DOT_U8 && HWY_TARGET != HWY_AVX2
+  if (act.n_tokens >= kPanelMinTokens) {
+    const int64_t r = std::min(r1, (r0 + R - 1) / R * R);
+    plain(r0, r);  // a leading partial unit
+    const int64_t re = std::max(r, r1 / R * R);
+    MatMulX16Panels(w, w_row_bytes, MakeActs(act), act.n_tokens, y, y_stride, accumulate, r, re);
+    plain(re, r1);  // a trailing partial unit
+    return;
+  }
+  {
+    const Acts a = MakeActs(act);
+    const Out o{y, y_stride, accumulate};
+    int64_t r = std::min(r1, (r0 + R - 1) / R * R);
+    plain(r0, r);  // a leading partial unit
+    alignas(64) float tmp[R];
+    for (; r + R <= r1; r += R) {
+      // Tokens inner: a unit (16 rows) stays in cache for the second and later tokens.
+      for (int64_t t = 0; t < act.n_tokens; ++t) {
+        X16Decode(w + static_cast<size_t>(r) * w_row_bytes, a, static_cast<size_t>(t), tmp);
+        for (int i = 0; i < R; ++i) o.Store(t, r + i, tmp[i]);
+      }
+    }
+    plain(r, r1);  // a trailing partial unit
+    return;
+  }
+#endif
+  plain(r0, r1);
+}
+
+// Whether QuantMatMulRowsX16Impl has its own kernel here (otherwise interleaving only costs a deinterleave).
+bool InterleavedQ4_0IsFasterImpl() {
+  return PLM_QUANT_DOT_U8 && HWY_TARGET != HWY_AVX2;
+}
+
 }  // namespace HWY_NAMESPACE
 }  // namespace pocketlm
 HWY_AFTER_NAMESPACE();
@@ -382,6 +452,8 @@ namespace pocketlm {
 
 HWY_EXPORT(QuantMatMulRowsImpl);
 HWY_EXPORT(PrepareQuantActsImpl);
+HWY_EXPORT(QuantMatMulRowsX16Impl);
+HWY_EXPORT(InterleavedQ4_0IsFasterImpl);
 
 bool HasQuantDot(DType wt) {
   switch (wt) {
@@ -415,6 +487,16 @@ void QuantMatMulRows(const QuantActs& act, const uint8_t* w_rows, size_t w_row_b
                      bool accumulate, int64_t r0, int64_t r1) {
   if (!HasQuantDot(act.wt) || r1 <= r0 || act.n_tokens <= 0) return;
   HWY_DYNAMIC_DISPATCH(QuantMatMulRowsImpl)(act, w_rows, w_row_bytes, y, y_stride, accumulate, r0, r1);
+}
+
+void QuantMatMulRowsInterleaved(const QuantActs& act, const uint8_t* w, size_t w_row_bytes, int64_t n_out, float* y,
+                                int64_t y_stride, bool accumulate, int64_t r0, int64_t r1) {
+  if (act.wt != DType::kQ4_0 || r1 <= r0 || act.n_tokens <= 0) return;
+  HWY_DYNAMIC_DISPATCH(QuantMatMulRowsX16Impl)(act, w, w_row_bytes, n_out, y, y_stride, accumulate, r0, r1);
+}
+
+bool InterleavedQ4_0IsFaster() {
+  return HWY_DYNAMIC_DISPATCH(InterleavedQ4_0IsFasterImpl)();
 }
 
 void QuantMatMulRows(DType wt, const uint8_t* w_rows, size_t w_row_bytes, int64_t n, const uint8_t* act,

@@ -123,7 +123,7 @@ void Route(ServerState& st, httplib::Server& svr) {
 
 Status Setup(const ServeOptions& o, ServerState* st) {
   st->options = o;
-  PLM_ASSIGN_OR_RETURN(st->model, Model::Load(o.model_path));
+  PLM_ASSIGN_OR_RETURN(st->model, Model::Load(o.model_path, {.interleave_for_inference = true}));
   const std::string id = !o.alias.empty() ? o.alias : std::filesystem::path(o.model_path).stem().string();
   st->registry = std::make_unique<AdapterRegistry>(*st->model, id, o.adapter_budget_bytes);
   for (const auto& [name, path] : o.adapters) {

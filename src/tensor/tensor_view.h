@@ -17,6 +17,9 @@ struct TensorView {
   int64_t ne[4] = {1, 1, 1, 1};
   const uint8_t* data = nullptr;
   size_t nbytes = 0;
+  // 16: a q4_0 tensor whose rows are interleaved 16 at a time (tensor/quant/interleave.h), made at model load for
+  // inference; row() does not apply to such rows. MatMulWeightsT and DequantizeRow read them; 0: the GGUF layout.
+  int interleave = 0;
 
   bool empty() const { return data == nullptr; }
   int64_t n_in() const { return ne[0]; }

@@ -88,7 +88,7 @@ int main(int argc, char** argv) {
   ps << pin.rdbuf();
   const std::string prompt = ps.str();
 
-  auto model = Model::Load(model_path);
+  auto model = Model::Load(model_path, {.interleave_for_inference = true});  // as the CLI and server load
   if (!model.ok()) {
     std::printf("FAIL: %s\n", model.status().message().c_str());
     return 1;

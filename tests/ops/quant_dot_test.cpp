@@ -20,6 +20,7 @@
 #include "ops/quant_dot_internal.h"
 #include "tensor/half.h"
 #include "tensor/quant/blocks.h"
+#include "tensor/quant/interleave.h"
 #include "tensor/quant/quant.h"
 
 namespace pocketlm {
@@ -193,17 +194,34 @@ double RoundingBound(int64_t n, double magnitude) {
   return static_cast<double>(n / 16 + 8) * 0x1p-23 * magnitude;
 }
 
-void RunAndCompare(Case& c, bool exact, const std::vector<float>& wdq, const std::vector<float>& adq,
-                   std::mt19937& rng) {
+// interleaved: the q4_0 rows copied contiguously, interleaved 16 at a time (tensor/quant/interleave.h) and
+// multiplied by QuantMatMulRowsInterleaved, over row ranges that start and end inside units too.
+void RunAndCompare(Case& c, bool exact, const std::vector<float>& wdq, const std::vector<float>& adq, std::mt19937& rng,
+                   bool interleaved = false) {
   const int64_t y_stride = c.n_out + 2;
+  const size_t rb = RowBytes(c.type, c.n);
+  std::vector<uint8_t> x16;
+  QuantActs prepared;
+  std::vector<std::pair<int64_t, int64_t>> ranges = {{0, c.n_out}, {1, c.n_out - 1}};
+  if (interleaved) {
+    x16.resize(rb * static_cast<size_t>(c.n_out));
+    for (int64_t r = 0; r < c.n_out; ++r) std::memcpy(x16.data() + static_cast<size_t>(r) * rb, c.WRow(r), rb);
+    quant::InterleaveQ4_0Rows(x16.data(), rb, c.n_out);
+    PrepareQuantActs(c.type, c.act.p, c.act_row_bytes, c.n_tokens, c.n, &prepared);
+    ranges.insert(ranges.end(), {{16, c.n_out}, {0, 16}, {3, std::min<int64_t>(c.n_out, 21)}});
+  }
   for (bool accumulate : {false, true}) {
-    for (auto [r0, r1] : {std::pair<int64_t, int64_t>{0, c.n_out}, {1, c.n_out - 1}}) {
+    for (auto [r0, r1] : ranges) {
       std::uniform_int_distribution<int> init(-50, 50);
       std::vector<float> y(static_cast<size_t>(c.n_tokens * y_stride)), y0;
       for (auto& v : y) v = static_cast<float>(init(rng));
       y0 = y;
-      QuantMatMulRows(c.type, c.w.p, c.w_row_bytes, c.n, c.act.p, c.act_row_bytes, c.n_tokens, y.data(), y_stride,
-                      accumulate, r0, r1);
+      if (interleaved) {
+        QuantMatMulRowsInterleaved(prepared, x16.data(), rb, c.n_out, y.data(), y_stride, accumulate, r0, r1);
+      } else {
+        QuantMatMulRows(c.type, c.w.p, c.w_row_bytes, c.n, c.act.p, c.act_row_bytes, c.n_tokens, y.data(), y_stride,
+                        accumulate, r0, r1);
+      }
       for (int64_t t = 0; t < c.n_tokens; ++t) {
         for (int64_t r = 0; r < y_stride; ++r) {
           const size_t k = static_cast<size_t>(t * y_stride + r);
@@ -295,6 +313,26 @@ TEST_P(QuantDotTargetTest, ManyRowsExactOnGridData) {
   }
 }
 
+// q4_0 rows interleaved 16 at a time (the decode kernel's layout, made at model load on AVX-512 CPUs): 16, 37 and
+// 70 rows (whole units, then plain tail rows), decode (1, 2, 5 tokens) and panel (9, 21) token counts. Grid data
+// checks every integer exactly; random data (varying block scales) checks each row gets its own scales.
+TEST_P(QuantDotTargetTest, InterleavedQ4_0MatchesReference) {
+  std::mt19937 rng(8);
+  for (int64_t n : {32, 352}) {
+    for (int64_t n_out : {16, 37, 70}) {
+      for (int64_t n_tokens : {1, 2, 5, 9, 21}) {
+        Case grid(DType::kQ4_0, n, n_out, n_tokens);
+        FillGrid(grid, rng);
+        RunAndCompare(grid, true, {}, {}, rng, /*interleaved=*/true);
+        Case random(DType::kQ4_0, n, n_out, n_tokens);
+        std::vector<float> wdq, adq;
+        FillRandom(random, rng, &wdq, &adq);
+        RunAndCompare(random, false, wdq, adq, rng, /*interleaved=*/true);
+      }
+    }
+  }
+}
+
 // Rows that exercise the rounding rules: an all-zero block, exact halves (roundf rounds them away from zero,
 // nearest_int to even), a negative extreme value, then random values.
 std::vector<float> ActivationTestData(int64_t n, int64_t n_tokens, std::mt19937& rng) {
@@ -381,6 +419,29 @@ TEST_P(QuantDotScalarTest, ReferenceMatchesDequantizedDotInDouble) {
 }
 
 // The kernels' branch-free f16 scale conversion against tensor/half.h on all 65536 encodings.
+// The interleaved q4_0 layout is a permutation of the GGUF bytes: whole tensors and single rows come back exactly,
+// and the rows after the last whole unit stay where they were.
+TEST_P(QuantDotScalarTest, InterleaveQ4_0RoundTrips) {
+  std::mt19937 rng(9);
+  std::uniform_int_distribution<int> byte(0, 255);
+  const size_t rb = 3 * sizeof(quant::BlockQ4_0);
+  const int64_t n_out = 37;
+  std::vector<uint8_t> rows(rb * n_out), x16, back(rb * 16), row(rb);
+  for (auto& b : rows) b = static_cast<uint8_t>(byte(rng));
+  x16 = rows;
+  quant::InterleaveQ4_0Rows(x16.data(), rb, n_out);
+  EXPECT_NE(0, std::memcmp(x16.data(), rows.data(), rb * 32));
+  EXPECT_EQ(0, std::memcmp(x16.data() + rb * 32, rows.data() + rb * 32, rb * 5));
+  for (int u = 0; u < 2; ++u) {
+    quant::DeinterleaveQ4_0Unit(x16.data() + rb * 16 * u, rb, back.data());
+    EXPECT_EQ(0, std::memcmp(back.data(), rows.data() + rb * 16 * u, rb * 16)) << "unit " << u;
+    for (int i = 0; i < 16; ++i) {
+      quant::DeinterleaveQ4_0Row(x16.data() + rb * 16 * u, rb, i, row.data());
+      EXPECT_EQ(0, std::memcmp(row.data(), rows.data() + rb * (16 * u + i), rb)) << "row " << 16 * u + i;
+    }
+  }
+}
+
 TEST_P(QuantDotScalarTest, LoadF16MatchesF16ToF32) {
   for (uint32_t i = 0; i < 65536; ++i) {
     const auto h = static_cast<uint16_t>(i);

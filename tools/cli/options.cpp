@@ -78,7 +78,7 @@ Result<ChatTemplateKind> ChooseChatTemplate(const Model& model, const std::strin
 
 Result<LoadedModel> LoadModel(const ModelOptions& o) {
   LoadedModel lm;
-  PLM_ASSIGN_OR_RETURN(lm.model, Model::Load(o.model_path));
+  PLM_ASSIGN_OR_RETURN(lm.model, Model::Load(o.model_path, {.interleave_for_inference = true}));
   std::vector<ActiveLora> active;
   auto add = [&](const std::string& path, float scale) -> Status {
     PLM_ASSIGN_OR_RETURN(auto ad, LoraAdapter::Load(path));

@@ -418,4 +418,13 @@ TensorView ViewOf(const GgufTensorInfo& t) {
   return v;
 }
 
+Result<uint8_t*> GgufFile::MutableBytes(const uint8_t* p, size_t n) {
+  if (mapping_ != nullptr) return mapping_->MakeWritable(p, n);
+  if (bytes_ == nullptr || p < bytes_->data() || n > bytes_->size() ||
+      static_cast<size_t>(p - bytes_->data()) > bytes_->size() - n) {
+    return InvalidArgument("MutableBytes: range outside '" + name_ + "'");
+  }
+  return bytes_->data() + (p - bytes_->data());
+}
+
 }  // namespace pocketlm

@@ -30,6 +30,9 @@ class GgufFile {
   const std::vector<GgufKv>& kvs() const { return kvs_; }
   const std::vector<GgufTensorInfo>& tensors() const { return tensors_; }
 
+  // [p, p + n) of this file's bytes (e.g. a tensor's data) made writable in memory only; the file is not changed.
+  Result<uint8_t*> MutableBytes(const uint8_t* p, size_t n);
+
   const GgufValue* Find(std::string_view key) const;
   const GgufTensorInfo* FindTensor(std::string_view name) const;
 

@@ -1,0 +1,139 @@
+// Decode kernel for q4_0 rows interleaved 16 at a time (tensor/quant/interleave.h), AVX-512 (included by
+// quant_dot.cpp per target, after quant_dot_decode512-inl.h).
+//
+// Per token and block b, for 16 rows at once: slot k (one 512-bit load) holds nibble bytes 4k..4k+3 of the 16 rows'
+// blocks, lane i = row i. Its low nibbles are values 4k..4k+3 and its high nibbles values 16+4k..16+4k+3, so one
+// vpdpbusd against activation bytes 4k..4k+3 (broadcast) and one against bytes 16+4k.. add 4 products to each row's
+// int32 lane. With VNNI the high nibbles are used in place (x & 0xF0 = 16 q, products < 2^15 are no concern for
+// vpdpbusd's 32-bit sums) and the sum is shifted right by 4 once per block; without VNNI they are shifted down first
+// (vpmaddubsw's int16 pairs would overflow on 16 q). Then per block one conversion and one FMA by d_w (16 f16) x
+// d_a scale all 16 rows: isum = sum(q y) - 8 sum(y), the integer ggml_vec_dot_q4_0_q8_0 forms per block.
+#if defined(POCKETLM_OPS_QUANT_DOT_X16_INL_H_) == defined(HWY_TARGET_TOGGLE)
+#ifdef POCKETLM_OPS_QUANT_DOT_X16_INL_H_
+#undef POCKETLM_OPS_QUANT_DOT_X16_INL_H_
+#else
+#define POCKETLM_OPS_QUANT_DOT_X16_INL_H_
+#endif
+
+#if PLM_QUANT_DOT_U8 && HWY_TARGET != HWY_AVX2
+#include <immintrin.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "hwy/highway.h"
+#include "tensor/quant/interleave.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace pocketlm {
+namespace HWY_NAMESPACE {
+namespace qdec {
+
+// How far ahead of the block being read the stream is prefetched (into L2). One core keeps only so many lines in
+// flight on its own; q4_0 decode on the Qwen2-0.5B-shaped model (2 threads, medians of 5 interleaved runs):
+// no prefetch 57 tok/s, 16 blocks ahead 78, 32 blocks 85, 64 blocks 77 (run-to-run noise ~ +-10%).
+constexpr size_t kX16PrefetchBytes = 32 * quant::kQ4_0x16BlockBytes;
+
+// out[i] = dot(row i of the unit at w, activation row t), i < 16.
+HWY_NOINLINE void X16Decode(const uint8_t* HWY_RESTRICT w, const Acts& a, size_t t, float* HWY_RESTRICT out) {
+  constexpr size_t kB = quant::kQ4_0x16BlockBytes;
+  const size_t nb = a.nb;
+  const uint8_t* y = a.rows + t * a.row_bytes + a.qs_offset;
+  const float* d_a = a.d + t * nb;
+  const int32_t* sums = a.sums + t * nb;
+  const __m512i lo_mask = _mm512_set1_epi8(0x0F);
+  __m512 acc = _mm512_setzero_ps();
+  for (size_t b = 0; b < nb; ++b) {
+    const uint8_t* yb = y + b * a.block_bytes;
+    __m512i ylo[4], yhi[4];
+    for (int k = 0; k < 4; ++k) {
+      int32_t lo, hi;
+      std::memcpy(&lo, yb + 4 * k, 4);
+      std::memcpy(&hi, yb + 16 + 4 * k, 4);
+      ylo[k] = _mm512_set1_epi32(lo);
+      yhi[k] = _mm512_set1_epi32(hi);
+    }
+    const __m512i init = _mm512_set1_epi32(-8 * sums[b]);
+    const __m512 da = _mm512_set1_ps(d_a[b]);
+    {
+      const uint8_t* blk = w + b * kB;
+      for (size_t c = 0; c < kB; c += 64) {
+        _mm_prefetch(reinterpret_cast<const char*>(blk + kX16PrefetchBytes + c), _MM_HINT_T1);
+      }
+      __m512i lo = init, hi = _mm512_setzero_si512();
+      for (int k = 0; k < 4; ++k) {
+        const __m512i x = _mm512_loadu_si512(blk + 32 + 64 * k);
+        lo = PDotU(lo, _mm512_and_si512(x, lo_mask), ylo[k]);
+        if constexpr (kVnni) {
+          hi = PDotU(hi, _mm512_andnot_si512(lo_mask, x), yhi[k]);
+        } else {
+          hi = PDotU(hi, _mm512_and_si512(_mm512_srli_epi16(x, 4), lo_mask), yhi[k]);
+        }
+      }
+      const __m512i isum = _mm512_add_epi32(lo, kVnni ? _mm512_srai_epi32(hi, 4) : hi);
+      const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk)));
+      acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(dw, da), acc);
+    }
+  }
+  _mm512_storeu_ps(out, acc);
+}
+
+// Prefill: the panel PanelTile multiplies (quant_gemm_panel-inl.h: codes[b][q][32 rows][4], scale[b][32 rows]) for
+// the 32 rows of units 0 and 1 at w (n_units = 1: the second 16 rows are zero), unpacked from the nibble slots:
+// word q of rows 16v..16v+15 is slot q % 4 of unit v, low nibbles for q < 4, high ones for q >= 4.
+inline void PackPanelX16(const uint8_t* w, size_t unit_bytes, int n_units, size_t nb, uint8_t* codes, float* scale) {
+  static_assert(kPanelRows == 2 * quant::kInterleaveRows, "a panel is two units");
+  constexpr size_t kB = quant::kQ4_0x16BlockBytes;
+  const __m512i lo_mask = _mm512_set1_epi8(0x0F);
+  for (size_t b = 0; b < nb; ++b) {
+    for (int v = 0; v < 2; ++v) {
+      uint8_t* dst = codes + b * (8 * kPanelRows * 4) + v * 64;
+      float* sc = scale + b * kPanelRows + v * 16;
+      if (v >= n_units) {
+        for (int q = 0; q < 8; ++q) _mm512_storeu_si512(dst + q * (kPanelRows * 4), _mm512_setzero_si512());
+        _mm512_storeu_ps(sc, _mm512_setzero_ps());
+        continue;
+      }
+      const uint8_t* blk = w + v * unit_bytes + b * kB;
+      for (int k = 0; k < 4; ++k) {
+        const __m512i x = _mm512_loadu_si512(blk + 32 + 64 * k);
+        _mm512_storeu_si512(dst + k * (kPanelRows * 4), _mm512_and_si512(x, lo_mask));
+        _mm512_storeu_si512(dst + (k + 4) * (kPanelRows * 4), _mm512_and_si512(_mm512_srli_epi16(x, 4), lo_mask));
+      }
+      _mm512_storeu_ps(sc, _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk))));
+    }
+  }
+}
+
+// Rows [r0, r1) (whole units, r0 % 16 == 0, r1 % 16 == 0) x all n_tokens through PanelTile.
+inline void MatMulX16Panels(const uint8_t* w, size_t w_row_bytes, const Acts& a, int64_t n_tokens, float* y,
+                            int64_t y_stride, bool accumulate, int64_t r0, int64_t r1) {
+  using Src = PanelSrcB32<B32Q4_0>;
+  thread_local std::vector<uint8_t> codes;
+  thread_local std::vector<float> scales;
+  thread_local std::vector<uint32_t> yoff;
+  codes.resize(a.nb * 32 * kPanelRows);
+  scales.resize(a.nb * kPanelRows);
+  yoff.resize(a.nb);
+  for (size_t b = 0; b < a.nb; ++b) yoff[b] = static_cast<uint32_t>(b * a.block_bytes + a.qs_offset);
+  const PanelActs pa{a.rows, a.row_bytes, a.nb, yoff.data(), a.d, a.sums, Src::kNegO, nullptr};
+  const Panel p{codes.data(), scales.data(), nullptr};
+  const size_t unit_bytes = quant::kInterleaveRows * w_row_bytes;
+  for (int64_t r = r0; r < r1; r += kPanelRows) {
+    const int n_rows = static_cast<int>(std::min<int64_t>(kPanelRows, r1 - r));
+    PackPanelX16(w + static_cast<size_t>(r) * w_row_bytes, unit_bytes, n_rows / quant::kInterleaveRows, a.nb,
+                 codes.data(), scales.data());
+    PanelTokens<Src::kQ, Src::kOff, false, Src::kSigned>(p, pa, static_cast<size_t>(n_tokens), y + r,
+                                                         static_cast<size_t>(y_stride), n_rows, accumulate);
+  }
+}
+
+}  // namespace qdec
+}  // namespace HWY_NAMESPACE
+}  // namespace pocketlm
+HWY_AFTER_NAMESPACE();
+
+#endif  // PLM_QUANT_DOT_U8 && HWY_TARGET != HWY_AVX2
+#endif  // include guard toggle
