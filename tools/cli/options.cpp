@@ -19,6 +19,9 @@ void ModelOptions::AddTo(CLI::App* app, bool with_context) {
   app->add_option("-t,--threads", threads, "Threads, including the main one")
       ->capture_default_str()
       ->check(CLI::Range(1, 512));
+  app->add_flag("--gguf-layout", gguf_layout,
+                "Keep the weights in the file's row layout instead of interleaving q4_0 rows for the faster "
+                "decode kernel (same results up to rounding; for speed comparisons)");
   if (with_context) {
     app->add_option("-c,--ctx", ctx, "Context size in tokens (0: the model's, at most 4096)")
         ->capture_default_str()
@@ -78,7 +81,7 @@ Result<ChatTemplateKind> ChooseChatTemplate(const Model& model, const std::strin
 
 Result<LoadedModel> LoadModel(const ModelOptions& o) {
   LoadedModel lm;
-  PLM_ASSIGN_OR_RETURN(lm.model, Model::Load(o.model_path, {.interleave_for_inference = true}));
+  PLM_ASSIGN_OR_RETURN(lm.model, Model::Load(o.model_path, {.interleave_for_inference = !o.gguf_layout}));
   std::vector<ActiveLora> active;
   auto add = [&](const std::string& path, float scale) -> Status {
     PLM_ASSIGN_OR_RETURN(auto ad, LoraAdapter::Load(path));

@@ -22,6 +22,7 @@ struct ModelOptions {
   std::vector<std::string> lora_scaled_args;  // PATH SCALE pairs, flattened
   int threads = 2;
   int ctx = 0;
+  bool gguf_layout = false;  // keep the file's row layout (no load-time interleaving)
 
   void AddTo(CLI::App* app, bool with_context = true);
 };
