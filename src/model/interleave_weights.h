@@ -1,4 +1,4 @@
-// Load-time interleaving of q4_0 projection weights for the decode kernel (tensor/quant/interleave.h).
+// Load-time interleaving of q4_0 / q8_0 weights for the decode kernels (tensor/quant/interleave.h).
 #pragma once
 
 #include "base/status.h"
@@ -7,9 +7,10 @@
 
 namespace pocketlm {
 
-// Every q4_0 projection of every layer (and the output matrix unless it is the token embedding, whose rows the
-// embedding lookup reads) rewritten in place, in this process's private copy of the mapped file, with
-// view.interleave = 16. Peak memory does not grow: each written page replaces the file page it copies.
-Status InterleaveQ4_0Weights(GgufFile& f, ModelWeights* w);
+// Every projection of every layer and the output matrix whose type has an interleaved layout with a kernel on this
+// CPU (InterleavedIsFaster) rewritten in place, in this process's private copy of the mapped file, with
+// view.interleave = 16; a tied token embedding too (the embedding lookup deinterleaves its row, DequantizeRow).
+// Peak memory does not grow: each written page replaces the file page it copies.
+Status InterleaveWeights(GgufFile& f, ModelWeights* w);
 
 }  // namespace pocketlm

@@ -2,7 +2,6 @@
 
 #include "io/gguf/gguf_fingerprint.h"
 #include "model/interleave_weights.h"
-#include "ops/quant_dot.h"
 
 namespace pocketlm {
 
@@ -16,9 +15,7 @@ Result<std::unique_ptr<Model>> Model::Load(const std::string& path, const ModelL
   }
   PLM_ASSIGN_OR_RETURN(m->config_, ReadModelConfig(m->file_));
   PLM_ASSIGN_OR_RETURN(m->weights_, BindWeights(m->file_, m->config_));
-  if (options.interleave_for_inference && InterleavedQ4_0IsFaster()) {
-    PLM_RETURN_IF_ERROR(InterleaveQ4_0Weights(m->file_, &m->weights_));
-  }
+  if (options.interleave_for_inference) PLM_RETURN_IF_ERROR(InterleaveWeights(m->file_, &m->weights_));
   auto tok = Tokenizer::FromGguf(m->file_);
   if (!tok.ok()) return tok.status().WithContext("loading the tokenizer of '" + path + "'");
   m->tokenizer_ = std::move(tok).value();

@@ -14,8 +14,8 @@
 namespace pocketlm {
 
 struct ModelLoadOptions {
-  // Interleave q4_0 projection weights 16 rows at a time for the decode kernel (tensor/quant/interleave.h) when
-  // the CPU has that kernel. Only for models that run inference: training and merging read GGUF rows.
+  // Interleave q4_0 / q8_0 weights 16 rows at a time for the decode kernels (tensor/quant/interleave.h) when the
+  // CPU has them. Only for models that run inference: training and merging read GGUF rows.
   bool interleave_for_inference = false;
 };
 

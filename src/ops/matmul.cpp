@@ -254,7 +254,7 @@ void DequantizeRowImpl(const TensorView& w, int64_t r, float* out) {
   const int64_t R = w.interleave;
   if (R != 0 && r < w.n_out() / R * R) {  // row r % R of its unit, back in the GGUF layout
     std::vector<uint8_t> row(w.row_bytes());
-    quant::DeinterleaveQ4_0Row(w.row(r / R * R), w.row_bytes(), static_cast<int>(r % R), row.data());
+    quant::DeinterleaveRow(w.type, w.row(r / R * R), w.row_bytes(), static_cast<int>(r % R), row.data());
     return ToF32(w.type, row.data(), static_cast<size_t>(w.n_in()), out);
   }
   ToF32(w.type, w.row(r), static_cast<size_t>(w.n_in()), out);

@@ -383,12 +383,24 @@ void QuantMatMulRowsImpl(const QuantActs& act, const uint8_t* w_rows, size_t w_r
   }
 }
 
-// Rows [r0, r1) of q4_0 weights whose first n_out / 16 * 16 rows are interleaved (tensor/quant/interleave.h).
-// Targets without the interleaved kernel, prompts (its panel GEMM takes plain rows) and partial units go through
-// the plain path on up to two units deinterleaved into a per-thread buffer.
+// Whether QuantMatMulRowsX16Impl has its own kernel for t here (otherwise interleaving only adds a deinterleave):
+// q4_0 on AVX-512, q8_0 with AVX512-VNNI.
+bool InterleavedIsFasterImpl(DType t) {
+#if PLM_QUANT_DOT_U8 && HWY_TARGET != HWY_AVX2
+  return t == DType::kQ4_0 || (t == DType::kQ8_0 && kVnni);
+#else
+  (void)t;
+  return false;
+#endif
+}
+
+// Rows [r0, r1) of q4_0 / q8_0 weights whose first n_out / 16 * 16 rows are interleaved (tensor/quant/interleave.h).
+// Targets without the interleaved kernel and partial units go through the plain path on up to two units
+// deinterleaved into a per-thread buffer.
 void QuantMatMulRowsX16Impl(const QuantActs& act, const uint8_t* w, size_t w_row_bytes, int64_t n_out, float* y,
                             int64_t y_stride, bool accumulate, int64_t r0, int64_t r1) {
   constexpr int64_t R = quant::kInterleaveRows;
+  const DType wt = act.wt;
   const int64_t n16 = n_out / R * R;
   if (r1 > n16) {  // the plain tail rows
     QuantMatMulRowsImpl(act, w, w_row_bytes, y, y_stride, accumulate, std::max(r0, n16), r1);
@@ -401,46 +413,45 @@ void QuantMatMulRowsX16Impl(const QuantActs& act, const uint8_t* w, size_t w_row
     while (lo < hi) {
       const int64_t base = lo / R * R, end = std::min(base + 2 * R, (hi + R - 1) / R * R);
       for (int64_t u = base; u < end; u += R) {
-        quant::DeinterleaveQ4_0Unit(w + static_cast<size_t>(u) * w_row_bytes, w_row_bytes,
-                                    buf.data() + static_cast<size_t>(u - base) * w_row_bytes);
+        quant::DeinterleaveUnit(wt, w + static_cast<size_t>(u) * w_row_bytes, w_row_bytes,
+                                buf.data() + static_cast<size_t>(u - base) * w_row_bytes);
       }
       QuantMatMulRowsImpl(act, buf.data(), w_row_bytes, y + base, y_stride, accumulate, lo - base,
                           std::min(hi, end) - base);
       lo = std::min(hi, end);
     }
   };
+  if (!InterleavedIsFasterImpl(wt)) return plain(r0, r1);
 #if PLM_QUANT_DOT_U8 && HWY_TARGET != HWY_AVX2
+  const Acts a = MakeActs(act);
+  const bool q8 = wt == DType::kQ8_0;
+  int64_t r = std::min(r1, (r0 + R - 1) / R * R);
+  plain(r0, r);  // a leading partial unit
+  const int64_t re = std::max(r, r1 / R * R);
   if (act.n_tokens >= kPanelMinTokens) {
-    const int64_t r = std::min(r1, (r0 + R - 1) / R * R);
-    plain(r0, r);  // a leading partial unit
-    const int64_t re = std::max(r, r1 / R * R);
-    MatMulX16Panels(w, w_row_bytes, MakeActs(act), act.n_tokens, y, y_stride, accumulate, r, re);
-    plain(re, r1);  // a trailing partial unit
-    return;
-  }
-  {
-    const Acts a = MakeActs(act);
+    if (q8) {
+      MatMulX16Panels<true>(w, w_row_bytes, a, act.n_tokens, y, y_stride, accumulate, r, re);
+    } else {
+      MatMulX16Panels<false>(w, w_row_bytes, a, act.n_tokens, y, y_stride, accumulate, r, re);
+    }
+  } else {
     const Out o{y, y_stride, accumulate};
-    int64_t r = std::min(r1, (r0 + R - 1) / R * R);
-    plain(r0, r);  // a leading partial unit
     alignas(64) float tmp[R];
-    for (; r + R <= r1; r += R) {
+    for (; r < re; r += R) {
       // Tokens inner: a unit (16 rows) stays in cache for the second and later tokens.
       for (int64_t t = 0; t < act.n_tokens; ++t) {
-        X16Decode(w + static_cast<size_t>(r) * w_row_bytes, a, static_cast<size_t>(t), tmp);
+        const uint8_t* wu = w + static_cast<size_t>(r) * w_row_bytes;
+        if (q8) {
+          X16Decode<true>(wu, a, static_cast<size_t>(t), tmp);
+        } else {
+          X16Decode<false>(wu, a, static_cast<size_t>(t), tmp);
+        }
         for (int i = 0; i < R; ++i) o.Store(t, r + i, tmp[i]);
       }
     }
-    plain(r, r1);  // a trailing partial unit
-    return;
   }
+  plain(re, r1);  // a trailing partial unit
 #endif
-  plain(r0, r1);
-}
-
-// Whether QuantMatMulRowsX16Impl has its own kernel here (otherwise interleaving only costs a deinterleave).
-bool InterleavedQ4_0IsFasterImpl() {
-  return PLM_QUANT_DOT_U8 && HWY_TARGET != HWY_AVX2;
 }
 
 }  // namespace HWY_NAMESPACE
@@ -453,7 +464,7 @@ namespace pocketlm {
 HWY_EXPORT(QuantMatMulRowsImpl);
 HWY_EXPORT(PrepareQuantActsImpl);
 HWY_EXPORT(QuantMatMulRowsX16Impl);
-HWY_EXPORT(InterleavedQ4_0IsFasterImpl);
+HWY_EXPORT(InterleavedIsFasterImpl);
 
 bool HasQuantDot(DType wt) {
   switch (wt) {
@@ -491,12 +502,12 @@ void QuantMatMulRows(const QuantActs& act, const uint8_t* w_rows, size_t w_row_b
 
 void QuantMatMulRowsInterleaved(const QuantActs& act, const uint8_t* w, size_t w_row_bytes, int64_t n_out, float* y,
                                 int64_t y_stride, bool accumulate, int64_t r0, int64_t r1) {
-  if (act.wt != DType::kQ4_0 || r1 <= r0 || act.n_tokens <= 0) return;
+  if (!quant::HasInterleavedLayout(act.wt) || r1 <= r0 || act.n_tokens <= 0) return;
   HWY_DYNAMIC_DISPATCH(QuantMatMulRowsX16Impl)(act, w, w_row_bytes, n_out, y, y_stride, accumulate, r0, r1);
 }
 
-bool InterleavedQ4_0IsFaster() {
-  return HWY_DYNAMIC_DISPATCH(InterleavedQ4_0IsFasterImpl)();
+bool InterleavedIsFaster(DType t) {
+  return HWY_DYNAMIC_DISPATCH(InterleavedIsFasterImpl)(t);
 }
 
 void QuantMatMulRows(DType wt, const uint8_t* w_rows, size_t w_row_bytes, int64_t n, const uint8_t* act,

@@ -194,7 +194,7 @@ double RoundingBound(int64_t n, double magnitude) {
   return static_cast<double>(n / 16 + 8) * 0x1p-23 * magnitude;
 }
 
-// interleaved: the q4_0 rows copied contiguously, interleaved 16 at a time (tensor/quant/interleave.h) and
+// interleaved: the q4_0 / q8_0 rows copied contiguously, interleaved 16 at a time (tensor/quant/interleave.h) and
 // multiplied by QuantMatMulRowsInterleaved, over row ranges that start and end inside units too.
 void RunAndCompare(Case& c, bool exact, const std::vector<float>& wdq, const std::vector<float>& adq, std::mt19937& rng,
                    bool interleaved = false) {
@@ -206,7 +206,7 @@ void RunAndCompare(Case& c, bool exact, const std::vector<float>& wdq, const std
   if (interleaved) {
     x16.resize(rb * static_cast<size_t>(c.n_out));
     for (int64_t r = 0; r < c.n_out; ++r) std::memcpy(x16.data() + static_cast<size_t>(r) * rb, c.WRow(r), rb);
-    quant::InterleaveQ4_0Rows(x16.data(), rb, c.n_out);
+    quant::InterleaveRows(c.type, x16.data(), rb, c.n_out);
     PrepareQuantActs(c.type, c.act.p, c.act_row_bytes, c.n_tokens, c.n, &prepared);
     ranges.insert(ranges.end(), {{16, c.n_out}, {0, 16}, {3, std::min<int64_t>(c.n_out, 21)}});
   }
@@ -313,21 +313,23 @@ TEST_P(QuantDotTargetTest, ManyRowsExactOnGridData) {
   }
 }
 
-// q4_0 rows interleaved 16 at a time (the decode kernel's layout, made at model load on AVX-512 CPUs): 16, 37 and
-// 70 rows (whole units, then plain tail rows), decode (1, 2, 5 tokens) and panel (9, 21) token counts. Grid data
+// q4_0 / q8_0 rows interleaved 16 at a time (the decode kernels' layout, made at model load on AVX-512 CPUs): 16, 37
+// and 70 rows (whole units, then plain tail rows), decode (1, 2, 5 tokens) and panel (9, 21) token counts. Grid data
 // checks every integer exactly; random data (varying block scales) checks each row gets its own scales.
-TEST_P(QuantDotTargetTest, InterleavedQ4_0MatchesReference) {
+TEST_P(QuantDotTargetTest, InterleavedMatchesReference) {
   std::mt19937 rng(8);
-  for (int64_t n : {32, 352}) {
-    for (int64_t n_out : {16, 37, 70}) {
-      for (int64_t n_tokens : {1, 2, 5, 9, 21}) {
-        Case grid(DType::kQ4_0, n, n_out, n_tokens);
-        FillGrid(grid, rng);
-        RunAndCompare(grid, true, {}, {}, rng, /*interleaved=*/true);
-        Case random(DType::kQ4_0, n, n_out, n_tokens);
-        std::vector<float> wdq, adq;
-        FillRandom(random, rng, &wdq, &adq);
-        RunAndCompare(random, false, wdq, adq, rng, /*interleaved=*/true);
+  for (DType type : {DType::kQ4_0, DType::kQ8_0}) {
+    for (int64_t n : {32, 352}) {
+      for (int64_t n_out : {16, 37, 70}) {
+        for (int64_t n_tokens : {1, 2, 5, 9, 21}) {
+          Case grid(type, n, n_out, n_tokens);
+          FillGrid(grid, rng);
+          RunAndCompare(grid, true, {}, {}, rng, /*interleaved=*/true);
+          Case random(type, n, n_out, n_tokens);
+          std::vector<float> wdq, adq;
+          FillRandom(random, rng, &wdq, &adq);
+          RunAndCompare(random, false, wdq, adq, rng, /*interleaved=*/true);
+        }
       }
     }
   }
@@ -419,25 +421,27 @@ TEST_P(QuantDotScalarTest, ReferenceMatchesDequantizedDotInDouble) {
 }
 
 // The kernels' branch-free f16 scale conversion against tensor/half.h on all 65536 encodings.
-// The interleaved q4_0 layout is a permutation of the GGUF bytes: whole tensors and single rows come back exactly,
-// and the rows after the last whole unit stay where they were.
-TEST_P(QuantDotScalarTest, InterleaveQ4_0RoundTrips) {
+// The interleaved layouts are permutations of the GGUF bytes (q8_0 codes xor 0x80): whole tensors and single rows
+// come back exactly, and the rows after the last whole unit stay where they were.
+TEST_P(QuantDotScalarTest, InterleaveRoundTrips) {
   std::mt19937 rng(9);
   std::uniform_int_distribution<int> byte(0, 255);
-  const size_t rb = 3 * sizeof(quant::BlockQ4_0);
-  const int64_t n_out = 37;
-  std::vector<uint8_t> rows(rb * n_out), x16, back(rb * 16), row(rb);
-  for (auto& b : rows) b = static_cast<uint8_t>(byte(rng));
-  x16 = rows;
-  quant::InterleaveQ4_0Rows(x16.data(), rb, n_out);
-  EXPECT_NE(0, std::memcmp(x16.data(), rows.data(), rb * 32));
-  EXPECT_EQ(0, std::memcmp(x16.data() + rb * 32, rows.data() + rb * 32, rb * 5));
-  for (int u = 0; u < 2; ++u) {
-    quant::DeinterleaveQ4_0Unit(x16.data() + rb * 16 * u, rb, back.data());
-    EXPECT_EQ(0, std::memcmp(back.data(), rows.data() + rb * 16 * u, rb * 16)) << "unit " << u;
-    for (int i = 0; i < 16; ++i) {
-      quant::DeinterleaveQ4_0Row(x16.data() + rb * 16 * u, rb, i, row.data());
-      EXPECT_EQ(0, std::memcmp(row.data(), rows.data() + rb * (16 * u + i), rb)) << "row " << 16 * u + i;
+  for (DType type : {DType::kQ4_0, DType::kQ8_0}) {
+    const size_t rb = 3 * GetQuantTraits(type).type_size;
+    const int64_t n_out = 37;
+    std::vector<uint8_t> rows(rb * n_out), x16, back(rb * 16), row(rb);
+    for (auto& b : rows) b = static_cast<uint8_t>(byte(rng));
+    x16 = rows;
+    quant::InterleaveRows(type, x16.data(), rb, n_out);
+    EXPECT_NE(0, std::memcmp(x16.data(), rows.data(), rb * 32));
+    EXPECT_EQ(0, std::memcmp(x16.data() + rb * 32, rows.data() + rb * 32, rb * 5));
+    for (int u = 0; u < 2; ++u) {
+      quant::DeinterleaveUnit(type, x16.data() + rb * 16 * u, rb, back.data());
+      EXPECT_EQ(0, std::memcmp(back.data(), rows.data() + rb * 16 * u, rb * 16)) << "unit " << u;
+      for (int i = 0; i < 16; ++i) {
+        quant::DeinterleaveRow(type, x16.data() + rb * 16 * u, rb, i, row.data());
+        EXPECT_EQ(0, std::memcmp(row.data(), rows.data() + rb * (16 * u + i), rb)) << "row " << 16 * u + i;
+      }
     }
   }
 }

@@ -20,7 +20,7 @@ void ModelOptions::AddTo(CLI::App* app, bool with_context) {
       ->capture_default_str()
       ->check(CLI::Range(1, 512));
   app->add_flag("--gguf-layout", gguf_layout,
-                "Keep the weights in the file's row layout instead of interleaving q4_0 rows for the faster "
+                "Keep the weights in the file's row layout instead of interleaving q4_0 / q8_0 rows for the faster "
                 "decode kernel (same results up to rounding; for speed comparisons)");
   if (with_context) {
     app->add_option("-c,--ctx", ctx, "Context size in tokens (0: the model's, at most 4096)")
