@@ -384,19 +384,39 @@ void QuantMatMulRowsImpl(const QuantActs& act, const uint8_t* w_rows, size_t w_r
 }
 
 // Whether QuantMatMulRowsX16Impl has its own kernel for t here (otherwise interleaving only adds a deinterleave):
-// q4_0 on AVX-512, q8_0 with AVX512-VNNI.
+// q4_0 and q5_0 on AVX-512, q8_0 with AVX512-VNNI.
 bool InterleavedIsFasterImpl(DType t) {
 #if PLM_QUANT_DOT_U8 && HWY_TARGET != HWY_AVX2
-  return t == DType::kQ4_0 || (t == DType::kQ8_0 && kVnni);
+  return t == DType::kQ4_0 || t == DType::kQ5_0 || (t == DType::kQ8_0 && kVnni);
 #else
   (void)t;
   return false;
 #endif
 }
 
-// Rows [r0, r1) of q4_0 / q8_0 weights whose first n_out / 16 * 16 rows are interleaved (tensor/quant/interleave.h).
-// Targets without the interleaved kernel and partial units go through the plain path on up to two units
-// deinterleaved into a per-thread buffer.
+#if PLM_QUANT_DOT_U8 && HWY_TARGET != HWY_AVX2
+// Whole units [r, re) of interleaved rows of type kT: panels for prompts, the decode kernel otherwise.
+template <DType kT>
+void X16Rows(const uint8_t* w, size_t w_row_bytes, const Acts& a, int64_t n_tokens, const Out& o, int64_t r,
+             int64_t re) {
+  constexpr int64_t R = quant::kInterleaveRows;
+  if (n_tokens >= kPanelMinTokens) {
+    return MatMulX16Panels<kT>(w, w_row_bytes, a, n_tokens, o.y, o.y_stride, o.accumulate, r, re);
+  }
+  alignas(64) float tmp[R];
+  for (int64_t u = r; u < re; u += R) {
+    // Tokens inner: a unit (16 rows) stays in cache for the second and later tokens.
+    for (int64_t t = 0; t < n_tokens; ++t) {
+      X16Decode<kT>(w + static_cast<size_t>(u) * w_row_bytes, a, static_cast<size_t>(t), tmp);
+      for (int i = 0; i < R; ++i) o.Store(t, u + i, tmp[i]);
+    }
+  }
+}
+#endif
+
+// Rows [r0, r1) of q4_0 / q5_0 / q8_0 weights whose first n_out / 16 * 16 rows are interleaved
+// (tensor/quant/interleave.h). Targets without the interleaved kernel and partial units go through the plain path on up
+// to two units deinterleaved into a per-thread buffer.
 void QuantMatMulRowsX16Impl(const QuantActs& act, const uint8_t* w, size_t w_row_bytes, int64_t n_out, float* y,
                             int64_t y_stride, bool accumulate, int64_t r0, int64_t r1) {
   constexpr int64_t R = quant::kInterleaveRows;
@@ -424,31 +444,14 @@ void QuantMatMulRowsX16Impl(const QuantActs& act, const uint8_t* w, size_t w_row
   if (!InterleavedIsFasterImpl(wt)) return plain(r0, r1);
 #if PLM_QUANT_DOT_U8 && HWY_TARGET != HWY_AVX2
   const Acts a = MakeActs(act);
-  const bool q8 = wt == DType::kQ8_0;
   int64_t r = std::min(r1, (r0 + R - 1) / R * R);
   plain(r0, r);  // a leading partial unit
   const int64_t re = std::max(r, r1 / R * R);
-  if (act.n_tokens >= kPanelMinTokens) {
-    if (q8) {
-      MatMulX16Panels<true>(w, w_row_bytes, a, act.n_tokens, y, y_stride, accumulate, r, re);
-    } else {
-      MatMulX16Panels<false>(w, w_row_bytes, a, act.n_tokens, y, y_stride, accumulate, r, re);
-    }
-  } else {
-    const Out o{y, y_stride, accumulate};
-    alignas(64) float tmp[R];
-    for (; r < re; r += R) {
-      // Tokens inner: a unit (16 rows) stays in cache for the second and later tokens.
-      for (int64_t t = 0; t < act.n_tokens; ++t) {
-        const uint8_t* wu = w + static_cast<size_t>(r) * w_row_bytes;
-        if (q8) {
-          X16Decode<true>(wu, a, static_cast<size_t>(t), tmp);
-        } else {
-          X16Decode<false>(wu, a, static_cast<size_t>(t), tmp);
-        }
-        for (int i = 0; i < R; ++i) o.Store(t, r + i, tmp[i]);
-      }
-    }
+  const Out o{y, y_stride, accumulate};
+  switch (wt) {
+    case DType::kQ4_0: X16Rows<DType::kQ4_0>(w, w_row_bytes, a, act.n_tokens, o, r, re); break;
+    case DType::kQ5_0: X16Rows<DType::kQ5_0>(w, w_row_bytes, a, act.n_tokens, o, r, re); break;
+    default: X16Rows<DType::kQ8_0>(w, w_row_bytes, a, act.n_tokens, o, r, re); break;
   }
   plain(re, r1);  // a trailing partial unit
 #endif

@@ -1,4 +1,4 @@
-// Kernels for q4_0 / q8_0 rows interleaved 16 at a time (tensor/quant/interleave.h), AVX-512 (included by
+// Kernels for q4_0 / q5_0 / q8_0 rows interleaved 16 at a time (tensor/quant/interleave.h), AVX-512 (included by
 // quant_dot.cpp per target, after quant_dot_decode512-inl.h).
 //
 // Per token and block b, for 16 rows at once: slot k (one 512-bit load) holds nibble bytes 4k..4k+3 of the 16 rows'
@@ -7,8 +7,9 @@
 // int32 lane. With VNNI the high nibbles are used in place (x & 0xF0 = 16 q, products < 2^15 are no concern for
 // vpdpbusd's 32-bit sums) and the sum is shifted right by 4 once per block; without VNNI they are shifted down first
 // (vpmaddubsw's int16 pairs would overflow on 16 q). Then per block one conversion and one FMA by d_w (16 f16) x
-// d_a scale all 16 rows: isum = sum(q y) - 8 sum(y), the integer ggml_vec_dot_q4_0_q8_0 forms per block. q8_0
-// (AVX512-VNNI only): 8 slots of code bytes value + 128, isum = sum((v + 128) y) - 128 sum(y).
+// d_a scale all 16 rows: isum = sum(q y) - 8 sum(y), the integer ggml_vec_dot_q4_0_q8_0 forms per block. q5_0: the
+// 5th bits come as one 64-bit byte mask per slot and nibble half (masked byte add of 16). q8_0 (AVX512-VNNI only):
+// 8 slots of code bytes value + 128, isum = sum((v + 128) y) - 128 sum(y).
 #if defined(POCKETLM_OPS_QUANT_DOT_X16_INL_H_) == defined(HWY_TARGET_TOGGLE)
 #ifdef POCKETLM_OPS_QUANT_DOT_X16_INL_H_
 #undef POCKETLM_OPS_QUANT_DOT_X16_INL_H_
@@ -38,48 +39,72 @@ namespace qdec {
 // no prefetch 57 tok/s, 16 blocks (4.6 KB) ahead 78, 32 blocks (9.2 KB) 85, 64 blocks 77 (noise ~ +-10%).
 constexpr size_t kX16PrefetchBytes = 9216;
 
-// Bytes per block of a unit: 16 blocks of 18 (q4_0) or 34 (q8_0) bytes.
-template <bool kQ8>
-constexpr size_t kX16Block = kQ8 ? 16 * 34 : 16 * 18;
+// Bytes per block of a unit (16 blocks) and where its code slots start (tensor/quant/interleave.h).
+template <DType kT>
+constexpr size_t kX16Block = kT == DType::kQ8_0 ? 16 * 34 : (kT == DType::kQ5_0 ? 16 * 22 : 16 * 18);
+template <DType kT>
+constexpr size_t kX16Slots = kT == DType::kQ5_0 ? 96 : 32;
+
+HWY_INLINE __m512i Bcast32(const uint8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm512_set1_epi32(v);
+}
+
+// Codes of slot k's low (h = 0: values 4k..4k+3) or high (h = 1: 16+4k..) nibbles of a q4_0 / q5_0 unit block, as
+// unsigned bytes (q5_0: plus 16 where hmask[h][k] has the 5th bit).
+template <DType kT>
+HWY_INLINE __m512i X16Nibbles(const uint8_t* blk, int k, int h) {
+  const __m512i lo_mask = _mm512_set1_epi8(0x0F);
+  const __m512i x = _mm512_loadu_si512(blk + kX16Slots<kT> + 64 * k);
+  __m512i c = _mm512_and_si512(h == 0 ? x : _mm512_srli_epi16(x, 4), lo_mask);
+  if constexpr (kT == DType::kQ5_0) {
+    uint64_t m;
+    std::memcpy(&m, blk + 32 + 8 * (4 * h + k), 8);
+    c = _mm512_mask_add_epi8(c, _cvtu64_mask64(m), c, _mm512_set1_epi8(16));
+  }
+  return c;
+}
 
 // The integer block sums of 16 rows (lane i = row i) for block blk of a unit against activation block yb, whose
-// quants sum to ysum. q8_0 codes are value + 128 (vpdpbusd's unsigned side): VNNI only, as vpmaddubsw would saturate.
-template <bool kQ8>
+// quants sum to ysum: sum((v + o) y) - o sum(y) with the offset o = 8 (q4_0), 16 (q5_0), 128 (q8_0, whose codes
+// are v + 128 for vpdpbusd's unsigned side: VNNI only, as vpmaddubsw would saturate).
+template <DType kT>
 HWY_INLINE __m512i X16BlockSums(const uint8_t* HWY_RESTRICT blk, const uint8_t* HWY_RESTRICT yb, int32_t ysum) {
-  const auto bcast = [](const uint8_t* p) {
-    int32_t v;
-    std::memcpy(&v, p, 4);
-    return _mm512_set1_epi32(v);
-  };
-  if constexpr (kQ8 && !kVnni) {
+  if constexpr (kT == DType::kQ8_0 && !kVnni) {
     return _mm512_setzero_si512();  // never called: InterleavedIsFasterImpl says no
-  } else if constexpr (kQ8) {
+  } else if constexpr (kT == DType::kQ8_0) {
     __m512i s0 = _mm512_set1_epi32(-128 * ysum), s1 = _mm512_setzero_si512();
     for (int k = 0; k < 8; k += 2) {
-      s0 = PDotU(s0, _mm512_loadu_si512(blk + 32 + 64 * k), bcast(yb + 4 * k));
-      s1 = PDotU(s1, _mm512_loadu_si512(blk + 96 + 64 * k), bcast(yb + 4 * k + 4));
+      s0 = PDotU(s0, _mm512_loadu_si512(blk + 32 + 64 * k), Bcast32(yb + 4 * k));
+      s1 = PDotU(s1, _mm512_loadu_si512(blk + 96 + 64 * k), Bcast32(yb + 4 * k + 4));
     }
     return _mm512_add_epi32(s0, s1);
-  } else {
+  } else if constexpr (kT == DType::kQ4_0 && kVnni) {
+    // High nibbles in place (x & 0xF0 = 16 v): one and instead of shift + and; the sum is shifted once per block.
     const __m512i lo_mask = _mm512_set1_epi8(0x0F);
     __m512i lo = _mm512_set1_epi32(-8 * ysum), hi = _mm512_setzero_si512();
     for (int k = 0; k < 4; ++k) {
       const __m512i x = _mm512_loadu_si512(blk + 32 + 64 * k);
-      lo = PDotU(lo, _mm512_and_si512(x, lo_mask), bcast(yb + 4 * k));
-      if constexpr (kVnni) {
-        hi = PDotU(hi, _mm512_andnot_si512(lo_mask, x), bcast(yb + 16 + 4 * k));
-      } else {
-        hi = PDotU(hi, _mm512_and_si512(_mm512_srli_epi16(x, 4), lo_mask), bcast(yb + 16 + 4 * k));
-      }
+      lo = PDotU(lo, _mm512_and_si512(x, lo_mask), Bcast32(yb + 4 * k));
+      hi = PDotU(hi, _mm512_andnot_si512(lo_mask, x), Bcast32(yb + 16 + 4 * k));
     }
-    return _mm512_add_epi32(lo, kVnni ? _mm512_srai_epi32(hi, 4) : hi);
+    return _mm512_add_epi32(lo, _mm512_srai_epi32(hi, 4));
+  } else {
+    constexpr int32_t kO = kT == DType::kQ5_0 ? 16 : 8;
+    __m512i lo = _mm512_set1_epi32(-kO * ysum), hi = _mm512_setzero_si512();
+    for (int k = 0; k < 4; ++k) {
+      lo = PDotU(lo, X16Nibbles<kT>(blk, k, 0), Bcast32(yb + 4 * k));
+      hi = PDotU(hi, X16Nibbles<kT>(blk, k, 1), Bcast32(yb + 16 + 4 * k));
+    }
+    return _mm512_add_epi32(lo, hi);
   }
 }
 
 // out[i] = dot(row i of the unit at w, activation row t), i < 16.
-template <bool kQ8>
+template <DType kT>
 HWY_NOINLINE void X16Decode(const uint8_t* HWY_RESTRICT w, const Acts& a, size_t t, float* HWY_RESTRICT out) {
-  constexpr size_t kB = kX16Block<kQ8>;
+  constexpr size_t kB = kX16Block<kT>;
   const size_t nb = a.nb;
   const uint8_t* y = a.rows + t * a.row_bytes + a.qs_offset;
   const float* d_a = a.d + t * nb;
@@ -90,7 +115,7 @@ HWY_NOINLINE void X16Decode(const uint8_t* HWY_RESTRICT w, const Acts& a, size_t
     for (size_t c = 0; c < kB; c += 64) {
       _mm_prefetch(reinterpret_cast<const char*>(blk + kX16PrefetchBytes + c), _MM_HINT_T1);
     }
-    const __m512i isum = X16BlockSums<kQ8>(blk, y + b * a.block_bytes, sums[b]);
+    const __m512i isum = X16BlockSums<kT>(blk, y + b * a.block_bytes, sums[b]);
     const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk)));
     acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(dw, _mm512_set1_ps(d_a[b])), acc);
   }
@@ -98,14 +123,13 @@ HWY_NOINLINE void X16Decode(const uint8_t* HWY_RESTRICT w, const Acts& a, size_t
 }
 
 // Prefill: the panel PanelTile multiplies (quant_gemm_panel-inl.h: codes[b][q][32 rows][4], scale[b][32 rows]) for
-// the 32 rows of units 0 and 1 at w (n_units = 1: the second 16 rows are zero). q4_0: word q of rows 16v..16v+15 is
-// slot q % 4 of unit v, low nibbles for q < 4, high ones for q >= 4; q8_0 (VNNI): slot q as it is (the panel's codes
-// are value + 128 there too).
-template <bool kQ8>
+// the 32 rows of units 0 and 1 at w (n_units = 1: the second 16 rows are zero). q4_0 / q5_0: word q of rows
+// 16v..16v+15 is slot q % 4 of unit v, low nibbles for q < 4, high ones for q >= 4 (q5_0: with the 5th bits);
+// q8_0 (VNNI): slot q as it is (the panel's codes are v + 128 there too).
+template <DType kT>
 void PackPanelX16(const uint8_t* w, size_t unit_bytes, int n_units, size_t nb, uint8_t* codes, float* scale) {
   static_assert(kPanelRows == 2 * quant::kInterleaveRows, "a panel is two units");
-  constexpr size_t kB = kX16Block<kQ8>;
-  const __m512i lo_mask = _mm512_set1_epi8(0x0F);
+  constexpr size_t kB = kX16Block<kT>;
   for (size_t b = 0; b < nb; ++b) {
     for (int v = 0; v < 2; ++v) {
       uint8_t* dst = codes + b * (8 * kPanelRows * 4) + v * 64;
@@ -116,16 +140,10 @@ void PackPanelX16(const uint8_t* w, size_t unit_bytes, int n_units, size_t nb, u
         continue;
       }
       const uint8_t* blk = w + v * unit_bytes + b * kB;
-      if constexpr (kQ8) {
-        for (int q = 0; q < 8; ++q) {
-          _mm512_storeu_si512(dst + q * (kPanelRows * 4), _mm512_loadu_si512(blk + 32 + 64 * q));
-        }
-      } else {
-        for (int k = 0; k < 4; ++k) {
-          const __m512i x = _mm512_loadu_si512(blk + 32 + 64 * k);
-          _mm512_storeu_si512(dst + k * (kPanelRows * 4), _mm512_and_si512(x, lo_mask));
-          _mm512_storeu_si512(dst + (k + 4) * (kPanelRows * 4), _mm512_and_si512(_mm512_srli_epi16(x, 4), lo_mask));
-        }
+      for (int q = 0; q < 8; ++q) {
+        const __m512i c =
+            kT == DType::kQ8_0 ? _mm512_loadu_si512(blk + 32 + 64 * q) : X16Nibbles<kT>(blk, q % 4, q / 4);
+        _mm512_storeu_si512(dst + q * (kPanelRows * 4), c);
       }
       _mm512_storeu_ps(sc, _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk))));
     }
@@ -133,12 +151,13 @@ void PackPanelX16(const uint8_t* w, size_t unit_bytes, int n_units, size_t nb, u
 }
 
 // Rows [r0, r1) (whole units, r0 % 16 == 0, r1 % 16 == 0) x all n_tokens through PanelTile.
-template <bool kQ8>
+template <DType kT>
 void MatMulX16Panels(const uint8_t* w, size_t w_row_bytes, const Acts& a, int64_t n_tokens, float* y, int64_t y_stride,
                      bool accumulate, int64_t r0, int64_t r1) {
-  using Src = PanelSrcB32<std::conditional_t<kQ8, B32Q8_0, B32Q4_0>>;
+  using Src = PanelSrcB32<
+      std::conditional_t<kT == DType::kQ8_0, B32Q8_0, std::conditional_t<kT == DType::kQ5_0, B32Q5_0, B32Q4_0>>>;
   static_assert(!Src::kMin, "codes with an offset, no min");
-  if constexpr (kQ8 && !kVnni) return;  // never called: InterleavedIsFasterImpl says no
+  if constexpr (kT == DType::kQ8_0 && !kVnni) return;  // never called: InterleavedIsFasterImpl says no
   thread_local std::vector<uint8_t> codes;
   thread_local std::vector<float> scales;
   thread_local std::vector<uint32_t> yoff;
@@ -151,8 +170,8 @@ void MatMulX16Panels(const uint8_t* w, size_t w_row_bytes, const Acts& a, int64_
   const size_t unit_bytes = quant::kInterleaveRows * w_row_bytes;
   for (int64_t r = r0; r < r1; r += kPanelRows) {
     const int n_rows = static_cast<int>(std::min<int64_t>(kPanelRows, r1 - r));
-    PackPanelX16<kQ8>(w + static_cast<size_t>(r) * w_row_bytes, unit_bytes, n_rows / quant::kInterleaveRows, a.nb,
-                      codes.data(), scales.data());
+    PackPanelX16<kT>(w + static_cast<size_t>(r) * w_row_bytes, unit_bytes, n_rows / quant::kInterleaveRows, a.nb,
+                     codes.data(), scales.data());
     PanelTokens<Src::kQ, Src::kOff, false, Src::kSigned>(p, pa, static_cast<size_t>(n_tokens), y + r,
                                                          static_cast<size_t>(y_stride), n_rows, accumulate);
   }

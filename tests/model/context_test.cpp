@@ -4,11 +4,13 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <string>
 
 #include "model/context.h"
 #include "ops/quant_dot.h"
+#include "quant/quantize_model.h"
 
 namespace pocketlm {
 namespace {
@@ -151,43 +153,56 @@ TEST_P(ContextTest, DecodeBatchOfMixedAdaptersEqualsEachAlone) {
 INSTANTIATE_TEST_SUITE_P(Golden, ContextTest,
                          ::testing::Values("llama-tiny", "qwen2-tiny", "phi3-tiny", "gemma2-tiny", "llama-kq-F16"));
 
-// q4_0 / q8_0 weights interleaved at load (tensor/quant/interleave.h; on CPUs with their kernels, otherwise the load
-// keeps the GGUF layout and this compares the plain path with itself): the same logits as the GGUF rows, prompt
-// (panel path) and token by token (decode kernels), up to summation order. The q8_0 model's output matrix is its
-// tied token embedding, so the embedding lookup reads interleaved rows there.
-TEST(ContextInterleaved, SameLogitsAsGgufRows) {
-  for (const char* name : {"llama-kq-Q4_0", "llama-kq-Q8_0"}) {
-    SCOPED_TRACE(name);
-    const std::string path = Golden() + "/models/" + name + ".gguf";
-    if (Golden().empty() || !std::ifstream(path)) GTEST_SKIP() << "golden models not found (../shared/golden)";
-    auto plain = Model::Load(path);
-    auto x16 = Model::Load(path, {.interleave_for_inference = true});
-    ASSERT_TRUE(plain.ok() && x16.ok());
-    const TensorView& wq = (*x16)->weights().layers[0].wq;
-    EXPECT_EQ(wq.interleave != 0, InterleavedIsFaster(wq.type));
-    std::vector<int32_t> toks;
-    for (int i = 0; i < 19; ++i) toks.push_back(1 + (i * 53) % 500);
-    for (bool one_by_one : {false, true}) {
-      std::vector<float> logits[2];
-      for (int k = 0; k < 2; ++k) {
-        ContextParams p;
-        p.n_threads = 2;
-        p.n_ctx = 64;
-        auto ctx = Context::Create(k == 0 ? **plain : **x16, p);
-        ASSERT_TRUE(ctx.ok());
-        std::vector<float> step;
-        if (!one_by_one) {
-          ASSERT_TRUE((*ctx)->Eval(toks, true, &logits[k]).ok());
-          continue;
-        }
-        for (int32_t t : toks) {
-          ASSERT_TRUE((*ctx)->Eval(std::span<const int32_t>(&t, 1), true, &step).ok());
-          logits[k].insert(logits[k].end(), step.begin(), step.end());
-        }
+// q4_0 / q5_0 / q8_0 weights interleaved at load (tensor/quant/interleave.h; on CPUs with their kernels, otherwise
+// the load keeps the GGUF layout and this compares the plain path with itself): the same logits as the GGUF rows,
+// prompt (panel path) and token by token (decode kernels), up to summation order. The q8_0 model's output matrix is
+// its tied token embedding, so the embedding lookup reads interleaved rows there. No golden model has q5_0 tensors:
+// the F16 one is quantized to q5_0 here.
+void ExpectInterleavedLogitsMatch(const std::string& path) {
+  SCOPED_TRACE(path);
+  auto plain = Model::Load(path);
+  auto x16 = Model::Load(path, {.interleave_for_inference = true});
+  ASSERT_TRUE(plain.ok() && x16.ok());
+  const TensorView& wq = (*x16)->weights().layers[0].wq;
+  EXPECT_EQ(wq.interleave != 0, InterleavedIsFaster(wq.type));
+  std::vector<int32_t> toks;
+  for (int i = 0; i < 19; ++i) toks.push_back(1 + (i * 53) % 500);
+  for (bool one_by_one : {false, true}) {
+    std::vector<float> logits[2];
+    for (int k = 0; k < 2; ++k) {
+      ContextParams p;
+      p.n_threads = 2;
+      p.n_ctx = 64;
+      auto ctx = Context::Create(k == 0 ? **plain : **x16, p);
+      ASSERT_TRUE(ctx.ok());
+      std::vector<float> step;
+      if (!one_by_one) {
+        ASSERT_TRUE((*ctx)->Eval(toks, true, &logits[k]).ok());
+        continue;
       }
-      EXPECT_LT(MaxAbsDiff(logits[0], logits[1]), 1e-3) << (one_by_one ? "token by token" : "whole prompt");
+      for (int32_t t : toks) {
+        ASSERT_TRUE((*ctx)->Eval(std::span<const int32_t>(&t, 1), true, &step).ok());
+        logits[k].insert(logits[k].end(), step.begin(), step.end());
+      }
     }
+    EXPECT_LT(MaxAbsDiff(logits[0], logits[1]), 1e-3) << (one_by_one ? "token by token" : "whole prompt");
   }
+}
+
+TEST(ContextInterleaved, SameLogitsAsGgufRows) {
+  if (Golden().empty() || !std::ifstream(Golden() + "/models/llama-kq-F16.gguf")) {
+    GTEST_SKIP() << "golden models not found (../shared/golden)";
+  }
+  ExpectInterleavedLogitsMatch(Golden() + "/models/llama-kq-Q4_0.gguf");
+  ExpectInterleavedLogitsMatch(Golden() + "/models/llama-kq-Q8_0.gguf");
+  quantize::QuantizeOptions q;
+  q.preset = "Q5_0";
+  q.pure = true;
+  const std::string q5 = ::testing::TempDir() + "/llama-kq-q5_0.gguf";
+  auto made = quantize::QuantizeModel(Golden() + "/models/llama-kq-F16.gguf", q5, q);
+  ASSERT_TRUE(made.ok()) << made.status().message();
+  ExpectInterleavedLogitsMatch(q5);
+  std::remove(q5.c_str());
 }
 
 TEST(ContextAdapters, SwitchingAdaptersMatchesFreshContext) {

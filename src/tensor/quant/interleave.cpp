@@ -9,29 +9,47 @@
 namespace pocketlm::quant {
 namespace {
 
-// Both types are an f16 d followed by code bytes.
+// Every type is an f16 d, (q5_0) 4 bytes of 5th bits, then code bytes.
 struct Layout {
-  size_t block;  // GGUF block bytes
-  int slots;     // code bytes / 4
-  uint8_t bias;  // xor applied to code bytes in the unit
+  size_t block;     // GGUF block bytes
+  size_t qs;        // offset of the code bytes in a GGUF block
+  size_t slots_at;  // offset of slot 0 in a unit's block
+  int slots;        // code bytes / 4
+  uint8_t bias;     // xor applied to code bytes in the unit
+  bool qh;          // q5_0's 5th bits (hmask)
 };
 
 Layout LayoutOf(DType t) {
   static_assert(offsetof(BlockQ4_0, qs) == 2 && offsetof(BlockQ8_0, qs) == 2, "d first, then the codes");
-  if (t == DType::kQ8_0) return {sizeof(BlockQ8_0), 8, 0x80};
-  return {sizeof(BlockQ4_0), 4, 0};
+  static_assert(offsetof(BlockQ5_0, qh) == 2 && offsetof(BlockQ5_0, qs) == 6, "d, qh, then the codes");
+  if (t == DType::kQ8_0) return {sizeof(BlockQ8_0), 2, 32, 8, 0x80, false};
+  if (t == DType::kQ5_0) return {sizeof(BlockQ5_0), 6, 96, 4, 0, true};
+  return {sizeof(BlockQ4_0), 2, 32, 4, 0, false};
 }
 
-constexpr size_t kScalesBytes = 2 * kInterleaveRows;
+constexpr size_t kHmaskAt = 2 * kInterleaveRows;
 
 void CopyCodes(uint8_t* dst, const uint8_t* src, uint8_t bias) {
   for (int j = 0; j < 4; ++j) dst[j] = src[j] ^ bias;
 }
 
+uint32_t Load32(const uint8_t* p) {
+  return static_cast<uint32_t>(p[0]) | static_cast<uint32_t>(p[1]) << 8 | static_cast<uint32_t>(p[2]) << 16 |
+         static_cast<uint32_t>(p[3]) << 24;
+}
+
+// Bit 4i + j of hmask[h][k] (little-endian 64-bit words) <-> bit 16h + 4k + j of row i's qh: returns the bit
+// within byte *byte of the mask area.
+size_t HmaskBit(int h, int k, int i, int j, size_t* byte) {
+  const auto bit = static_cast<size_t>(64 * (4 * h + k) + 4 * i + j);
+  *byte = bit / 8;
+  return bit % 8;
+}
+
 }  // namespace
 
 bool HasInterleavedLayout(DType t) {
-  return t == DType::kQ4_0 || t == DType::kQ8_0;
+  return t == DType::kQ4_0 || t == DType::kQ5_0 || t == DType::kQ8_0;
 }
 
 size_t InterleavedBlockBytes(DType t) {
@@ -43,10 +61,22 @@ void InterleaveUnit(DType t, const uint8_t* rows, size_t row_bytes, uint8_t* uni
   const size_t nb = row_bytes / L.block;
   for (size_t b = 0; b < nb; ++b) {
     uint8_t* dst = unit + b * kInterleaveRows * L.block;
+    if (L.qh) std::memset(dst + kHmaskAt, 0, 64);
     for (int i = 0; i < kInterleaveRows; ++i) {
       const uint8_t* blk = rows + static_cast<size_t>(i) * row_bytes + b * L.block;
       std::memcpy(dst + 2 * i, blk, 2);
-      for (int k = 0; k < L.slots; ++k) CopyCodes(dst + kScalesBytes + 64 * k + 4 * i, blk + 2 + 4 * k, L.bias);
+      for (int k = 0; k < L.slots; ++k) CopyCodes(dst + L.slots_at + 64 * k + 4 * i, blk + L.qs + 4 * k, L.bias);
+      if (!L.qh) continue;
+      const uint32_t qh = Load32(blk + 2);
+      for (int h = 0; h < 2; ++h) {
+        for (int k = 0; k < 4; ++k) {
+          for (int j = 0; j < 4; ++j) {
+            size_t byte;
+            const size_t bit = HmaskBit(h, k, i, j, &byte);
+            dst[kHmaskAt + byte] |= static_cast<uint8_t>(((qh >> (16 * h + 4 * k + j)) & 1u) << bit);
+          }
+        }
+      }
     }
   }
 }
@@ -58,7 +88,19 @@ void DeinterleaveRow(DType t, const uint8_t* unit, size_t row_bytes, int i, uint
     const uint8_t* src = unit + b * kInterleaveRows * L.block;
     uint8_t* blk = row + b * L.block;
     std::memcpy(blk, src + 2 * i, 2);
-    for (int k = 0; k < L.slots; ++k) CopyCodes(blk + 2 + 4 * k, src + kScalesBytes + 64 * k + 4 * i, L.bias);
+    for (int k = 0; k < L.slots; ++k) CopyCodes(blk + L.qs + 4 * k, src + L.slots_at + 64 * k + 4 * i, L.bias);
+    if (!L.qh) continue;
+    uint32_t qh = 0;
+    for (int h = 0; h < 2; ++h) {
+      for (int k = 0; k < 4; ++k) {
+        for (int j = 0; j < 4; ++j) {
+          size_t byte;
+          const size_t bit = HmaskBit(h, k, i, j, &byte);
+          qh |= static_cast<uint32_t>((src[kHmaskAt + byte] >> bit) & 1u) << (16 * h + 4 * k + j);
+        }
+      }
+    }
+    for (int j = 0; j < 4; ++j) blk[2 + j] = static_cast<uint8_t>(qh >> (8 * j));
   }
 }
 

@@ -1,5 +1,5 @@
 // Weight rows interleaved 16 at a time: an in-memory layout pocketlm makes when it loads a model for inference
-// (never written to a file), with the same size as the rows it replaces. Types: q4_0 and q8_0.
+// (never written to a file), with the same size as the rows it replaces. Types: q4_0, q5_0 and q8_0.
 //
 // Why: a decode matmul reads every weight once, and with the GGUF layout (one row after another) each block of each
 // row needs its own integer-to-float conversion, scaling and horizontal reduction: at 2 cores that work, not memory,
@@ -8,13 +8,16 @@
 // llama.cpp's repacked q4_0x8 / q8_0x4 layouts do for its GEMV/GEMM kernels), and each thread reads one
 // sequential stream.
 //
-// Unit of 16 rows r..r+15 (row_bytes = nb * S each, S = 18 for q4_0, 34 for q8_0; 16 * row_bytes in all), per
-// block b, 16 * S bytes at b * 16 * S:
+// Unit of 16 rows r..r+15 (row_bytes = nb * S each, S = 18 / 22 / 34 for q4_0 / q5_0 / q8_0; 16 * row_bytes in
+// all), per block b, 16 * S bytes at b * 16 * S:
 //   d[i]            16 f16 scales, row i's block b                                  bytes 0..31
-//   slot[k][i][j]   k < S / 4 - 0.5 (4 for q4_0, 8 for q8_0), i < 16, j < 4: code byte 4k + j of row i's block b
-//                                                                                   bytes 32 + 64k + 4i + j
-// Code bytes are q4_0's qs (low nibble = value 4k + j, high nibble = value 16 + 4k + j) and q8_0's qs xor 0x80
-// (the value + 128 as an unsigned byte, what vpdpbusd multiplies). A tensor of n_out rows holds n_out / 16 units,
+//   q5_0 only: hmask[h][k], h < 2, k < 4: 64-bit masks, bit 4i + j = the 5th bit of value 16h + 4k + j of row i
+//                                                                                   bytes 32 + 8 (4h + k) ..
+//   slot[k][i][j]   k < 4 (8 for q8_0), i < 16, j < 4: code byte 4k + j of row i's block b
+//                                                                                   bytes C + 64k + 4i + j
+// with C = 32 (96 for q5_0). Code bytes are the qs of q4_0 / q5_0 (low nibble = value 4k + j, high nibble = value
+// 16 + 4k + j) and q8_0's qs xor 0x80 (the value + 128 as an unsigned byte, what vpdpbusd multiplies). hmask[h][k]
+// is a byte mask over slot k's 64 bytes (AVX-512 masked byte add). A tensor of n_out rows holds n_out / 16 units,
 // then its n_out % 16 remaining rows in the GGUF layout.
 #pragma once
 
@@ -27,7 +30,7 @@ namespace pocketlm::quant {
 
 inline constexpr int kInterleaveRows = 16;
 
-// q4_0 and q8_0.
+// q4_0, q5_0 and q8_0.
 bool HasInterleavedLayout(DType t);
 // Bytes of one block of a unit: 16 * the block size.
 size_t InterleavedBlockBytes(DType t);
