@@ -384,10 +384,10 @@ void QuantMatMulRowsImpl(const QuantActs& act, const uint8_t* w_rows, size_t w_r
 }
 
 // Whether QuantMatMulRowsX16Impl has its own kernel for t here (otherwise interleaving only adds a deinterleave):
-// q4_0 and q5_0 on AVX-512, q8_0 with AVX512-VNNI.
+// q4_0, q5_0 and q6_K on AVX-512, q8_0 with AVX512-VNNI.
 bool InterleavedIsFasterImpl(DType t) {
 #if PLM_QUANT_DOT_U8 && HWY_TARGET != HWY_AVX2
-  return t == DType::kQ4_0 || t == DType::kQ5_0 || (t == DType::kQ8_0 && kVnni);
+  return t == DType::kQ4_0 || t == DType::kQ5_0 || t == DType::kQ6_K || (t == DType::kQ8_0 && kVnni);
 #else
   (void)t;
   return false;
@@ -414,7 +414,7 @@ void X16Rows(const uint8_t* w, size_t w_row_bytes, const Acts& a, int64_t n_toke
 }
 #endif
 
-// Rows [r0, r1) of q4_0 / q5_0 / q8_0 weights whose first n_out / 16 * 16 rows are interleaved
+// Rows [r0, r1) of q4_0 / q5_0 / q8_0 / q6_K weights whose first n_out / 16 * 16 rows are interleaved
 // (tensor/quant/interleave.h). Targets without the interleaved kernel and partial units go through the plain path on up
 // to two units deinterleaved into a per-thread buffer.
 void QuantMatMulRowsX16Impl(const QuantActs& act, const uint8_t* w, size_t w_row_bytes, int64_t n_out, float* y,
@@ -448,7 +448,20 @@ void QuantMatMulRowsX16Impl(const QuantActs& act, const uint8_t* w, size_t w_row
   plain(r0, r);  // a leading partial unit
   const int64_t re = std::max(r, r1 / R * R);
   const Out o{y, y_stride, accumulate};
+  if (wt == DType::kQ6_K && act.n_tokens >= kPanelMinTokens) {
+    MatMulX16PanelsQ6K(w, w_row_bytes, a, act.gd.data(), act.gsums.data(), act.n_tokens, y, y_stride, accumulate, r,
+                       re);
+  } else if (wt == DType::kQ6_K) {
+    alignas(64) float tmp[R];
+    for (int64_t u = r; u < re; u += R) {
+      for (int64_t t = 0; t < act.n_tokens; ++t) {
+        X16DecodeQ6K(w + static_cast<size_t>(u) * w_row_bytes, a, static_cast<size_t>(t), tmp);
+        for (int i = 0; i < R; ++i) o.Store(t, u + i, tmp[i]);
+      }
+    }
+  }
   switch (wt) {
+    case DType::kQ6_K: break;
     case DType::kQ4_0: X16Rows<DType::kQ4_0>(w, w_row_bytes, a, act.n_tokens, o, r, re); break;
     case DType::kQ5_0: X16Rows<DType::kQ5_0>(w, w_row_bytes, a, act.n_tokens, o, r, re); break;
     default: X16Rows<DType::kQ8_0>(w, w_row_bytes, a, act.n_tokens, o, r, re); break;

@@ -1,4 +1,4 @@
-// Kernels for q4_0 / q5_0 / q8_0 rows interleaved 16 at a time (tensor/quant/interleave.h), AVX-512 (included by
+// Kernels for q4_0 / q5_0 / q8_0 / q6_K rows interleaved 16 at a time (tensor/quant/interleave.h), AVX-512 (included by
 // quant_dot.cpp per target, after quant_dot_decode512-inl.h).
 //
 // Per token and block b, for 16 rows at once: slot k (one 512-bit load) holds nibble bytes 4k..4k+3 of the 16 rows'
@@ -174,6 +174,138 @@ void MatMulX16Panels(const uint8_t* w, size_t w_row_bytes, const Acts& a, int64_
                      codes.data(), scales.data());
     PanelTokens<Src::kQ, Src::kOff, false, Src::kSigned>(p, pa, static_cast<size_t>(n_tokens), y + r,
                                                          static_cast<size_t>(y_stride), n_rows, accumulate);
+  }
+}
+
+// ---- q6_K ------------------------------------------------------------------------------------------------------
+// Value 128h + 32k + l (h < 2, k < 4, l < 32) of a q6_K super-block is (low or high nibble (k >= 2) of
+// ql[64h + 32 (k & 1) + l]) | (bits 2k..2k+1 of qh[32h + l]) << 4, minus 32, scaled by sc[8h + 2k + l / 16]
+// (dequantize_row_q6_K). In a unit, quartet l = 4q..4q+3 of 16 rows is ql slot 16h + 8 (k & 1) + q and qh slot
+// 8h + q (tensor/quant/interleave.h).
+constexpr size_t kX16Q6KBlock = 16 * 210, kX16Q6KQl = 288, kX16Q6KQh = 288 + 32 * 64;
+
+// The codes (0..63) of quartet (h, k, q) for 16 rows, from the ql slots qla (k & 1 == 0) / qlb and the qh slot.
+HWY_INLINE __m512i X16Q6KCodes(__m512i qla, __m512i qlb, __m512i qh, int k) {
+  const __m512i m0f = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30);
+  const __m512i ql = (k & 1) ? qlb : qla;
+  const __m512i nib = k >= 2 ? _mm512_srli_epi16(ql, 4) : ql;
+  __m512i hb;  // bits 2k..2k+1 of each qh byte moved to bits 4..5 (masked: no bits from the neighbour byte)
+  switch (k) {
+    case 0: hb = _mm512_slli_epi16(qh, 4); break;
+    case 1: hb = _mm512_slli_epi16(qh, 2); break;
+    case 2: hb = qh; break;
+    default: hb = _mm512_srli_epi16(qh, 2); break;
+  }
+  // (nib & 0x0F) | (hb & 0x30): ternary logic 0xEC is (a & c) | b.
+  return _mm512_ternarylogic_epi32(nib, _mm512_and_si512(hb, m30), m0f, 0xEC);
+}
+
+// Per super-block: sum over its 16 groups of sc_g (sum_g(q y) - 32 sum_g(y)) for 16 rows, in int32 as
+// ggml_vec_dot_q6_K_q8_K sums it (|each term| < 2^24, 16 terms). yq: the Q8_K block's quants, bsums its group sums.
+HWY_INLINE __m512i X16Q6KSums(const uint8_t* HWY_RESTRICT blk, const uint8_t* HWY_RESTRICT yq, const int16_t* bsums) {
+  __m512i total = _mm512_setzero_si512();
+  for (int h = 0; h < 2; ++h) {
+    __m512i g[8];  // group 8h + i
+    for (int i = 0; i < 8; ++i) g[i] = _mm512_set1_epi32(-32 * bsums[8 * h + i]);
+    for (int q = 0; q < 8; ++q) {
+      const __m512i qla = _mm512_loadu_si512(blk + kX16Q6KQl + 64 * (16 * h + q));
+      const __m512i qlb = _mm512_loadu_si512(blk + kX16Q6KQl + 64 * (16 * h + 8 + q));
+      const __m512i qh = _mm512_loadu_si512(blk + kX16Q6KQh + 64 * (8 * h + q));
+      for (int k = 0; k < 4; ++k) {
+        const int i = 2 * k + q / 4;
+        g[i] = PDotU(g[i], X16Q6KCodes(qla, qlb, qh, k), Bcast32(yq + 128 * h + 32 * k + 4 * q));
+      }
+    }
+    for (int i = 0; i < 8; ++i) {
+      const __m512i sc =
+          _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 32 + 16 * (8 * h + i))));
+      total = _mm512_add_epi32(total, _mm512_mullo_epi32(g[i], sc));
+    }
+  }
+  return total;
+}
+
+// out[i] = dot(row i of the q6_K unit at w, activation row t (Q8_K)), i < 16.
+HWY_NOINLINE void X16DecodeQ6K(const uint8_t* HWY_RESTRICT w, const Acts& a, size_t t, float* HWY_RESTRICT out) {
+  const size_t nb = a.nb;
+  __m512 acc = _mm512_setzero_ps();
+  for (size_t b = 0; b < nb; ++b) {
+    const uint8_t* blk = w + b * kX16Q6KBlock;
+    for (size_t c = 0; c < kX16Q6KBlock; c += 64) {
+      _mm_prefetch(reinterpret_cast<const char*>(blk + kX16PrefetchBytes + c), _MM_HINT_T1);
+    }
+    const uint8_t* yb = a.rows + t * a.row_bytes + b * a.block_bytes;
+    int16_t bsums[16];
+    std::memcpy(bsums, yb + offsetof(BlockQ8_K, bsums), sizeof(bsums));
+    const __m512i isum = X16Q6KSums(blk, yb + offsetof(BlockQ8_K, qs), bsums);
+    const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk)));
+    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(dw, _mm512_set1_ps(a.d[t * nb + b])), acc);
+  }
+  _mm512_storeu_ps(out, acc);
+}
+
+// Prefill: PanelSrcQ6_K's panel (groups of 16 values, kQ = 4 words, codes 0..63 with offset 32, scale d sc) for
+// the 32 rows of units 0 and 1 at w (n_units = 1: the second 16 rows are zero).
+inline void PackPanelX16Q6K(const uint8_t* w, size_t unit_bytes, int n_units, size_t nb, uint8_t* codes, float* scale) {
+  static_assert(kPanelRows == 2 * quant::kInterleaveRows, "a panel is two units");
+  constexpr size_t kGroupBytes = 4 * kPanelRows * 4;
+  for (size_t b = 0; b < nb; ++b) {
+    for (int v = 0; v < 2; ++v) {
+      if (v >= n_units) {
+        for (int g = 0; g < 16; ++g) {
+          for (int qq = 0; qq < 4; ++qq) {
+            _mm512_storeu_si512(codes + (b * 16 + g) * kGroupBytes + qq * (kPanelRows * 4) + v * 64,
+                                _mm512_setzero_si512());
+          }
+          _mm512_storeu_ps(scale + (b * 16 + g) * kPanelRows + v * 16, _mm512_setzero_ps());
+        }
+        continue;
+      }
+      const uint8_t* blk = w + v * unit_bytes + b * kX16Q6KBlock;
+      for (int h = 0; h < 2; ++h) {
+        for (int q = 0; q < 8; ++q) {
+          const __m512i qla = _mm512_loadu_si512(blk + kX16Q6KQl + 64 * (16 * h + q));
+          const __m512i qlb = _mm512_loadu_si512(blk + kX16Q6KQl + 64 * (16 * h + 8 + q));
+          const __m512i qh = _mm512_loadu_si512(blk + kX16Q6KQh + 64 * (8 * h + q));
+          for (int k = 0; k < 4; ++k) {
+            const size_t g = b * 16 + static_cast<size_t>(8 * h + 2 * k + q / 4);
+            _mm512_storeu_si512(codes + g * kGroupBytes + (q % 4) * (kPanelRows * 4) + v * 64,
+                                X16Q6KCodes(qla, qlb, qh, k));
+          }
+        }
+      }
+      const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk)));
+      for (int g = 0; g < 16; ++g) {
+        const __m512i sc = _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 32 + 16 * g)));
+        _mm512_storeu_ps(scale + (b * 16 + g) * kPanelRows + v * 16, _mm512_mul_ps(d, _mm512_cvtepi32_ps(sc)));
+      }
+    }
+  }
+}
+
+// Rows [r0, r1) (whole units) x all n_tokens (Q8_K activations with QuantActs' group arrays gd, gsums).
+inline void MatMulX16PanelsQ6K(const uint8_t* w, size_t w_row_bytes, const Acts& a, const float* gd,
+                               const int32_t* gsums, int64_t n_tokens, float* y, int64_t y_stride, bool accumulate,
+                               int64_t r0, int64_t r1) {
+  const size_t n_groups = a.nb * 16;
+  thread_local std::vector<uint8_t> codes;
+  thread_local std::vector<float> scales;
+  thread_local std::vector<uint32_t> yoff;
+  codes.resize(n_groups * 16 * kPanelRows);
+  scales.resize(n_groups * kPanelRows);
+  yoff.resize(n_groups);
+  for (size_t g = 0; g < n_groups; ++g) {
+    yoff[g] = static_cast<uint32_t>((g / 16) * a.block_bytes + a.qs_offset + (g % 16) * 16);
+  }
+  const PanelActs pa{a.rows, a.row_bytes, n_groups, yoff.data(), gd, gsums, -32, nullptr};
+  const Panel p{codes.data(), scales.data(), nullptr};
+  const size_t unit_bytes = quant::kInterleaveRows * w_row_bytes;
+  for (int64_t r = r0; r < r1; r += kPanelRows) {
+    const int n_rows = static_cast<int>(std::min<int64_t>(kPanelRows, r1 - r));
+    PackPanelX16Q6K(w + static_cast<size_t>(r) * w_row_bytes, unit_bytes, n_rows / quant::kInterleaveRows, a.nb,
+                    codes.data(), scales.data());
+    PanelTokens<4, true, false, false>(p, pa, static_cast<size_t>(n_tokens), y + r, static_cast<size_t>(y_stride),
+                                       n_rows, accumulate);
   }
 }
 

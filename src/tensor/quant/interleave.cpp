@@ -48,15 +48,46 @@ size_t HmaskBit(int h, int k, int i, int j, size_t* byte) {
 
 }  // namespace
 
+// q6_K, per super-block of a unit: d[16] f16, sc[group][row] int8, then the ql and qh bytes as 4-byte slots.
+constexpr size_t kQ6Scales = 32, kQ6Ql = kQ6Scales + 256, kQ6Qh = kQ6Ql + 32 * 64;
+static_assert(kQ6Qh + 16 * 64 == kInterleaveRows * sizeof(BlockQ6_K), "same size as 16 blocks");
+
+void InterleaveQ6_K(const uint8_t* rows, size_t row_bytes, uint8_t* unit) {
+  const size_t nb = row_bytes / sizeof(BlockQ6_K);
+  for (size_t b = 0; b < nb; ++b) {
+    uint8_t* dst = unit + b * kInterleaveRows * sizeof(BlockQ6_K);
+    for (int i = 0; i < kInterleaveRows; ++i) {
+      const uint8_t* blk = rows + static_cast<size_t>(i) * row_bytes + b * sizeof(BlockQ6_K);
+      std::memcpy(dst + 2 * i, blk + offsetof(BlockQ6_K, d), 2);
+      for (int g = 0; g < 16; ++g) dst[kQ6Scales + 16 * g + i] = blk[offsetof(BlockQ6_K, scales) + g];
+      for (int s = 0; s < 32; ++s) std::memcpy(dst + kQ6Ql + 64 * s + 4 * i, blk + offsetof(BlockQ6_K, ql) + 4 * s, 4);
+      for (int s = 0; s < 16; ++s) std::memcpy(dst + kQ6Qh + 64 * s + 4 * i, blk + offsetof(BlockQ6_K, qh) + 4 * s, 4);
+    }
+  }
+}
+
+void DeinterleaveQ6_KRow(const uint8_t* unit, size_t row_bytes, int i, uint8_t* row) {
+  const size_t nb = row_bytes / sizeof(BlockQ6_K);
+  for (size_t b = 0; b < nb; ++b) {
+    const uint8_t* src = unit + b * kInterleaveRows * sizeof(BlockQ6_K);
+    uint8_t* blk = row + b * sizeof(BlockQ6_K);
+    std::memcpy(blk + offsetof(BlockQ6_K, d), src + 2 * i, 2);
+    for (int g = 0; g < 16; ++g) blk[offsetof(BlockQ6_K, scales) + g] = src[kQ6Scales + 16 * g + i];
+    for (int s = 0; s < 32; ++s) std::memcpy(blk + offsetof(BlockQ6_K, ql) + 4 * s, src + kQ6Ql + 64 * s + 4 * i, 4);
+    for (int s = 0; s < 16; ++s) std::memcpy(blk + offsetof(BlockQ6_K, qh) + 4 * s, src + kQ6Qh + 64 * s + 4 * i, 4);
+  }
+}
+
 bool HasInterleavedLayout(DType t) {
-  return t == DType::kQ4_0 || t == DType::kQ5_0 || t == DType::kQ8_0;
+  return t == DType::kQ4_0 || t == DType::kQ5_0 || t == DType::kQ8_0 || t == DType::kQ6_K;
 }
 
 size_t InterleavedBlockBytes(DType t) {
-  return kInterleaveRows * LayoutOf(t).block;
+  return kInterleaveRows * (t == DType::kQ6_K ? sizeof(BlockQ6_K) : LayoutOf(t).block);
 }
 
 void InterleaveUnit(DType t, const uint8_t* rows, size_t row_bytes, uint8_t* unit) {
+  if (t == DType::kQ6_K) return InterleaveQ6_K(rows, row_bytes, unit);
   const Layout L = LayoutOf(t);
   const size_t nb = row_bytes / L.block;
   for (size_t b = 0; b < nb; ++b) {
@@ -82,6 +113,7 @@ void InterleaveUnit(DType t, const uint8_t* rows, size_t row_bytes, uint8_t* uni
 }
 
 void DeinterleaveRow(DType t, const uint8_t* unit, size_t row_bytes, int i, uint8_t* row) {
+  if (t == DType::kQ6_K) return DeinterleaveQ6_KRow(unit, row_bytes, i, row);
   const Layout L = LayoutOf(t);
   const size_t nb = row_bytes / L.block;
   for (size_t b = 0; b < nb; ++b) {

@@ -1,5 +1,5 @@
 // Weight rows interleaved 16 at a time: an in-memory layout pocketlm makes when it loads a model for inference
-// (never written to a file), with the same size as the rows it replaces. Types: q4_0, q5_0 and q8_0.
+// (never written to a file), with the same size as the rows it replaces. Types: q4_0, q5_0, q8_0 and q6_K.
 //
 // Why: a decode matmul reads every weight once, and with the GGUF layout (one row after another) each block of each
 // row needs its own integer-to-float conversion, scaling and horizontal reduction: at 2 cores that work, not memory,
@@ -17,8 +17,15 @@
 //                                                                                   bytes C + 64k + 4i + j
 // with C = 32 (96 for q5_0). Code bytes are the qs of q4_0 / q5_0 (low nibble = value 4k + j, high nibble = value
 // 16 + 4k + j) and q8_0's qs xor 0x80 (the value + 128 as an unsigned byte, what vpdpbusd multiplies). hmask[h][k]
-// is a byte mask over slot k's 64 bytes (AVX-512 masked byte add). A tensor of n_out rows holds n_out / 16 units,
-// then its n_out % 16 remaining rows in the GGUF layout.
+// is a byte mask over slot k's 64 bytes (AVX-512 masked byte add).
+//
+// q6_K, per super-block b of a unit (16 * 210 bytes at b * 3360):
+//   d[i]            16 f16 super-scales                                             bytes 0..31
+//   sc[g][i]        g < 16: row i's 8-bit scale of group g (values 16g..16g+15)      bytes 32 + 16g + i
+//   ql[s][i][j]     s < 32: ql byte 4s + j of row i                                  bytes 288 + 64s + 4i + j
+//   qh[s][i][j]     s < 16: qh byte 4s + j of row i                                  bytes 2336 + 64s + 4i + j
+//
+// A tensor of n_out rows holds n_out / 16 units, then its n_out % 16 remaining rows in the GGUF layout.
 #pragma once
 
 #include <cstddef>
@@ -30,7 +37,7 @@ namespace pocketlm::quant {
 
 inline constexpr int kInterleaveRows = 16;
 
-// q4_0, q5_0 and q8_0.
+// q4_0, q5_0, q8_0 and q6_K.
 bool HasInterleavedLayout(DType t);
 // Bytes of one block of a unit: 16 * the block size.
 size_t InterleavedBlockBytes(DType t);
