@@ -384,10 +384,11 @@ void QuantMatMulRowsImpl(const QuantActs& act, const uint8_t* w_rows, size_t w_r
 }
 
 // Whether QuantMatMulRowsX16Impl has its own kernel for t here (otherwise interleaving only adds a deinterleave):
-// q4_0, q5_0 and q6_K on AVX-512, q8_0 with AVX512-VNNI.
+// q4_0, q5_0, q4_K and q6_K on AVX-512, q8_0 with AVX512-VNNI.
 bool InterleavedIsFasterImpl(DType t) {
 #if PLM_QUANT_DOT_U8 && HWY_TARGET != HWY_AVX2
-  return t == DType::kQ4_0 || t == DType::kQ5_0 || t == DType::kQ6_K || (t == DType::kQ8_0 && kVnni);
+  return t == DType::kQ4_0 || t == DType::kQ5_0 || t == DType::kQ4_K || t == DType::kQ6_K ||
+         (t == DType::kQ8_0 && kVnni);
 #else
   (void)t;
   return false;
@@ -414,7 +415,7 @@ void X16Rows(const uint8_t* w, size_t w_row_bytes, const Acts& a, int64_t n_toke
 }
 #endif
 
-// Rows [r0, r1) of q4_0 / q5_0 / q8_0 / q6_K weights whose first n_out / 16 * 16 rows are interleaved
+// Rows [r0, r1) of q4_0 / q5_0 / q8_0 / q4_K / q6_K weights whose first n_out / 16 * 16 rows are interleaved
 // (tensor/quant/interleave.h). Targets without the interleaved kernel and partial units go through the plain path on up
 // to two units deinterleaved into a per-thread buffer.
 void QuantMatMulRowsX16Impl(const QuantActs& act, const uint8_t* w, size_t w_row_bytes, int64_t n_out, float* y,
@@ -460,7 +461,19 @@ void QuantMatMulRowsX16Impl(const QuantActs& act, const uint8_t* w, size_t w_row
       }
     }
   }
+  if (wt == DType::kQ4_K && act.n_tokens >= kPanelMinTokens) {
+    MatMulX16PanelsQ4K(w, w_row_bytes, a, act.gd.data(), act.gms.data(), act.n_tokens, y, y_stride, accumulate, r, re);
+  } else if (wt == DType::kQ4_K) {
+    alignas(64) float tmp[R];
+    for (int64_t u = r; u < re; u += R) {
+      for (int64_t t = 0; t < act.n_tokens; ++t) {
+        X16DecodeQ4K(w + static_cast<size_t>(u) * w_row_bytes, a, static_cast<size_t>(t), tmp);
+        for (int i = 0; i < R; ++i) o.Store(t, u + i, tmp[i]);
+      }
+    }
+  }
   switch (wt) {
+    case DType::kQ4_K:
     case DType::kQ6_K: break;
     case DType::kQ4_0: X16Rows<DType::kQ4_0>(w, w_row_bytes, a, act.n_tokens, o, r, re); break;
     case DType::kQ5_0: X16Rows<DType::kQ5_0>(w, w_row_bytes, a, act.n_tokens, o, r, re); break;

@@ -57,12 +57,12 @@ void PrepareQuantActs(DType wt, const uint8_t* act, size_t act_row_bytes, int64_
 void QuantMatMulRows(const QuantActs& act, const uint8_t* w_rows, size_t w_row_bytes, float* y, int64_t y_stride,
                      bool accumulate, int64_t r0, int64_t r1);
 
-// As above for q4_0 / q5_0 / q8_0 / q6_K weights of n_out rows whose first n_out / 16 * 16 rows are interleaved 16 at a
-// time (tensor/quant/interleave.h) and whose remaining rows are plain.
+// As above for q4_0 / q5_0 / q8_0 / q4_K / q6_K weights of n_out rows whose first n_out / 16 * 16 rows are interleaved
+// 16 at a time (tensor/quant/interleave.h) and whose remaining rows are plain.
 void QuantMatMulRowsInterleaved(const QuantActs& act, const uint8_t* w, size_t w_row_bytes, int64_t n_out, float* y,
                                 int64_t y_stride, bool accumulate, int64_t r0, int64_t r1);
 
-// True when the dispatched target has a kernel for interleaved rows of t (q4_0, q5_0, q6_K: AVX-512; q8_0:
+// True when the dispatched target has a kernel for interleaved rows of t (q4_0, q5_0, q4_K, q6_K: AVX-512; q8_0:
 // AVX512-VNNI);
 // elsewhere interleaving would only add a deinterleave per call, so model loading keeps the GGUF layout.
 bool InterleavedIsFaster(DType t);

@@ -1,5 +1,5 @@
-// Kernels for q4_0 / q5_0 / q8_0 / q6_K rows interleaved 16 at a time (tensor/quant/interleave.h), AVX-512 (included by
-// quant_dot.cpp per target, after quant_dot_decode512-inl.h).
+// Kernels for q4_0 / q5_0 / q8_0 / q4_K / q6_K rows interleaved 16 at a time (tensor/quant/interleave.h), AVX-512
+// (included by quant_dot.cpp per target, after quant_dot_decode512-inl.h).
 //
 // Per token and block b, for 16 rows at once: slot k (one 512-bit load) holds nibble bytes 4k..4k+3 of the 16 rows'
 // blocks, lane i = row i. Its low nibbles are values 4k..4k+3 and its high nibbles values 16+4k..16+4k+3, so one
@@ -305,6 +305,154 @@ inline void MatMulX16PanelsQ6K(const uint8_t* w, size_t w_row_bytes, const Acts&
     PackPanelX16Q6K(w + static_cast<size_t>(r) * w_row_bytes, unit_bytes, n_rows / quant::kInterleaveRows, a.nb,
                     codes.data(), scales.data());
     PanelTokens<4, true, false, false>(p, pa, static_cast<size_t>(n_tokens), y + r, static_cast<size_t>(y_stride),
+                                       n_rows, accumulate);
+  }
+}
+
+// ---- q4_K ------------------------------------------------------------------------------------------------------
+// Value 64i + l of a q4_K super-block (i < 4, l < 64) is the low (l < 32) or high nibble of qs[32i + l % 32], in
+// group g = 2i + l / 32, x = d sc_g q - dmin m_g (dequantize_row_q4_K). In a unit, qs bytes 32i + 4s.. of 16 rows are
+// slot 8i + s and the 12 packed scale bytes are three slots (tensor/quant/interleave.h).
+constexpr size_t kX16Q4KBlock = 16 * 144, kX16Q4KSc = 64, kX16Q4KQs = 256;
+
+// The 6-bit scales and mins (get_scale_min_k4): byte g % 4 of each row's lane of sc[g / 4] / m[g / 4].
+struct X16Q4KScales {
+  __m512i sc[2], m[2];
+};
+HWY_INLINE X16Q4KScales X16Q4KUnpack(const uint8_t* blk) {
+  const __m512i s0 = _mm512_loadu_si512(blk + kX16Q4KSc), s1 = _mm512_loadu_si512(blk + kX16Q4KSc + 64);
+  const __m512i s2 = _mm512_loadu_si512(blk + kX16Q4KSc + 128);
+  const __m512i m3f = _mm512_set1_epi8(0x3F), m30 = _mm512_set1_epi8(0x30), m0f = _mm512_set1_epi8(0x0F);
+  X16Q4KScales r;
+  r.sc[0] = _mm512_and_si512(s0, m3f);  // j < 4: q[j] & 63
+  r.m[0] = _mm512_and_si512(s1, m3f);   //        q[j + 4] & 63
+  // j >= 4: (q[j + 4] & 0xF) | (q[j - 4] >> 6) << 4 and (q[j + 4] >> 4) | (q[j] >> 6) << 4; 0xEC: (a & c) | b.
+  r.sc[1] = _mm512_ternarylogic_epi32(s2, _mm512_and_si512(_mm512_srli_epi16(s0, 2), m30), m0f, 0xEC);
+  r.m[1] =
+      _mm512_ternarylogic_epi32(_mm512_srli_epi16(s2, 4), _mm512_and_si512(_mm512_srli_epi16(s1, 2), m30), m0f, 0xEC);
+  return r;
+}
+HWY_INLINE __m512i X16Byte(__m512i v, int j) {
+  return _mm512_and_si512(_mm512_srli_epi32(v, 8 * j), _mm512_set1_epi32(0xFF));
+}
+
+// The integer sums of 16 rows' groups of 32 (lo: group 2i, hi: group 2i + 1) against activation quants yq.
+HWY_INLINE void X16Q4KPair(const uint8_t* HWY_RESTRICT blk, const uint8_t* HWY_RESTRICT yq, int i, __m512i* lo,
+                           __m512i* hi) {
+  const __m512i m0f = _mm512_set1_epi8(0x0F);
+  __m512i l = _mm512_setzero_si512(), h = _mm512_setzero_si512();
+  for (int s = 0; s < 8; ++s) {
+    const __m512i x = _mm512_loadu_si512(blk + kX16Q4KQs + 64 * (8 * i + s));
+    l = PDotU(l, _mm512_and_si512(x, m0f), Bcast32(yq + 64 * i + 4 * s));
+    if constexpr (kVnni) {
+      h = PDotU(h, _mm512_andnot_si512(m0f, x), Bcast32(yq + 64 * i + 32 + 4 * s));  // 16 q: shifted below
+    } else {
+      h = PDotU(h, _mm512_and_si512(_mm512_srli_epi16(x, 4), m0f), Bcast32(yq + 64 * i + 32 + 4 * s));
+    }
+  }
+  *lo = l;
+  *hi = kVnni ? _mm512_srai_epi32(h, 4) : h;
+}
+
+// out[i] = dot(row i of the q4_K unit at w, activation row t (Q8_K)), i < 16: per super-block
+// d_a (d sum_g sc_g isum_g - dmin sum_g m_g sum_g(y)), the two integer sums as ggml_vec_dot_q4_K_q8_K forms them.
+HWY_NOINLINE void X16DecodeQ4K(const uint8_t* HWY_RESTRICT w, const Acts& a, size_t t, float* HWY_RESTRICT out) {
+  const size_t nb = a.nb;
+  __m512 acc = _mm512_setzero_ps();
+  for (size_t b = 0; b < nb; ++b) {
+    const uint8_t* blk = w + b * kX16Q4KBlock;
+    for (size_t c = 0; c < kX16Q4KBlock; c += 64) {
+      _mm_prefetch(reinterpret_cast<const char*>(blk + kX16PrefetchBytes + c), _MM_HINT_T1);
+    }
+    const uint8_t* yb = a.rows + t * a.row_bytes + b * a.block_bytes;
+    int16_t bsums[16];
+    std::memcpy(bsums, yb + offsetof(BlockQ8_K, bsums), sizeof(bsums));
+    const X16Q4KScales sm = X16Q4KUnpack(blk);
+    __m512i sumi = _mm512_setzero_si512(), summ = _mm512_setzero_si512();
+    for (int i = 0; i < 4; ++i) {
+      __m512i isum[2];
+      X16Q4KPair(blk, yb + offsetof(BlockQ8_K, qs), i, &isum[0], &isum[1]);
+      for (int h = 0; h < 2; ++h) {
+        const int g = 2 * i + h;
+        sumi = _mm512_add_epi32(sumi, _mm512_mullo_epi32(isum[h], X16Byte(sm.sc[g / 4], g % 4)));
+        summ = _mm512_add_epi32(
+            summ, _mm512_mullo_epi32(X16Byte(sm.m[g / 4], g % 4), _mm512_set1_epi32(bsums[2 * g] + bsums[2 * g + 1])));
+      }
+    }
+    const __m512 da = _mm512_set1_ps(a.d[t * nb + b]);
+    const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk)));
+    const __m512 dmin = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 32)));
+    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi), _mm512_mul_ps(d, da), acc);
+    acc = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(summ), _mm512_mul_ps(dmin, da), acc);
+  }
+  _mm512_storeu_ps(out, acc);
+}
+
+// Prefill: PanelSrcQ4_K's panel (groups of 32, kQ = 8 words, codes 0..15, scale d sc_g, min -dmin m_g) for the 32
+// rows of units 0 and 1 at w (n_units = 1: the second 16 rows are zero).
+inline void PackPanelX16Q4K(const uint8_t* w, size_t unit_bytes, int n_units, size_t nb, uint8_t* codes, float* scale,
+                            float* min) {
+  static_assert(kPanelRows == 2 * quant::kInterleaveRows, "a panel is two units");
+  constexpr size_t kGroupBytes = 8 * kPanelRows * 4;
+  const __m512i m0f = _mm512_set1_epi8(0x0F);
+  for (size_t b = 0; b < nb; ++b) {
+    for (int v = 0; v < 2; ++v) {
+      const size_t g0 = b * 8;
+      if (v >= n_units) {
+        for (size_t g = g0; g < g0 + 8; ++g) {
+          for (int q = 0; q < 8; ++q) {
+            _mm512_storeu_si512(codes + g * kGroupBytes + q * (kPanelRows * 4) + v * 64, _mm512_setzero_si512());
+          }
+          _mm512_storeu_ps(scale + g * kPanelRows + v * 16, _mm512_setzero_ps());
+          _mm512_storeu_ps(min + g * kPanelRows + v * 16, _mm512_setzero_ps());
+        }
+        continue;
+      }
+      const uint8_t* blk = w + v * unit_bytes + b * kX16Q4KBlock;
+      for (int i = 0; i < 4; ++i) {
+        for (int q = 0; q < 8; ++q) {
+          const __m512i x = _mm512_loadu_si512(blk + kX16Q4KQs + 64 * (8 * i + q));
+          _mm512_storeu_si512(codes + (g0 + 2 * i) * kGroupBytes + q * (kPanelRows * 4) + v * 64,
+                              _mm512_and_si512(x, m0f));
+          _mm512_storeu_si512(codes + (g0 + 2 * i + 1) * kGroupBytes + q * (kPanelRows * 4) + v * 64,
+                              _mm512_and_si512(_mm512_srli_epi16(x, 4), m0f));
+        }
+      }
+      const X16Q4KScales sm = X16Q4KUnpack(blk);
+      const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk)));
+      const __m512 dmin = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 32)));
+      for (int g = 0; g < 8; ++g) {
+        const __m512 sc = _mm512_cvtepi32_ps(X16Byte(sm.sc[g / 4], g % 4));
+        const __m512 m = _mm512_cvtepi32_ps(X16Byte(sm.m[g / 4], g % 4));
+        _mm512_storeu_ps(scale + (g0 + g) * kPanelRows + v * 16, _mm512_mul_ps(d, sc));
+        _mm512_storeu_ps(min + (g0 + g) * kPanelRows + v * 16,
+                         _mm512_mul_ps(_mm512_sub_ps(_mm512_setzero_ps(), dmin), m));
+      }
+    }
+  }
+}
+
+// Rows [r0, r1) (whole units) x all n_tokens (Q8_K activations with QuantActs' group arrays gd, gms).
+inline void MatMulX16PanelsQ4K(const uint8_t* w, size_t w_row_bytes, const Acts& a, const float* gd, const float* gms,
+                               int64_t n_tokens, float* y, int64_t y_stride, bool accumulate, int64_t r0, int64_t r1) {
+  const size_t n_groups = a.nb * 8;
+  thread_local std::vector<uint8_t> codes;
+  thread_local std::vector<float> scales;
+  thread_local std::vector<uint32_t> yoff;
+  codes.resize(n_groups * 32 * kPanelRows);
+  scales.resize(2 * n_groups * kPanelRows);
+  yoff.resize(n_groups);
+  for (size_t g = 0; g < n_groups; ++g) {
+    yoff[g] = static_cast<uint32_t>((g / 8) * a.block_bytes + a.qs_offset + (g % 8) * 32);
+  }
+  const PanelActs pa{a.rows, a.row_bytes, n_groups, yoff.data(), gd, nullptr, 0, gms};
+  const Panel p{codes.data(), scales.data(), scales.data() + n_groups * kPanelRows};
+  const size_t unit_bytes = quant::kInterleaveRows * w_row_bytes;
+  for (int64_t r = r0; r < r1; r += kPanelRows) {
+    const int n_rows = static_cast<int>(std::min<int64_t>(kPanelRows, r1 - r));
+    PackPanelX16Q4K(w + static_cast<size_t>(r) * w_row_bytes, unit_bytes, n_rows / quant::kInterleaveRows, a.nb,
+                    codes.data(), scales.data(), scales.data() + n_groups * kPanelRows);
+    PanelTokens<8, false, true, false>(p, pa, static_cast<size_t>(n_tokens), y + r, static_cast<size_t>(y_stride),
                                        n_rows, accumulate);
   }
 }

@@ -153,7 +153,7 @@ TEST_P(ContextTest, DecodeBatchOfMixedAdaptersEqualsEachAlone) {
 INSTANTIATE_TEST_SUITE_P(Golden, ContextTest,
                          ::testing::Values("llama-tiny", "qwen2-tiny", "phi3-tiny", "gemma2-tiny", "llama-kq-F16"));
 
-// q4_0 / q5_0 / q8_0 / q6_K weights interleaved at load (tensor/quant/interleave.h; on CPUs with their kernels,
+// q4_0 / q5_0 / q8_0 / q4_K / q6_K weights interleaved at load (tensor/quant/interleave.h; on CPUs with their kernels,
 // otherwise the load keeps the GGUF layout and this compares the plain path with itself): the same logits as the GGUF
 // rows, prompt (panel path) and token by token (decode kernels), up to summation order. The q8_0 model's output matrix
 // is its tied token embedding, so the embedding lookup reads interleaved rows there. No golden model has q5_0 tensors:
@@ -196,6 +196,7 @@ TEST(ContextInterleaved, SameLogitsAsGgufRows) {
   ExpectInterleavedLogitsMatch(Golden() + "/models/llama-kq-Q4_0.gguf");
   ExpectInterleavedLogitsMatch(Golden() + "/models/llama-kq-Q8_0.gguf");
   ExpectInterleavedLogitsMatch(Golden() + "/models/llama-kq-Q6_K.gguf");
+  ExpectInterleavedLogitsMatch(Golden() + "/models/llama-kq-Q4_K_M.gguf");
   quantize::QuantizeOptions q;
   q.preset = "Q5_0";
   q.pure = true;

@@ -194,7 +194,7 @@ double RoundingBound(int64_t n, double magnitude) {
   return static_cast<double>(n / 16 + 8) * 0x1p-23 * magnitude;
 }
 
-// interleaved: the q4_0 / q5_0 / q8_0 / q6_K rows copied contiguously, interleaved 16 at a time
+// interleaved: the q4_0 / q5_0 / q8_0 / q4_K / q6_K rows copied contiguously, interleaved 16 at a time
 // (tensor/quant/interleave.h) and multiplied by QuantMatMulRowsInterleaved, over row ranges that start and end inside
 // units too.
 void RunAndCompare(Case& c, bool exact, const std::vector<float>& wdq, const std::vector<float>& adq, std::mt19937& rng,
@@ -314,14 +314,15 @@ TEST_P(QuantDotTargetTest, ManyRowsExactOnGridData) {
   }
 }
 
-// q4_0 / q5_0 / q8_0 / q6_K rows interleaved 16 at a time (the decode kernels' layout, made at model load on AVX-512
-// CPUs): 16, 37 and 70 rows (whole units, then plain tail rows), decode (1, 2, 5 tokens) and panel (9, 21) token
-// counts. Grid data checks every integer exactly; random data (varying block scales) checks each row gets its own
+// q4_0 / q5_0 / q8_0 / q4_K / q6_K rows interleaved 16 at a time (the decode kernels' layout, made at model load on
+// AVX-512 CPUs): 16, 37 and 70 rows (whole units, then plain tail rows), decode (1, 2, 5 tokens) and panel (9, 21)
+// token counts. Grid data checks every integer exactly; random data (varying block scales) checks each row gets its own
 // scales.
 TEST_P(QuantDotTargetTest, InterleavedMatchesReference) {
   std::mt19937 rng(8);
-  for (DType type : {DType::kQ4_0, DType::kQ5_0, DType::kQ8_0, DType::kQ6_K}) {
-    for (int64_t n : type == DType::kQ6_K ? std::vector<int64_t>{256, 768} : std::vector<int64_t>{32, 352}) {
+  for (DType type : {DType::kQ4_0, DType::kQ5_0, DType::kQ8_0, DType::kQ4_K, DType::kQ6_K}) {
+    const bool k_quant = GetQuantTraits(type).block_size == 256;
+    for (int64_t n : k_quant ? std::vector<int64_t>{256, 768} : std::vector<int64_t>{32, 352}) {
       for (int64_t n_out : {16, 37, 70}) {
         for (int64_t n_tokens : {1, 2, 5, 9, 21}) {
           Case grid(type, n, n_out, n_tokens);
@@ -428,7 +429,7 @@ TEST_P(QuantDotScalarTest, ReferenceMatchesDequantizedDotInDouble) {
 TEST_P(QuantDotScalarTest, InterleaveRoundTrips) {
   std::mt19937 rng(9);
   std::uniform_int_distribution<int> byte(0, 255);
-  for (DType type : {DType::kQ4_0, DType::kQ5_0, DType::kQ8_0, DType::kQ6_K}) {
+  for (DType type : {DType::kQ4_0, DType::kQ5_0, DType::kQ8_0, DType::kQ4_K, DType::kQ6_K}) {
     const size_t rb = 3 * GetQuantTraits(type).type_size;
     const int64_t n_out = 37;
     std::vector<uint8_t> rows(rb * n_out), x16, back(rb * 16), row(rb);

@@ -78,16 +78,53 @@ void DeinterleaveQ6_KRow(const uint8_t* unit, size_t row_bytes, int i, uint8_t* 
   }
 }
 
+// q4_K, per super-block of a unit: d[16], dmin[16] f16, the 12 packed scale bytes and the 128 qs bytes as slots.
+constexpr size_t kQ4KScales = 64, kQ4KQs = kQ4KScales + 3 * 64;
+static_assert(kQ4KQs + 32 * 64 == kInterleaveRows * sizeof(BlockQ4_K), "same size as 16 blocks");
+
+void InterleaveQ4_K(const uint8_t* rows, size_t row_bytes, uint8_t* unit) {
+  const size_t nb = row_bytes / sizeof(BlockQ4_K);
+  for (size_t b = 0; b < nb; ++b) {
+    uint8_t* dst = unit + b * kInterleaveRows * sizeof(BlockQ4_K);
+    for (int i = 0; i < kInterleaveRows; ++i) {
+      const uint8_t* blk = rows + static_cast<size_t>(i) * row_bytes + b * sizeof(BlockQ4_K);
+      std::memcpy(dst + 2 * i, blk + offsetof(BlockQ4_K, d), 2);
+      std::memcpy(dst + 32 + 2 * i, blk + offsetof(BlockQ4_K, dmin), 2);
+      for (int s = 0; s < 3; ++s) {
+        std::memcpy(dst + kQ4KScales + 64 * s + 4 * i, blk + offsetof(BlockQ4_K, scales) + 4 * s, 4);
+      }
+      for (int s = 0; s < 32; ++s) std::memcpy(dst + kQ4KQs + 64 * s + 4 * i, blk + offsetof(BlockQ4_K, qs) + 4 * s, 4);
+    }
+  }
+}
+
+void DeinterleaveQ4_KRow(const uint8_t* unit, size_t row_bytes, int i, uint8_t* row) {
+  const size_t nb = row_bytes / sizeof(BlockQ4_K);
+  for (size_t b = 0; b < nb; ++b) {
+    const uint8_t* src = unit + b * kInterleaveRows * sizeof(BlockQ4_K);
+    uint8_t* blk = row + b * sizeof(BlockQ4_K);
+    std::memcpy(blk + offsetof(BlockQ4_K, d), src + 2 * i, 2);
+    std::memcpy(blk + offsetof(BlockQ4_K, dmin), src + 32 + 2 * i, 2);
+    for (int s = 0; s < 3; ++s) {
+      std::memcpy(blk + offsetof(BlockQ4_K, scales) + 4 * s, src + kQ4KScales + 64 * s + 4 * i, 4);
+    }
+    for (int s = 0; s < 32; ++s) std::memcpy(blk + offsetof(BlockQ4_K, qs) + 4 * s, src + kQ4KQs + 64 * s + 4 * i, 4);
+  }
+}
+
 bool HasInterleavedLayout(DType t) {
-  return t == DType::kQ4_0 || t == DType::kQ5_0 || t == DType::kQ8_0 || t == DType::kQ6_K;
+  return t == DType::kQ4_0 || t == DType::kQ5_0 || t == DType::kQ8_0 || t == DType::kQ6_K || t == DType::kQ4_K;
 }
 
 size_t InterleavedBlockBytes(DType t) {
-  return kInterleaveRows * (t == DType::kQ6_K ? sizeof(BlockQ6_K) : LayoutOf(t).block);
+  if (t == DType::kQ6_K) return kInterleaveRows * sizeof(BlockQ6_K);
+  if (t == DType::kQ4_K) return kInterleaveRows * sizeof(BlockQ4_K);
+  return kInterleaveRows * LayoutOf(t).block;
 }
 
 void InterleaveUnit(DType t, const uint8_t* rows, size_t row_bytes, uint8_t* unit) {
   if (t == DType::kQ6_K) return InterleaveQ6_K(rows, row_bytes, unit);
+  if (t == DType::kQ4_K) return InterleaveQ4_K(rows, row_bytes, unit);
   const Layout L = LayoutOf(t);
   const size_t nb = row_bytes / L.block;
   for (size_t b = 0; b < nb; ++b) {
@@ -114,6 +151,7 @@ void InterleaveUnit(DType t, const uint8_t* rows, size_t row_bytes, uint8_t* uni
 
 void DeinterleaveRow(DType t, const uint8_t* unit, size_t row_bytes, int i, uint8_t* row) {
   if (t == DType::kQ6_K) return DeinterleaveQ6_KRow(unit, row_bytes, i, row);
+  if (t == DType::kQ4_K) return DeinterleaveQ4_KRow(unit, row_bytes, i, row);
   const Layout L = LayoutOf(t);
   const size_t nb = row_bytes / L.block;
   for (size_t b = 0; b < nb; ++b) {

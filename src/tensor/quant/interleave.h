@@ -1,5 +1,5 @@
 // Weight rows interleaved 16 at a time: an in-memory layout pocketlm makes when it loads a model for inference
-// (never written to a file), with the same size as the rows it replaces. Types: q4_0, q5_0, q8_0 and q6_K.
+// (never written to a file), with the same size as the rows it replaces. Types: q4_0, q5_0, q8_0, q4_K and q6_K.
 //
 // Why: a decode matmul reads every weight once, and with the GGUF layout (one row after another) each block of each
 // row needs its own integer-to-float conversion, scaling and horizontal reduction: at 2 cores that work, not memory,
@@ -25,6 +25,11 @@
 //   ql[s][i][j]     s < 32: ql byte 4s + j of row i                                  bytes 288 + 64s + 4i + j
 //   qh[s][i][j]     s < 16: qh byte 4s + j of row i                                  bytes 2336 + 64s + 4i + j
 //
+// q4_K, per super-block b of a unit (16 * 144 bytes at b * 2304):
+//   d[i], dmin[i]   16 f16 super-scales each                                        bytes 0..31, 32..63
+//   sc[s][i][j]     s < 3: packed scale byte 4s + j of row i (ggml's 12-byte format)  bytes 64 + 64s + 4i + j
+//   qs[s][i][j]     s < 32: qs byte 4s + j of row i                                  bytes 256 + 64s + 4i + j
+//
 // A tensor of n_out rows holds n_out / 16 units, then its n_out % 16 remaining rows in the GGUF layout.
 #pragma once
 
@@ -37,7 +42,7 @@ namespace pocketlm::quant {
 
 inline constexpr int kInterleaveRows = 16;
 
-// q4_0, q5_0, q8_0 and q6_K.
+// q4_0, q5_0, q8_0, q4_K and q6_K.
 bool HasInterleavedLayout(DType t);
 // Bytes of one block of a unit: 16 * the block size.
 size_t InterleavedBlockBytes(DType t);
