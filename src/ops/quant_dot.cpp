@@ -396,19 +396,34 @@ bool InterleavedIsFasterImpl(DType t) {
 }
 
 #if PLM_QUANT_DOT_U8 && HWY_TARGET != HWY_AVX2
-// Whole units [r, re) of interleaved rows of type kT: panels for prompts, the decode kernel otherwise.
+// Whole units [r, re) of interleaved rows of type kT: panels for prompts, the decode kernels otherwise.
 template <DType kT>
-void X16Rows(const uint8_t* w, size_t w_row_bytes, const Acts& a, int64_t n_tokens, const Out& o, int64_t r,
+void X16Rows(const uint8_t* w, size_t w_row_bytes, const QuantActs& act, const Acts& a, const Out& o, int64_t r,
              int64_t re) {
   constexpr int64_t R = quant::kInterleaveRows;
+  const int64_t n_tokens = act.n_tokens;
   if (n_tokens >= kPanelMinTokens) {
-    return MatMulX16Panels<kT>(w, w_row_bytes, a, n_tokens, o.y, o.y_stride, o.accumulate, r, re);
+    if constexpr (kT == DType::kQ6_K) {
+      MatMulX16PanelsQ6K(w, w_row_bytes, a, act.gd.data(), act.gsums.data(), n_tokens, o.y, o.y_stride, o.accumulate, r,
+                         re);
+    } else if constexpr (kT == DType::kQ4_K) {
+      MatMulX16PanelsQ4K(w, w_row_bytes, a, act.gd.data(), act.gms.data(), n_tokens, o.y, o.y_stride, o.accumulate, r,
+                         re);
+    } else {
+      MatMulX16Panels<kT>(w, w_row_bytes, a, n_tokens, o.y, o.y_stride, o.accumulate, r, re);
+    }
+    return;
   }
   alignas(64) float tmp[R];
   for (int64_t u = r; u < re; u += R) {
     // Tokens inner: a unit (16 rows) stays in cache for the second and later tokens.
     for (int64_t t = 0; t < n_tokens; ++t) {
-      X16Decode<kT>(w + static_cast<size_t>(u) * w_row_bytes, a, static_cast<size_t>(t), tmp);
+      const uint8_t* wu = w + static_cast<size_t>(u) * w_row_bytes;
+      if constexpr (kT == DType::kQ4_K || kT == DType::kQ6_K) {
+        X16DecodeK<kT>(wu, a, static_cast<size_t>(t), tmp);
+      } else {
+        X16Decode<kT>(wu, a, static_cast<size_t>(t), tmp);
+      }
       for (int i = 0; i < R; ++i) o.Store(t, u + i, tmp[i]);
     }
   }
@@ -449,35 +464,12 @@ void QuantMatMulRowsX16Impl(const QuantActs& act, const uint8_t* w, size_t w_row
   plain(r0, r);  // a leading partial unit
   const int64_t re = std::max(r, r1 / R * R);
   const Out o{y, y_stride, accumulate};
-  if (wt == DType::kQ6_K && act.n_tokens >= kPanelMinTokens) {
-    MatMulX16PanelsQ6K(w, w_row_bytes, a, act.gd.data(), act.gsums.data(), act.n_tokens, y, y_stride, accumulate, r,
-                       re);
-  } else if (wt == DType::kQ6_K) {
-    alignas(64) float tmp[R];
-    for (int64_t u = r; u < re; u += R) {
-      for (int64_t t = 0; t < act.n_tokens; ++t) {
-        X16DecodeQ6K(w + static_cast<size_t>(u) * w_row_bytes, a, static_cast<size_t>(t), tmp);
-        for (int i = 0; i < R; ++i) o.Store(t, u + i, tmp[i]);
-      }
-    }
-  }
-  if (wt == DType::kQ4_K && act.n_tokens >= kPanelMinTokens) {
-    MatMulX16PanelsQ4K(w, w_row_bytes, a, act.gd.data(), act.gms.data(), act.n_tokens, y, y_stride, accumulate, r, re);
-  } else if (wt == DType::kQ4_K) {
-    alignas(64) float tmp[R];
-    for (int64_t u = r; u < re; u += R) {
-      for (int64_t t = 0; t < act.n_tokens; ++t) {
-        X16DecodeQ4K(w + static_cast<size_t>(u) * w_row_bytes, a, static_cast<size_t>(t), tmp);
-        for (int i = 0; i < R; ++i) o.Store(t, u + i, tmp[i]);
-      }
-    }
-  }
   switch (wt) {
-    case DType::kQ4_K:
-    case DType::kQ6_K: break;
-    case DType::kQ4_0: X16Rows<DType::kQ4_0>(w, w_row_bytes, a, act.n_tokens, o, r, re); break;
-    case DType::kQ5_0: X16Rows<DType::kQ5_0>(w, w_row_bytes, a, act.n_tokens, o, r, re); break;
-    default: X16Rows<DType::kQ8_0>(w, w_row_bytes, a, act.n_tokens, o, r, re); break;
+    case DType::kQ4_0: X16Rows<DType::kQ4_0>(w, w_row_bytes, act, a, o, r, re); break;
+    case DType::kQ5_0: X16Rows<DType::kQ5_0>(w, w_row_bytes, act, a, o, r, re); break;
+    case DType::kQ8_0: X16Rows<DType::kQ8_0>(w, w_row_bytes, act, a, o, r, re); break;
+    case DType::kQ4_K: X16Rows<DType::kQ4_K>(w, w_row_bytes, act, a, o, r, re); break;
+    default: X16Rows<DType::kQ6_K>(w, w_row_bytes, act, a, o, r, re); break;
   }
   plain(re, r1);  // a trailing partial unit
 #endif

@@ -225,25 +225,6 @@ HWY_INLINE __m512i X16Q6KSums(const uint8_t* HWY_RESTRICT blk, const uint8_t* HW
   return total;
 }
 
-// out[i] = dot(row i of the q6_K unit at w, activation row t (Q8_K)), i < 16.
-HWY_NOINLINE void X16DecodeQ6K(const uint8_t* HWY_RESTRICT w, const Acts& a, size_t t, float* HWY_RESTRICT out) {
-  const size_t nb = a.nb;
-  __m512 acc = _mm512_setzero_ps();
-  for (size_t b = 0; b < nb; ++b) {
-    const uint8_t* blk = w + b * kX16Q6KBlock;
-    for (size_t c = 0; c < kX16Q6KBlock; c += 64) {
-      _mm_prefetch(reinterpret_cast<const char*>(blk + kX16PrefetchBytes + c), _MM_HINT_T1);
-    }
-    const uint8_t* yb = a.rows + t * a.row_bytes + b * a.block_bytes;
-    int16_t bsums[16];
-    std::memcpy(bsums, yb + offsetof(BlockQ8_K, bsums), sizeof(bsums));
-    const __m512i isum = X16Q6KSums(blk, yb + offsetof(BlockQ8_K, qs), bsums);
-    const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk)));
-    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(dw, _mm512_set1_ps(a.d[t * nb + b])), acc);
-  }
-  _mm512_storeu_ps(out, acc);
-}
-
 // Prefill: PanelSrcQ6_K's panel (groups of 16 values, kQ = 4 words, codes 0..63 with offset 32, scale d sc) for
 // the 32 rows of units 0 and 1 at w (n_units = 1: the second 16 rows are zero).
 inline void PackPanelX16Q6K(const uint8_t* w, size_t unit_bytes, int n_units, size_t nb, uint8_t* codes, float* scale) {
@@ -354,36 +335,51 @@ HWY_INLINE void X16Q4KPair(const uint8_t* HWY_RESTRICT blk, const uint8_t* HWY_R
   *hi = kVnni ? _mm512_srai_epi32(h, 4) : h;
 }
 
-// out[i] = dot(row i of the q4_K unit at w, activation row t (Q8_K)), i < 16: per super-block
-// d_a (d sum_g sc_g isum_g - dmin sum_g m_g sum_g(y)), the two integer sums as ggml_vec_dot_q4_K_q8_K forms them.
-HWY_NOINLINE void X16DecodeQ4K(const uint8_t* HWY_RESTRICT w, const Acts& a, size_t t, float* HWY_RESTRICT out) {
+// Per super-block: sumi = sum_g sc_g isum_g and summ = sum_g m_g sum_g(y) for 16 rows, the two integer sums
+// ggml_vec_dot_q4_K_q8_K forms (the block's value is d_a (d sumi - dmin summ)).
+HWY_INLINE void X16Q4KSums(const uint8_t* HWY_RESTRICT blk, const uint8_t* HWY_RESTRICT yq, const int16_t* bsums,
+                           __m512i* sumi, __m512i* summ) {
+  const X16Q4KScales sm = X16Q4KUnpack(blk);
+  *sumi = _mm512_setzero_si512();
+  *summ = _mm512_setzero_si512();
+  for (int i = 0; i < 4; ++i) {
+    __m512i isum[2];
+    X16Q4KPair(blk, yq, i, &isum[0], &isum[1]);
+    for (int h = 0; h < 2; ++h) {
+      const int g = 2 * i + h;
+      *sumi = _mm512_add_epi32(*sumi, _mm512_mullo_epi32(isum[h], X16Byte(sm.sc[g / 4], g % 4)));
+      *summ = _mm512_add_epi32(
+          *summ, _mm512_mullo_epi32(X16Byte(sm.m[g / 4], g % 4), _mm512_set1_epi32(bsums[2 * g] + bsums[2 * g + 1])));
+    }
+  }
+}
+
+// out[i] = dot(row i of the q4_K / q6_K unit at w, activation row t (Q8_K)), i < 16.
+template <DType kT>
+HWY_NOINLINE void X16DecodeK(const uint8_t* HWY_RESTRICT w, const Acts& a, size_t t, float* HWY_RESTRICT out) {
+  constexpr size_t kBlock = kT == DType::kQ6_K ? kX16Q6KBlock : kX16Q4KBlock;
   const size_t nb = a.nb;
   __m512 acc = _mm512_setzero_ps();
   for (size_t b = 0; b < nb; ++b) {
-    const uint8_t* blk = w + b * kX16Q4KBlock;
-    for (size_t c = 0; c < kX16Q4KBlock; c += 64) {
+    const uint8_t* blk = w + b * kBlock;
+    for (size_t c = 0; c < kBlock; c += 64) {
       _mm_prefetch(reinterpret_cast<const char*>(blk + kX16PrefetchBytes + c), _MM_HINT_T1);
     }
     const uint8_t* yb = a.rows + t * a.row_bytes + b * a.block_bytes;
     int16_t bsums[16];
     std::memcpy(bsums, yb + offsetof(BlockQ8_K, bsums), sizeof(bsums));
-    const X16Q4KScales sm = X16Q4KUnpack(blk);
-    __m512i sumi = _mm512_setzero_si512(), summ = _mm512_setzero_si512();
-    for (int i = 0; i < 4; ++i) {
-      __m512i isum[2];
-      X16Q4KPair(blk, yb + offsetof(BlockQ8_K, qs), i, &isum[0], &isum[1]);
-      for (int h = 0; h < 2; ++h) {
-        const int g = 2 * i + h;
-        sumi = _mm512_add_epi32(sumi, _mm512_mullo_epi32(isum[h], X16Byte(sm.sc[g / 4], g % 4)));
-        summ = _mm512_add_epi32(
-            summ, _mm512_mullo_epi32(X16Byte(sm.m[g / 4], g % 4), _mm512_set1_epi32(bsums[2 * g] + bsums[2 * g + 1])));
-      }
-    }
     const __m512 da = _mm512_set1_ps(a.d[t * nb + b]);
     const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk)));
-    const __m512 dmin = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 32)));
-    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi), _mm512_mul_ps(d, da), acc);
-    acc = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(summ), _mm512_mul_ps(dmin, da), acc);
+    if constexpr (kT == DType::kQ6_K) {
+      const __m512i isum = X16Q6KSums(blk, yb + offsetof(BlockQ8_K, qs), bsums);
+      acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(d, da), acc);
+    } else {
+      __m512i sumi, summ;
+      X16Q4KSums(blk, yb + offsetof(BlockQ8_K, qs), bsums, &sumi, &summ);
+      const __m512 dmin = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 32)));
+      acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi), _mm512_mul_ps(d, da), acc);
+      acc = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(summ), _mm512_mul_ps(dmin, da), acc);
+    }
   }
   _mm512_storeu_ps(out, acc);
 }
