@@ -13,45 +13,42 @@ namespace pocketlm {
 namespace {
 
 struct Job {
-  uint8_t* data;
-  DType type;
-  size_t row_bytes;
-  int64_t n_out;
+  TensorView* view;
+  uint8_t* data = nullptr;  // writable
 };
-
-// Marks *v interleaved and queues its rewrite. `done`: tensors already queued (two views of one tensor must not
-// interleave it twice).
-Status Plan(GgufFile& f, TensorView* v, std::set<const uint8_t*>* done, std::vector<Job>* jobs) {
-  if (v->empty() || !quant::HasInterleavedLayout(v->type) || !InterleavedIsFaster(v->type) || v->interleave != 0 ||
-      v->n_out() < quant::kInterleaveRows) {
-    return Status::Ok();
-  }
-  if (done->insert(v->data).second) {
-    PLM_ASSIGN_OR_RETURN(uint8_t * data, f.MutableBytes(v->data, v->nbytes));
-    jobs->push_back({data, v->type, v->row_bytes(), v->n_out()});
-  }
-  v->interleave = quant::kInterleaveRows;
-  return Status::Ok();
-}
 
 }  // namespace
 
 Status InterleaveWeights(GgufFile& f, ModelWeights* w) {
-  std::set<const uint8_t*> done;
+  // Every view of a type with a kernel here, each tensor once (tied views share data).
   std::vector<Job> jobs;
+  std::set<const uint8_t*> seen;
+  std::vector<TensorView*> views;
   for (LayerWeights& l : w->layers) {
-    for (TensorView* v : {&l.wq, &l.wk, &l.wv, &l.wqkv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) {
-      PLM_RETURN_IF_ERROR(Plan(f, v, &done, &jobs));
-    }
+    for (TensorView* v : {&l.wq, &l.wk, &l.wv, &l.wqkv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) views.push_back(v);
   }
-  PLM_RETURN_IF_ERROR(Plan(f, &w->output, &done, &jobs));
-  if (w->tok_embd.data == w->output.data) w->tok_embd.interleave = w->output.interleave;
+  views.push_back(&w->output);
+  for (TensorView* v : views) {
+    if (v->empty() || !quant::HasInterleavedLayout(v->type) || !InterleavedIsFaster(v->type) || v->interleave != 0 ||
+        v->n_out() < quant::kInterleaveRows || !seen.insert(v->data).second) {
+      continue;
+    }
+    jobs.push_back({v});
+  }
+  // Writable first, all or nothing: a mapping that cannot be written (no memory for private copies) keeps the file's
+  // layout, which every kernel reads too.
+  for (Job& j : jobs) {
+    auto data = f.MutableBytes(j.view->data, j.view->nbytes);
+    if (!data.ok()) return Status::Ok();
+    j.data = *data;
+  }
   // The rewrite touches every page of those tensors (a copy-on-write fault each): a few threads, tensors claimed
   // one at a time.
   std::atomic<size_t> next{0};
   const auto work = [&] {
     for (size_t i = next.fetch_add(1); i < jobs.size(); i = next.fetch_add(1)) {
-      quant::InterleaveRows(jobs[i].type, jobs[i].data, jobs[i].row_bytes, jobs[i].n_out);
+      const TensorView& v = *jobs[i].view;
+      quant::InterleaveRows(v.type, jobs[i].data, v.row_bytes(), v.n_out());
     }
   };
   const unsigned n_threads = std::clamp(std::thread::hardware_concurrency(), 1u, 4u);
@@ -59,6 +56,13 @@ Status InterleaveWeights(GgufFile& f, ModelWeights* w) {
   for (unsigned t = 1; t < n_threads; ++t) threads.emplace_back(work);
   work();
   for (auto& t : threads) t.join();
+  // Mark every view of a rewritten tensor (the token embedding when it is the output matrix).
+  views.push_back(&w->tok_embd);
+  for (const Job& j : jobs) {
+    for (TensorView* v : views) {
+      if (v->data == j.view->data) v->interleave = quant::kInterleaveRows;
+    }
+  }
   return Status::Ok();
 }
 

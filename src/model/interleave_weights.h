@@ -11,6 +11,7 @@ namespace pocketlm {
 // CPU (InterleavedIsFaster) rewritten in place, in this process's private copy of the mapped file, with
 // view.interleave = 16; a tied token embedding too (the embedding lookup deinterleaves its row, DequantizeRow).
 // Peak memory does not grow: each written page replaces the file page it copies.
+// When the mapping cannot be made writable, nothing changes (the file layout serves as well, slower).
 Status InterleaveWeights(GgufFile& f, ModelWeights* w);
 
 }  // namespace pocketlm
