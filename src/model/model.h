@@ -14,8 +14,10 @@
 namespace pocketlm {
 
 struct ModelLoadOptions {
-  // Interleave q4_0 / q8_0 weights 16 rows at a time for the decode kernels (tensor/quant/interleave.h) when the
-  // CPU has them. Only for models that run inference: training and merging read GGUF rows.
+  // Interleave q4_0 / q5_0 / q8_0 / q4_K / q6_K weights 16 rows at a time for the faster kernels
+  // (tensor/quant/interleave.h) when the CPU has them. Only for models that run inference: training and merging read
+  // GGUF rows. The rewritten pages are anonymous memory: same peak RSS, but the kernel can no longer drop them and
+  // re-read the file under memory pressure, and processes no longer share them.
   bool interleave_for_inference = false;
 };
 

@@ -17,8 +17,9 @@ struct TensorView {
   int64_t ne[4] = {1, 1, 1, 1};
   const uint8_t* data = nullptr;
   size_t nbytes = 0;
-  // 16: a q4_0 tensor whose rows are interleaved 16 at a time (tensor/quant/interleave.h), made at model load for
-  // inference; row() does not apply to such rows. MatMulWeightsT and DequantizeRow read them; 0: the GGUF layout.
+  // 16: rows interleaved 16 at a time (tensor/quant/interleave.h; q4_0, q5_0, q8_0, q4_K, q6_K), made at model
+  // load for inference; row() does not apply to such rows. Only MatMulWeightsT and DequantizeRow read them (the
+  // other matmul entry points serve LoRA factors and training, never interleaved); 0: the GGUF layout.
   int interleave = 0;
 
   bool empty() const { return data == nullptr; }

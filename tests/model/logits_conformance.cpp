@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -88,7 +89,11 @@ int main(int argc, char** argv) {
   ps << pin.rdbuf();
   const std::string prompt = ps.str();
 
-  auto model = Model::Load(model_path, {.interleave_for_inference = true});  // as the CLI and server load
+  // As the CLI and server load (interleaved weights where the CPU has the kernels), or with PLM_GGUF_LAYOUT=1 in the
+  // file's layout, so that both kernel families are held to the golden thresholds.
+  const char* gguf_layout = std::getenv("PLM_GGUF_LAYOUT");
+  const bool interleave = gguf_layout == nullptr || std::string(gguf_layout) != "1";
+  auto model = Model::Load(model_path, {.interleave_for_inference = interleave});
   if (!model.ok()) {
     std::printf("FAIL: %s\n", model.status().message().c_str());
     return 1;

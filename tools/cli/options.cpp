@@ -19,9 +19,10 @@ void ModelOptions::AddTo(CLI::App* app, bool with_context) {
   app->add_option("-t,--threads", threads, "Threads, including the main one")
       ->capture_default_str()
       ->check(CLI::Range(1, 512));
-  app->add_flag("--gguf-layout", gguf_layout,
-                "Keep the weights in the file's row layout instead of interleaving q4_0 / q8_0 rows for the faster "
-                "decode kernel (same results up to rounding; for speed comparisons)");
+  app->add_flag(
+      "--gguf-layout", gguf_layout,
+      "Keep the weights in the file's row layout instead of interleaving q4_0/q5_0/q8_0/q4_K/q6_K rows for the faster "
+      "decode kernel (same results up to rounding; for speed comparisons)");
   if (with_context) {
     app->add_option("-c,--ctx", ctx, "Context size in tokens (0: the model's, at most 4096)")
         ->capture_default_str()
