@@ -160,6 +160,55 @@ TEST_P(MatMulTargetTest, RandomValuesWithinRoundingBound) {
   }
 }
 
+// The prefill GEMM's shapes (>= 4 tokens: panels of 2N rows x tiles of 12 or 6 tokens, inner chunks of 128): row
+// counts around and between panel sizes (8, 16, 32 rows), token counts that take every tile width (12, 8, 6, 4,
+// 2, 1), inner sizes of several chunks with a remainder, and row ranges that start and end inside a panel
+// (MatMulWeightsTRows). Grid values: the result must equal the reference exactly, and the columns outside the
+// range must stay untouched.
+TEST_P(MatMulTargetTest, PanelShapesExactOnGridValues) {
+  std::mt19937 rng(19);
+  std::uniform_int_distribution<int> g(-8, 8);
+  ThreadPool pool2(2);
+  for (DType type : kTypes) {
+    for (int64_t n_in : {130, 300}) {
+      for (int64_t n_out : {31, 32, 33, 70}) {
+        std::vector<float> wv(static_cast<size_t>(n_in * n_out));
+        for (auto& v : wv) v = static_cast<float>(g(rng)) / 8.0f;
+        const Weights w = MakeWeights(type, n_in, n_out, wv, 1);
+        for (int64_t n_tokens : {4, 7, 13, 30}) {
+          const int64_t y_stride = n_out + 5;
+          std::vector<float> x(static_cast<size_t>(n_tokens * n_in));
+          for (auto& v : x) v = static_cast<float>(g(rng)) / 4.0f;
+          const std::pair<int64_t, int64_t> ranges[] = {{0, n_out}, {3, n_out - 2}, {n_out / 2, n_out}};
+          for (bool accumulate : {false, true}) {
+            for (const auto& [r0, r1] : ranges) {
+              std::vector<float> y(static_cast<size_t>(n_tokens * y_stride));
+              for (auto& v : y) v = static_cast<float>(g(rng));
+              const std::vector<float> before = y;
+              std::vector<float> want = y;
+              if (r0 == 0 && r1 == n_out) {
+                MatMulWeightsT(w.view, x.data(), n_tokens, y.data(), y_stride, accumulate, &pool2);
+              } else {
+                MatMulWeightsTRows(w.view, x.data(), n_tokens, y.data(), y_stride, accumulate, r0, r1);
+              }
+              reference::MatMulWeightsT(w.view, x.data(), n_tokens, want.data(), y_stride, accumulate);
+              for (int64_t t = 0; t < n_tokens; ++t) {
+                for (int64_t o = 0; o < y_stride; ++o) {
+                  const size_t i = static_cast<size_t>(t * y_stride + o);
+                  const float expect = o >= r0 && o < r1 ? want[i] : before[i];
+                  ASSERT_EQ(y[i], expect)
+                      << DTypeName(type) << " n_in=" << n_in << " n_out=" << n_out << " n_tokens=" << n_tokens
+                      << " rows [" << r0 << ", " << r1 << ") acc=" << accumulate << " token " << t << " row " << o;
+                }
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
 // The SIMD f16/bf16 -> f32 conversion must agree bit for bit with tensor/half.h on every one of the 65536
 // encodings (subnormals, infinities, NaNs), in one row long enough to take the vector path.
 TEST_P(MatMulTargetTest, DequantizeRowMatchesScalarOnAllEncodings) {
