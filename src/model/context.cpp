@@ -178,6 +178,17 @@ void Context::Linear(const TensorView& w, const float* x, int n, float* y, int64
   }
 }
 
+void Context::LinearGroup(std::initializer_list<MatMulOutput> outs, const float* x, int n) {
+  const auto has_terms = [&](const MatMulOutput& o) {
+    return std::any_of(runs_.begin(), runs_.end(), [&](const Run& r) { return r.seq->lora_.contains(o.w->data); });
+  };
+  if (any_lora_ && std::any_of(outs.begin(), outs.end(), has_terms)) {
+    for (const MatMulOutput& o : outs) Linear(*o.w, x, n, o.y, o.y_stride);
+    return;
+  }
+  MatMulWeightsTGroup(std::span<const MatMulOutput>(outs.begin(), outs.size()), x, n, &pool_, &act_scratch_);
+}
+
 void Context::Norm(const float* x, const TensorView& w, int n, float* y) {
   const int64_t E = model_.config().n_embd;
   for (int t = 0; t < n; ++t) RmsNorm(x + t * E, w.f32(), E, model_.config().rms_eps, y + t * E);
@@ -219,9 +230,7 @@ void Context::EvalRows(std::span<const Row> rows, int first_logit, float* logits
     if (!l.wqkv.empty()) {
       Linear(l.wqkv, h_.data(), n, q, QKV);
     } else {
-      Linear(l.wq, h_.data(), n, q, QKV);
-      Linear(l.wk, h_.data(), n, q + QD, QKV);
-      Linear(l.wv, h_.data(), n, q + QD + KVD, QKV);
+      LinearGroup({{&l.wq, q, QKV}, {&l.wk, q + QD, QKV}, {&l.wv, q + QD + KVD, QKV}}, h_.data(), n);
     }
     // Biases, rotary embedding (angles once per position for all heads) and the cache rows: tokens in parallel
     // (each writes only its own row and cache position).
@@ -261,8 +270,7 @@ void Context::EvalRows(std::span<const Row> rows, int first_logit, float* logits
     const int64_t FS = 2 * FF;  // ffn_ row: [gate | up]
     if (any_lora_) PrepareLora(h_.data(), {&l.w_gate, &l.w_up});
     if (!l.w_gate.empty()) {
-      Linear(l.w_gate, h_.data(), n, ffn_.data(), FS);
-      Linear(l.w_up, h_.data(), n, ffn_.data() + FF, FS);
+      LinearGroup({{&l.w_gate, ffn_.data(), FS}, {&l.w_up, ffn_.data() + FF, FS}}, h_.data(), n);
     } else {
       Linear(l.w_up, h_.data(), n, ffn_.data(), FS);  // Phi-3: fused [gate; up]
     }

@@ -12,6 +12,7 @@
 #include "base/thread_pool.h"
 #include "lora/adapter.h"
 #include "model/model.h"
+#include "ops/matmul.h"
 
 namespace pocketlm {
 
@@ -69,6 +70,8 @@ class Context {
   void EvalRows(std::span<const Row> rows, int first_logit, float* logits_out);
   Status CheckToken(int32_t t) const;
   void Linear(const TensorView& w, const float* x, int n, float* y, int64_t y_stride);
+  // Projections of one input (q, k, v; gate, up): one parallel region when no adapter touches them, else Linear each.
+  void LinearGroup(std::initializer_list<MatMulOutput> outs, const float* x, int n);
   // The LoRA down-projections s * A x of every adapter term on the projections `ws` (which all read `x`: one row
   // per evaluated row), for each run's own adapters, in one parallel region; Linear then adds B (s A x) to each
   // projection's rows inside the projection's own region.

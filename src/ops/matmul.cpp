@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstring>
 #include <functional>
+#include <span>
 #include <type_traits>
 #include <vector>
 
@@ -331,26 +332,101 @@ bool MatMulSupports(DType t) {
 }
 
 namespace {
-// body(r0, r1) over a partition of the rows [0, n_out). Tiny products (LoRA factors, single rows) are not worth
-// waking the pool for. Otherwise the rows go out in chunks (multiples of `align` rows, the kernels' row tile; about 8
-// per thread) through an atomic counter: on a shared machine a thread whose core is busy with another process
-// takes fewer chunks instead of holding up the whole product. Every row is still computed by one thread in one
-// call, so results do not depend on the schedule.
-void ForRows(ThreadPool* pool, size_t n_out, size_t work, size_t align,
-             const std::function<void(size_t, size_t)>& body) {
+// body(i, r0, r1) over a partition of the rows [0, n_out[i]) of every product i of a group, in one parallel region.
+// Tiny products (LoRA factors, single rows) are not worth waking the pool for. Otherwise threads claim chunks of the
+// group's rows from a shared cursor, in decreasing sizes: remaining / (2 x threads) rounded up to a multiple of
+// `align` (the kernels' row tile), as OpenMP's guided schedule does. Large first chunks keep each thread's weight
+// stream long; small last chunks make the threads finish together (equal chunks of 1/16 left one thread idle for
+// about half a chunk at the end of every product). On a shared machine a thread whose core is busy with another
+// process takes fewer chunks instead of holding up the whole region. Every row is still computed by one thread in
+// one call, so results do not depend on the schedule.
+void ForRowsOfGroup(ThreadPool* pool, std::span<const size_t> n_out, size_t work, size_t align,
+                    const std::function<void(size_t i, size_t r0, size_t r1)>& body) {
   const auto threads = static_cast<size_t>(pool == nullptr ? 1 : pool->size());
   if (threads == 1 || work < 32768) {
-    body(0, n_out);
+    for (size_t i = 0; i < n_out.size(); ++i) body(i, 0, n_out[i]);
     return;
   }
-  const size_t per_chunk = std::max(align, (n_out + 8 * threads - 1) / (8 * threads) + align - 1) / align * align;
-  const size_t n_chunks = (n_out + per_chunk - 1) / per_chunk;
+  std::vector<size_t> first_row(n_out.size() + 1, 0);  // product i: rows [first_row[i], first_row[i + 1]) of the group
+  for (size_t i = 0; i < n_out.size(); ++i) first_row[i + 1] = first_row[i] + n_out[i];
+  const size_t total = first_row.back();
+  if (total == 0) return;
   std::atomic<size_t> next{0};
-  pool->ParallelFor(std::min(threads, n_chunks), [&](size_t, size_t) {
-    for (size_t c = next.fetch_add(1, std::memory_order_relaxed); c < n_chunks;
-         c = next.fetch_add(1, std::memory_order_relaxed)) {
-      body(c * per_chunk, std::min(n_out, (c + 1) * per_chunk));
+  pool->ParallelFor(threads, [&](size_t, size_t) {
+    size_t cur = next.load(std::memory_order_relaxed), end = 0, i = 0;
+    for (;;) {
+      do {
+        if (cur >= total) return;
+        i = 0;
+        while (cur >= first_row[i + 1]) ++i;
+        const size_t size = (std::max(align, (total - cur) / (2 * threads)) + align - 1) / align * align;
+        end = std::min(first_row[i + 1], cur + size);  // a chunk never crosses into the next product
+      } while (!next.compare_exchange_weak(cur, end, std::memory_order_relaxed));
+      body(i, cur - first_row[i], end - first_row[i]);
+      cur = next.load(std::memory_order_relaxed);
     }
+  });
+}
+
+// The products of a group, all of one input x: (n_tokens, n_in).
+void RunGroup(std::span<const MatMulOutput> outs, const float* x, int64_t n_tokens, bool accumulate, ThreadPool* pool,
+              std::vector<uint8_t>* act_scratch, const std::function<void(int64_t, int64_t)>* after_rows) {
+  const int64_t n_in = outs.front().w->n_in();
+  // Quantized weights multiply activations quantized once per weight type (as llama.cpp does: Q8_0 / Q8_1 / Q8_K
+  // by weight type), with integer dot products straight from the packed weight blocks.
+  thread_local std::vector<std::vector<uint8_t>> extra_scratch;
+  std::vector<QuantActs> prepared(outs.size());
+  std::vector<size_t> n_out(outs.size());
+  size_t work = 0, act_buffers = 0;
+  bool any_plain = false;
+  for (size_t i = 0; i < outs.size(); ++i) {
+    const TensorView& w = *outs[i].w;
+    n_out[i] = static_cast<size_t>(w.n_out());
+    work += n_out[i] * static_cast<size_t>(n_in) * static_cast<size_t>(n_tokens);
+    if (!HasQuantDot(w.type)) {
+      any_plain = true;
+      continue;
+    }
+    size_t same = 0;
+    while (same < i && outs[same].w->type != w.type) ++same;
+    if (same < i) {
+      prepared[i] = prepared[same];
+      continue;
+    }
+    std::vector<uint8_t>* buf = act_scratch;
+    if (buf == nullptr || act_buffers > 0) {
+      if (extra_scratch.size() < act_buffers + 1) extra_scratch.resize(act_buffers + 1);
+      buf = &extra_scratch[act_buffers];
+    }
+    ++act_buffers;
+    const size_t act_row = ActivationRowBytes(w.type, n_in);
+    buf->resize(act_row * static_cast<size_t>(n_tokens));
+    // Token rows in parallel for prefill (one thread quantizing 256 rows was ~4% of a prefill).
+    const auto quantize = [&](size_t t0, size_t t1) {
+      QuantizeActivations(w.type, x + t0 * static_cast<size_t>(n_in), static_cast<int64_t>(t1 - t0), n_in,
+                          buf->data() + t0 * act_row);
+    };
+    if (pool != nullptr && pool->size() > 1 && n_tokens >= 16) {
+      pool->ParallelFor(static_cast<size_t>(n_tokens), quantize);
+    } else {
+      quantize(0, static_cast<size_t>(n_tokens));
+    }
+    PrepareQuantActs(w.type, buf->data(), act_row, n_tokens, n_in, &prepared[i]);
+  }
+  // Prefill: whole 32-row panels (the quantized GEMM's on AVX-512, the float GEMM's 2N rows); decode: finer chunks.
+  const size_t align = n_tokens >= 8 || (any_plain && n_tokens >= 4) ? 32 : 16;
+  ForRowsOfGroup(pool, n_out, work, align, [&](size_t i, size_t r0, size_t r1) {
+    const MatMulOutput& o = outs[i];
+    const TensorView& w = *o.w;
+    const auto lo = static_cast<int64_t>(r0), hi = static_cast<int64_t>(r1);
+    if (!HasQuantDot(w.type)) {
+      HWY_DYNAMIC_DISPATCH(MatMulRows)(w, x, n_tokens, o.y, o.y_stride, accumulate, lo, hi);
+    } else if (w.interleave != 0) {
+      QuantMatMulRowsInterleaved(prepared[i], w.data, w.row_bytes(), w.n_out(), o.y, o.y_stride, accumulate, lo, hi);
+    } else {
+      QuantMatMulRows(prepared[i], w.data, w.row_bytes(), o.y, o.y_stride, accumulate, lo, hi);
+    }
+    if (after_rows != nullptr) (*after_rows)(lo, hi);
   });
 }
 }  // namespace
@@ -358,45 +434,14 @@ void ForRows(ThreadPool* pool, size_t n_out, size_t work, size_t align,
 void MatMulWeightsT(const TensorView& w, const float* x, int64_t n_tokens, float* y, int64_t y_stride, bool accumulate,
                     ThreadPool* pool, std::vector<uint8_t>* act_scratch,
                     const std::function<void(int64_t, int64_t)>* after_rows) {
-  const auto n_out = static_cast<size_t>(w.n_out());
-  const size_t work = n_out * static_cast<size_t>(w.n_in()) * static_cast<size_t>(n_tokens);
-  if (HasQuantDot(w.type)) {
-    // Quantize the activations once (as llama.cpp does: Q8_0 / Q8_1 / Q8_K by weight type), then integer dot
-    // products straight from the packed weight blocks.
-    std::vector<uint8_t> local;
-    std::vector<uint8_t>& act = act_scratch != nullptr ? *act_scratch : local;
-    const size_t act_row = ActivationRowBytes(w.type, w.n_in());
-    act.resize(act_row * static_cast<size_t>(n_tokens));
-    // Token rows in parallel for prefill (one thread quantizing 256 rows was ~4% of a prefill).
-    const auto quantize = [&](size_t t0, size_t t1) {
-      QuantizeActivations(w.type, x + t0 * static_cast<size_t>(w.n_in()), static_cast<int64_t>(t1 - t0), w.n_in(),
-                          act.data() + t0 * act_row);
-    };
-    if (pool != nullptr && pool->size() > 1 && n_tokens >= 16) {
-      pool->ParallelFor(static_cast<size_t>(n_tokens), quantize);
-    } else {
-      quantize(0, static_cast<size_t>(n_tokens));
-    }
-    QuantActs prepared;
-    PrepareQuantActs(w.type, act.data(), act_row, n_tokens, w.n_in(), &prepared);
-    // Prefill: whole 32-row panels of the quantized GEMM (quant_gemm_panel-inl.h, AVX-512); decode: finer chunks.
-    ForRows(pool, n_out, work, n_tokens >= 8 ? 32 : 16, [&](size_t r0, size_t r1) {
-      if (w.interleave != 0) {
-        QuantMatMulRowsInterleaved(prepared, w.data, w.row_bytes(), w.n_out(), y, y_stride, accumulate,
-                                   static_cast<int64_t>(r0), static_cast<int64_t>(r1));
-      } else {
-        QuantMatMulRows(prepared, w.data, w.row_bytes(), y, y_stride, accumulate, static_cast<int64_t>(r0),
-                        static_cast<int64_t>(r1));
-      }
-      if (after_rows != nullptr) (*after_rows)(static_cast<int64_t>(r0), static_cast<int64_t>(r1));
-    });
-    return;
-  }
-  ForRows(pool, n_out, work, 16, [&](size_t r0, size_t r1) {
-    HWY_DYNAMIC_DISPATCH(MatMulRows)
-    (w, x, n_tokens, y, y_stride, accumulate, static_cast<int64_t>(r0), static_cast<int64_t>(r1));
-    if (after_rows != nullptr) (*after_rows)(static_cast<int64_t>(r0), static_cast<int64_t>(r1));
-  });
+  const MatMulOutput out{&w, y, y_stride};
+  RunGroup(std::span<const MatMulOutput>(&out, 1), x, n_tokens, accumulate, pool, act_scratch, after_rows);
+}
+
+void MatMulWeightsTGroup(std::span<const MatMulOutput> outs, const float* x, int64_t n_tokens, ThreadPool* pool,
+                         std::vector<uint8_t>* act_scratch) {
+  if (outs.empty()) return;
+  RunGroup(outs, x, n_tokens, /*accumulate=*/false, pool, act_scratch, nullptr);
 }
 
 void MatMulWeightsTRows(const TensorView& w, const float* x, int64_t n_tokens, float* y, int64_t y_stride,

@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <span>
 #include <vector>
 
 #include "base/status.h"
@@ -27,6 +28,20 @@ bool MatMulSupports(DType t);
 void MatMulWeightsT(const TensorView& w, const float* x, int64_t n_tokens, float* y, int64_t y_stride, bool accumulate,
                     ThreadPool* pool, std::vector<uint8_t>* act_scratch = nullptr,
                     const std::function<void(int64_t r0, int64_t r1)>* after_rows = nullptr);
+
+// One product of a group: y = W x, y: (n_tokens, y_stride).
+struct MatMulOutput {
+  const TensorView* w;
+  float* y;
+  int64_t y_stride;
+};
+
+// Several products of one input x: (n_tokens, n_in), each overwriting its y, in one parallel region. Decoding runs
+// q, k, v (and gate, up) this way: one region instead of three, and the short products (k, v: 128 rows) no longer
+// pay a region's hand-off alone. Activations are quantized once per weight type. Results equal separate
+// MatMulWeightsT calls bit for bit. All weights must have n_in columns.
+void MatMulWeightsTGroup(std::span<const MatMulOutput> outs, const float* x, int64_t n_tokens, ThreadPool* pool,
+                         std::vector<uint8_t>* act_scratch = nullptr);
 
 // Rows [r0, r1) of the same product, on the calling thread: for composing small products (LoRA factors) inside
 // a caller's own parallel region. f32/f16/bf16 rows give the same values as MatMulWeightsT; quantized rows are

@@ -12,6 +12,8 @@
 #include <vector>
 
 #include "tensor/half.h"
+#include "tensor/quant/interleave.h"
+#include "tensor/quant/quant.h"
 
 namespace pocketlm {
 namespace {
@@ -161,8 +163,9 @@ TEST_P(MatMulTargetTest, RandomValuesWithinRoundingBound) {
 }
 
 // The prefill GEMM's shapes (>= 4 tokens: panels of 2N rows x tiles of 12 or 6 tokens, inner chunks of 128): row
-// counts around and between panel sizes (8, 16, 32 rows), token counts that take every tile width (12, 8, 6, 4,
-// 2, 1), inner sizes of several chunks with a remainder, and row ranges that start and end inside a panel
+// counts that end inside a panel of 8, 16 or 32 rows, token counts that take every tile width (with 12-token tiles
+// 7 = 4 + 2 + 1, 13 = 12 + 1, 22 = 12 + 8 + 2, 32 = 12 + 12 + 8; with 6-token tiles 7 = 6 + 1, 22 = 3 x 6 + 4,
+// 32 = 5 x 6 + 2), an inner size of two chunks and a remainder, and row ranges that start and end inside a panel
 // (MatMulWeightsTRows). Grid values: the result must equal the reference exactly, and the columns outside the
 // range must stay untouched.
 TEST_P(MatMulTargetTest, PanelShapesExactOnGridValues) {
@@ -170,12 +173,12 @@ TEST_P(MatMulTargetTest, PanelShapesExactOnGridValues) {
   std::uniform_int_distribution<int> g(-8, 8);
   ThreadPool pool2(2);
   for (DType type : kTypes) {
-    for (int64_t n_in : {130, 300}) {
-      for (int64_t n_out : {31, 32, 33, 70}) {
+    for (int64_t n_in : {300}) {
+      for (int64_t n_out : {31, 33, 70}) {
         std::vector<float> wv(static_cast<size_t>(n_in * n_out));
         for (auto& v : wv) v = static_cast<float>(g(rng)) / 8.0f;
         const Weights w = MakeWeights(type, n_in, n_out, wv, 1);
-        for (int64_t n_tokens : {4, 7, 13, 30}) {
+        for (int64_t n_tokens : {7, 13, 22, 32}) {
           const int64_t y_stride = n_out + 5;
           std::vector<float> x(static_cast<size_t>(n_tokens * n_in));
           for (auto& v : x) v = static_cast<float>(g(rng)) / 4.0f;
@@ -298,6 +301,70 @@ TEST_P(MatMulTargetTest, TransposedAccumulateRandomWithinRounding) {
 
 INSTANTIATE_TEST_SUITE_P(AllTargets, MatMulTargetTest, ::testing::ValuesIn(hwy::SupportedAndGeneratedTargets()),
                          TargetNameOf);
+
+// A group of products of one input (decode's q, k, v) in one region: the same values, bit for bit, as separate
+// MatMulWeightsT calls, for mixed weight types (two of one type share their quantized activations; an interleaved
+// q4_0 weight beside a plain one), output columns interleaved in one buffer as q | k | v are, decode and prefill
+// token counts, with and without threads.
+TEST(MatMulTest, GroupEqualsSeparateProducts) {
+  std::mt19937 rng(23);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  const int64_t n_in = 256;
+  struct Spec {
+    DType type;
+    int64_t n_out;
+    bool interleave;
+  };
+  const Spec specs[] = {{DType::kQ4_0, 160, true},
+                        {DType::kQ4_0, 35, false},
+                        {DType::kQ6_K, 48, false},
+                        {DType::kF16, 40, false},
+                        {DType::kQ8_0, 32, false}};
+  std::vector<std::vector<uint8_t>> storage;
+  std::vector<TensorView> views;
+  int64_t y_stride = 0;
+  for (const Spec& sp : specs) {
+    const size_t row_bytes = *RowBytes(sp.type, static_cast<uint64_t>(n_in));
+    std::vector<float> row(static_cast<size_t>(n_in));
+    std::vector<uint8_t> data(row_bytes * static_cast<size_t>(sp.n_out));
+    for (int64_t r = 0; r < sp.n_out; ++r) {
+      for (auto& v : row) v = u(rng);
+      quant::GetQuantTraits(sp.type).quantize_row(row.data(), data.data() + static_cast<size_t>(r) * row_bytes, n_in);
+    }
+    if (sp.interleave) quant::InterleaveRows(sp.type, data.data(), row_bytes, sp.n_out);
+    storage.push_back(std::move(data));
+    TensorView v;
+    v.type = sp.type;
+    v.ne[0] = n_in;
+    v.ne[1] = sp.n_out;
+    v.data = storage.back().data();
+    v.nbytes = storage.back().size();
+    v.interleave = sp.interleave ? quant::kInterleaveRows : 0;
+    views.push_back(v);
+    y_stride += sp.n_out;
+  }
+  ThreadPool pool2(2);
+  for (ThreadPool* pool : {static_cast<ThreadPool*>(nullptr), &pool2}) {
+    for (int64_t n_tokens : {1, 3, 13}) {
+      std::vector<float> x(static_cast<size_t>(n_tokens * n_in));
+      for (auto& v : x) v = u(rng);
+      std::vector<float> got(static_cast<size_t>(n_tokens * y_stride), -7.0f), want = got;
+      std::vector<MatMulOutput> outs;
+      int64_t col = 0;
+      for (const TensorView& v : views) {
+        outs.push_back({&v, got.data() + col, y_stride});
+        MatMulWeightsT(v, x.data(), n_tokens, want.data() + col, y_stride, /*accumulate=*/false, pool);
+        col += v.n_out();
+      }
+      MatMulWeightsTGroup(outs, x.data(), n_tokens, pool);
+      for (size_t i = 0; i < got.size(); ++i) {
+        ASSERT_EQ(got[i], want[i]) << "n_tokens=" << n_tokens << " threads=" << (pool ? 2 : 0) << " token "
+                                   << i / static_cast<size_t>(y_stride) << " column "
+                                   << i % static_cast<size_t>(y_stride);
+      }
+    }
+  }
+}
 
 TEST(MatMulTest, SupportedTypes) {
   EXPECT_TRUE(MatMulSupports(DType::kF32));
