@@ -257,7 +257,14 @@ void MatMulRows(const TensorView& w, const float* x, int64_t n_tokens, float* y,
   }
   const size_t n = static_cast<size_t>(w.n_in());
   std::vector<float> row(w.type == DType::kF32 ? 0 : n);
+  // Decode streams the rows from DRAM once per token: keep ~8 KB of loads in flight ahead of the row being read
+  // (one core's demand misses and hardware prefetch alone left f16 decode at ~45% of the read bandwidth).
+  const size_t ahead = std::max<size_t>(1, 8192 / w.row_bytes());
   for (int64_t r = r0; r < r1; ++r) {
+    if (r + static_cast<int64_t>(ahead) < r1) {
+      const uint8_t* next = w.row(r + static_cast<int64_t>(ahead));
+      for (size_t b = 0; b < w.row_bytes(); b += 64) hwy::Prefetch(next + b);
+    }
     const float* wr = reinterpret_cast<const float*>(w.row(r));
     if (w.type != DType::kF32) {
       ToF32(w.type, w.row(r), n, row.data());
