@@ -78,23 +78,26 @@ TEST_P(AttentionTest, MatchesNaiveDoubleImplementation) {
   p.scale = 1.0f / std::sqrt(8.0f);
   p.softcap = c.softcap;
   p.window = c.window;
-  const int64_t n_tokens = 9;
-  const int64_t kv_stride = p.n_head_kv * p.head_dim + 3;  // padded rows
-  const int64_t n_pos = c.pos0 + n_tokens;
-  // Large q and k so that scores reach the soft cap and the softmax is far from uniform.
-  const auto q = RandomVec(static_cast<size_t>(n_tokens * p.n_head * p.head_dim), 1, 3.0f);
-  const auto k = RandomVec(static_cast<size_t>(n_pos * kv_stride), 2, 3.0f);
-  const auto v = RandomVec(static_cast<size_t>(n_pos * kv_stride), 3, 1.0f);
-  const auto want = NaiveAttention(p, q, n_tokens, c.pos0, k, v, kv_stride);
-  // Scores, exp and the weighted sum round in f32; outputs are convex combinations of |v| <= 1, so an absolute
-  // bound is right: 2e-5 (about 300 u), well below the effect of dropping or adding one key.
-  ThreadPool pool(3);
-  for (ThreadPool* tp : {static_cast<ThreadPool*>(nullptr), &pool}) {
-    std::vector<float> out(want.size(), NAN);
-    AttentionForward(p, q.data(), n_tokens, c.pos0, k.data(), v.data(), kv_stride, out.data(), tp);
-    for (size_t i = 0; i < out.size(); ++i) {
-      ASSERT_NEAR(out[i], want[i], 2e-5) << "token " << i / (p.n_head * p.head_dim) << " head "
-                                         << (i / p.head_dim) % p.n_head << " dim " << i % p.head_dim;
+  // 9 tokens: one (token, head) item at a time; 45: prompt blocks of 16 tokens (scores as one product per KV head)
+  // with a partial last block.
+  for (const int64_t n_tokens : {9, 45}) {
+    const int64_t kv_stride = p.n_head_kv * p.head_dim + 3;  // padded rows
+    const int64_t n_pos = c.pos0 + n_tokens;
+    // Large q and k so that scores reach the soft cap and the softmax is far from uniform.
+    const auto q = RandomVec(static_cast<size_t>(n_tokens * p.n_head * p.head_dim), 1, 3.0f);
+    const auto k = RandomVec(static_cast<size_t>(n_pos * kv_stride), 2, 3.0f);
+    const auto v = RandomVec(static_cast<size_t>(n_pos * kv_stride), 3, 1.0f);
+    const auto want = NaiveAttention(p, q, n_tokens, c.pos0, k, v, kv_stride);
+    // Scores, exp and the weighted sum round in f32; outputs are convex combinations of |v| <= 1, so an absolute
+    // bound is right: 2e-5 (about 300 u), well below the effect of dropping or adding one key.
+    ThreadPool pool(3);
+    for (ThreadPool* tp : {static_cast<ThreadPool*>(nullptr), &pool}) {
+      std::vector<float> out(want.size(), NAN);
+      AttentionForward(p, q.data(), n_tokens, c.pos0, k.data(), v.data(), kv_stride, out.data(), tp);
+      for (size_t i = 0; i < out.size(); ++i) {
+        ASSERT_NEAR(out[i], want[i], 2e-5) << "n_tokens " << n_tokens << " token " << i / (p.n_head * p.head_dim)
+                                           << " head " << (i / p.head_dim) % p.n_head << " dim " << i % p.head_dim;
+      }
     }
   }
 }
@@ -150,17 +153,21 @@ TEST_P(AttentionTargetTest, MatchesNaiveOnEveryTarget) {
     p.n_head_kv = 2;
     p.head_dim = hd;
     p.scale = 1.0f / std::sqrt(static_cast<float>(hd));
-    const int64_t n_tokens = 5, pos0 = 11;
-    const int64_t kv_stride = p.n_head_kv * hd + 1;
-    const int64_t n_pos = pos0 + n_tokens;
-    const auto q = RandomVec(static_cast<size_t>(n_tokens * p.n_head * hd), 9, 1.0f);
-    const auto k = RandomVec(static_cast<size_t>(n_pos * kv_stride), 10, 1.0f);
-    const auto v = RandomVec(static_cast<size_t>(n_pos * kv_stride), 11, 1.0f);
-    const auto want = NaiveAttention(p, q, n_tokens, pos0, k, v, kv_stride);
-    ThreadPool pool(2);
-    std::vector<float> out(want.size(), NAN);
-    AttentionForward(p, q.data(), n_tokens, pos0, k.data(), v.data(), kv_stride, out.data(), &pool);
-    for (size_t i = 0; i < out.size(); ++i) ASSERT_NEAR(out[i], want[i], 2e-5) << "head_dim " << hd << " i " << i;
+    for (const int64_t n_tokens : {5, 37}) {  // per (token, head) item; prompt blocks
+      const int64_t pos0 = 11;
+      const int64_t kv_stride = p.n_head_kv * hd + 1;
+      const int64_t n_pos = pos0 + n_tokens;
+      const auto q = RandomVec(static_cast<size_t>(n_tokens * p.n_head * hd), 9, 1.0f);
+      const auto k = RandomVec(static_cast<size_t>(n_pos * kv_stride), 10, 1.0f);
+      const auto v = RandomVec(static_cast<size_t>(n_pos * kv_stride), 11, 1.0f);
+      const auto want = NaiveAttention(p, q, n_tokens, pos0, k, v, kv_stride);
+      ThreadPool pool(2);
+      std::vector<float> out(want.size(), NAN);
+      AttentionForward(p, q.data(), n_tokens, pos0, k.data(), v.data(), kv_stride, out.data(), &pool);
+      for (size_t i = 0; i < out.size(); ++i) {
+        ASSERT_NEAR(out[i], want[i], 2e-5) << "head_dim " << hd << " n_tokens " << n_tokens << " i " << i;
+      }
+    }
   }
 }
 
