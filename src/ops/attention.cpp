@@ -126,8 +126,8 @@ void PrefillBlock(const AttentionParams& p, const float* q, int64_t t0, int64_t 
   const int64_t n_keys = pos0 + t1;
   const int64_t nq = (t1 - t0) * group;  // query rows: (token, head of the group)
   thread_local std::vector<float> keys, queries, scores;
-  keys.resize(static_cast<size_t>(n_keys * hd));   // (n_keys, hd): the KV head's keys, contiguous
-  queries.resize(static_cast<size_t>(nq * hd));    // (nq, hd)
+  keys.resize(static_cast<size_t>(n_keys * hd));    // (n_keys, hd): the KV head's keys, contiguous
+  queries.resize(static_cast<size_t>(nq * hd));     // (nq, hd)
   scores.resize(static_cast<size_t>(nq * n_keys));  // (nq, n_keys)
   for (int64_t g = 0; g < p.n_head_kv; ++g) {
     for (int64_t j = 0; j < n_keys; ++j) {
@@ -154,8 +154,9 @@ void PrefillBlock(const AttentionParams& p, const float* q, int64_t t0, int64_t 
         if (p.softcap > 0) s[j] = p.softcap * std::tanh(s[j] / p.softcap);
       }
       Softmax(s + first, pos - first + 1);
-      HWY_DYNAMIC_DISPATCH(WeightedSum)(s + first, v_cache + first * kv_stride + g * hd, kv_stride, pos - first + 1,
-                                        static_cast<size_t>(hd), out + t * q_stride + h * hd);
+      HWY_DYNAMIC_DISPATCH(WeightedSum)
+      (s + first, v_cache + first * kv_stride + g * hd, kv_stride, pos - first + 1, static_cast<size_t>(hd),
+       out + t * q_stride + h * hd);
     }
   }
 }
