@@ -82,21 +82,23 @@ void BM_DequantF32(benchmark::State& state, DType t) {
 }
 
 // Decode (one token) on rows interleaved 16 at a time (tensor/quant/interleave.h; what inference loads on AVX-512):
-// n_out = 896 rows of 896 (0.3-0.9 MB: cache-resident), so bytes/s is the kernel's compute ceiling, to compare with
-// the ~16 GB/s one core streams from DRAM (`OMP_NUM_THREADS=1 readbw`).
+// n_out = 896 rows of 896 (1024 for the k-quants; 0.3-0.9 MB: cache-resident), so bytes/s is the kernel's compute
+// ceiling, to compare with the ~16 GB/s one core streams from DRAM (`OMP_NUM_THREADS=1 readbw`).
 void BM_InterleavedDecode(benchmark::State& state, DType t) {
   constexpr int64_t kRows = 896;
-  Data d(t, kNIn, kRows, 1);
+  const bool k_quant = t == DType::kQ4_K || t == DType::kQ6_K;
+  const int64_t n_in = k_quant ? 1024 : kNIn;  // k-quant rows are whole blocks of 256
+  Data d(t, n_in, kRows, 1);
   if (!InterleavedIsFaster(t)) {
     state.SkipWithError("no interleaved kernel for this type on this CPU");
     return;
   }
   quant::InterleaveRows(t, d.w.data(), d.view.row_bytes(), kRows);
-  const size_t arb = ActivationRowBytes(t, kNIn);
+  const size_t arb = ActivationRowBytes(t, n_in);
   std::vector<uint8_t> act(arb);
-  QuantizeActivations(t, d.x.data(), 1, kNIn, act.data());
+  QuantizeActivations(t, d.x.data(), 1, n_in, act.data());
   QuantActs prepared;
-  PrepareQuantActs(t, act.data(), arb, 1, kNIn, &prepared);
+  PrepareQuantActs(t, act.data(), arb, 1, n_in, &prepared);
   for (auto _ : state) {
     QuantMatMulRowsInterleaved(prepared, d.w.data(), d.view.row_bytes(), kRows, d.y.data(), kRows, false, 0, kRows);
     benchmark::DoNotOptimize(d.y.data());
@@ -106,6 +108,8 @@ void BM_InterleavedDecode(benchmark::State& state, DType t) {
 BENCHMARK_CAPTURE(BM_InterleavedDecode, kQ4_0, DType::kQ4_0)->Unit(benchmark::kMicrosecond);
 BENCHMARK_CAPTURE(BM_InterleavedDecode, kQ5_0, DType::kQ5_0)->Unit(benchmark::kMicrosecond);
 BENCHMARK_CAPTURE(BM_InterleavedDecode, kQ8_0, DType::kQ8_0)->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_InterleavedDecode, kQ4_K, DType::kQ4_K)->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_InterleavedDecode, kQ6_K, DType::kQ6_K)->Unit(benchmark::kMicrosecond);
 
 #define PLM_QD_BENCH(T)                                                                        \
   BENCHMARK_CAPTURE(BM_QuantDot, T, DType::T)->Arg(1)->Arg(64)->Unit(benchmark::kMicrosecond); \
