@@ -14,8 +14,8 @@ Context::Context(const Model& model, const ContextParams& params, int n_ctx)
     : model_(model), params_(params), n_ctx_(n_ctx), pool_(params.n_threads) {
   const ModelConfig& c = model.config();
   const auto B = static_cast<size_t>(params.n_batch);
-  k_cache_.assign(static_cast<size_t>(c.n_layer) * n_ctx * c.kv_dim(), 0.0f);
-  v_cache_.assign(k_cache_.size(), 0.0f);
+  k_cache_.assign(static_cast<size_t>(c.n_layer) * n_ctx * c.kv_dim(), 0);
+  v_cache_.assign(k_cache_.size(), 0);
   x_.resize(B * c.n_embd);
   h_.resize(B * c.n_embd);
   qkv_.resize(B * (c.q_dim() + 2 * c.kv_dim()));
@@ -211,7 +211,7 @@ void Context::EvalRows(std::span<const Row> rows, int first_logit, float* logits
     ++runs_.back().n;
   }
   // The layer-il slice of a sequence's key or value cache: (n_ctx, KVD).
-  const auto cache = [&](std::vector<float>& kv, const Context* seq, int il) {
+  const auto cache = [&](std::vector<uint16_t>& kv, const Context* seq, int il) {
     return kv.data() + static_cast<size_t>(il) * static_cast<size_t>(seq->n_ctx_) * static_cast<size_t>(KVD);
   };
 
@@ -248,10 +248,8 @@ void Context::EvalRows(std::span<const Row> rows, int first_logit, float* logits
         for (int h = 0; h < c.n_head_kv; ++h) {
           RopeWithAngles(row + QD + h * c.head_dim, c.rope_dim, c.rope_style, cs.data());
         }
-        std::memcpy(cache(rt.seq->k_cache_, rt.seq, il) + pos * KVD, row + QD,
-                    static_cast<size_t>(KVD) * sizeof(float));
-        std::memcpy(cache(rt.seq->v_cache_, rt.seq, il) + pos * KVD, row + QD + KVD,
-                    static_cast<size_t>(KVD) * sizeof(float));
+        F32ToF16Row(row + QD, KVD, cache(rt.seq->k_cache_, rt.seq, il) + pos * KVD);
+        F32ToF16Row(row + QD + KVD, KVD, cache(rt.seq->v_cache_, rt.seq, il) + pos * KVD);
       }
     });
     // Gather the queries into a dense (n, QD) block for the attention kernel.

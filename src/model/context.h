@@ -47,7 +47,7 @@ class Context {
   int n_past() const { return n_past_; }
   int n_ctx() const { return n_ctx_; }
   // Bytes held by the KV cache (keys and values, every layer, n_ctx positions).
-  size_t kv_cache_bytes() const { return (k_cache_.size() + v_cache_.size()) * sizeof(float); }
+  size_t kv_cache_bytes() const { return (k_cache_.size() + v_cache_.size()) * sizeof(uint16_t); }
   const Model& model() const { return model_; }
   ThreadPool& pool() { return pool_; }
 
@@ -85,8 +85,8 @@ class Context {
   ThreadPool pool_;
   LoraIndex lora_;
 
-  // KV cache: (n_layer, n_ctx, kv_dim) for keys and values, f32.
-  std::vector<float> k_cache_, v_cache_;
+  // KV cache: (n_layer, n_ctx, kv_dim) for keys and values, IEEE binary16 bits (ops/attention.h).
+  std::vector<uint16_t> k_cache_, v_cache_;
   // Scratch for one chunk of up to n_batch tokens.
   std::vector<float> x_;     // (n_batch, n_embd) residual stream
   std::vector<float> h_;     // (n_batch, n_embd) normed input / block output

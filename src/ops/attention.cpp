@@ -1,5 +1,5 @@
-// Causal GQA attention over the KV cache. The two inner products (q . k_j per key, and the softmax-weighted sum
-// of the v_j) are written once with Highway and picked at run time: as scalar loops, the q . k_j sum was one
+// Causal GQA attention over the f16 KV cache. The two inner products (q . k_j per key, and the softmax-weighted
+// sum of the v_j) are written once with Highway and picked at run time: as scalar loops, the q . k_j sum was one
 // dependent add chain per key, which made attention a sizable share of decoding at a few hundred positions.
 #include "ops/attention.h"
 
@@ -11,6 +11,7 @@
 
 #include "ops/elementwise.h"
 #include "ops/matmul.h"
+#include "tensor/half.h"
 
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "ops/attention.cpp"
@@ -22,80 +23,155 @@ namespace pocketlm {
 namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
-// sum_d a[d] * b[d], n = head_dim: two independent accumulators, scalar tail.
-float DotF32(const float* HWY_RESTRICT a, const float* HWY_RESTRICT b, size_t n) {
+// N f16 values at p as f32. Highway 1.0's emulated promotion (SSE4, scalar: no F16C) turns f16 infinities and NaNs
+// into finite values; a cache holds those only once a model has already overflowed f16 (as llama.cpp's does).
+template <class DF>
+HWY_INLINE hn::Vec<DF> LoadF16(DF df, const uint16_t* HWY_RESTRICT p) {
+  const hn::Rebind<hwy::float16_t, DF> dh;
+  return hn::PromoteTo(df, hn::LoadU(dh, reinterpret_cast<const hwy::float16_t*>(p)));
+}
+
+void F16ToF32Row(const uint16_t* HWY_RESTRICT src, size_t n, float* HWY_RESTRICT dst) {
+  const hn::ScalableTag<float> df;
+  const size_t N = hn::Lanes(df);
+  size_t i = 0;
+  for (; i + N <= n; i += N) hn::StoreU(LoadF16(df, src + i), df, dst + i);
+  for (; i < n; ++i) dst[i] = F16ToF32(src[i]);
+}
+
+void F32ToF16Row(const float* HWY_RESTRICT src, size_t n, uint16_t* HWY_RESTRICT dst) {
+  size_t i = 0;
+#if HWY_TARGET != HWY_SSE4 && HWY_TARGET != HWY_SSSE3 && HWY_TARGET != HWY_SCALAR && HWY_TARGET != HWY_EMU128
+  // Native conversion (vcvtps2ph, fcvtn), round to nearest even like F32ToF16; the emulated one of the targets
+  // without it is not checked against F32ToF16, so they take the scalar loop.
+  const hn::ScalableTag<float> df;
+  const hn::Rebind<hwy::float16_t, decltype(df)> dh;
+  const size_t N = hn::Lanes(df);
+  for (; i + N <= n; i += N) {
+    hn::StoreU(hn::DemoteTo(dh, hn::LoadU(df, src + i)), dh, reinterpret_cast<hwy::float16_t*>(dst + i));
+  }
+#endif
+  for (; i < n; ++i) dst[i] = F32ToF16(src[i]);
+}
+
+// sum_d a[d] * b[d], n = head_dim, b in f16: two independent accumulators, scalar tail.
+float DotF16(const float* HWY_RESTRICT a, const uint16_t* HWY_RESTRICT b, size_t n) {
   const hn::ScalableTag<float> df;
   const size_t N = hn::Lanes(df);
   auto s0 = hn::Zero(df), s1 = hn::Zero(df);
   size_t i = 0;
   for (; i + 2 * N <= n; i += 2 * N) {
-    s0 = hn::MulAdd(hn::LoadU(df, a + i), hn::LoadU(df, b + i), s0);
-    s1 = hn::MulAdd(hn::LoadU(df, a + i + N), hn::LoadU(df, b + i + N), s1);
+    s0 = hn::MulAdd(hn::LoadU(df, a + i), LoadF16(df, b + i), s0);
+    s1 = hn::MulAdd(hn::LoadU(df, a + i + N), LoadF16(df, b + i + N), s1);
   }
-  for (; i + N <= n; i += N) s0 = hn::MulAdd(hn::LoadU(df, a + i), hn::LoadU(df, b + i), s0);
+  for (; i + N <= n; i += N) s0 = hn::MulAdd(hn::LoadU(df, a + i), LoadF16(df, b + i), s0);
   float s = hn::GetLane(hn::SumOfLanes(df, hn::Add(s0, s1)));
-  for (; i < n; ++i) s += a[i] * b[i];
+  for (; i < n; ++i) s += a[i] * F16ToF32(b[i]);
   return s;
 }
 
-// out[d] = sum_j w[j] * v_j[d] for d < n, v_j = v + j * v_stride, j in [0, count). Slices of up to 4 vectors of
-// the output stay in registers over all j (accumulating through memory was a load and a store per vector and key).
-void WeightedSum(const float* HWY_RESTRICT w, const float* HWY_RESTRICT v, int64_t v_stride, int64_t count, size_t n,
-                 float* HWY_RESTRICT out) {
+// out[d] (+)= sum_j w[j] * v_j[d] for d < n, v_j = v + j * v_stride, j in [0, count) (accumulate: added to out).
+// Slices of up to 4 vectors of the output stay in registers over all j (accumulating through memory was a load
+// and a store per vector and key).
+void WeightedSum(const float* HWY_RESTRICT w, const uint16_t* HWY_RESTRICT v, int64_t v_stride, int64_t count, size_t n,
+                 bool accumulate, float* HWY_RESTRICT out) {
   const hn::ScalableTag<float> df;
   const size_t N = hn::Lanes(df);
+  const auto start = [&](size_t d) { return accumulate ? hn::LoadU(df, out + d) : hn::Zero(df); };
   size_t d = 0;
   for (; d + 4 * N <= n; d += 4 * N) {
-    auto a0 = hn::Zero(df), a1 = hn::Zero(df), a2 = hn::Zero(df), a3 = hn::Zero(df);
-    for (int64_t j = 0; j < count; ++j) {
-      const float* vj = v + j * v_stride + d;
-      const auto wj = hn::Set(df, w[j]);
-      a0 = hn::MulAdd(wj, hn::LoadU(df, vj), a0);
-      a1 = hn::MulAdd(wj, hn::LoadU(df, vj + N), a1);
-      a2 = hn::MulAdd(wj, hn::LoadU(df, vj + 2 * N), a2);
-      a3 = hn::MulAdd(wj, hn::LoadU(df, vj + 3 * N), a3);
+    // Even keys into a*, odd keys into b*: one FMA chain per accumulator and key would wait on the FMA latency.
+    auto a0 = start(d), a1 = start(d + N), a2 = start(d + 2 * N), a3 = start(d + 3 * N);
+    auto b0 = hn::Zero(df), b1 = hn::Zero(df), b2 = hn::Zero(df), b3 = hn::Zero(df);
+    int64_t j = 0;
+    for (; j + 2 <= count; j += 2) {
+      const uint16_t* vj = v + j * v_stride + d;
+      const uint16_t* vk = vj + v_stride;
+      const auto wj = hn::Set(df, w[j]), wk = hn::Set(df, w[j + 1]);
+      a0 = hn::MulAdd(wj, LoadF16(df, vj), a0);
+      a1 = hn::MulAdd(wj, LoadF16(df, vj + N), a1);
+      a2 = hn::MulAdd(wj, LoadF16(df, vj + 2 * N), a2);
+      a3 = hn::MulAdd(wj, LoadF16(df, vj + 3 * N), a3);
+      b0 = hn::MulAdd(wk, LoadF16(df, vk), b0);
+      b1 = hn::MulAdd(wk, LoadF16(df, vk + N), b1);
+      b2 = hn::MulAdd(wk, LoadF16(df, vk + 2 * N), b2);
+      b3 = hn::MulAdd(wk, LoadF16(df, vk + 3 * N), b3);
     }
-    hn::StoreU(a0, df, out + d);
-    hn::StoreU(a1, df, out + d + N);
-    hn::StoreU(a2, df, out + d + 2 * N);
-    hn::StoreU(a3, df, out + d + 3 * N);
+    if (j < count) {
+      const uint16_t* vj = v + j * v_stride + d;
+      const auto wj = hn::Set(df, w[j]);
+      a0 = hn::MulAdd(wj, LoadF16(df, vj), a0);
+      a1 = hn::MulAdd(wj, LoadF16(df, vj + N), a1);
+      a2 = hn::MulAdd(wj, LoadF16(df, vj + 2 * N), a2);
+      a3 = hn::MulAdd(wj, LoadF16(df, vj + 3 * N), a3);
+    }
+    hn::StoreU(hn::Add(a0, b0), df, out + d);
+    hn::StoreU(hn::Add(a1, b1), df, out + d + N);
+    hn::StoreU(hn::Add(a2, b2), df, out + d + 2 * N);
+    hn::StoreU(hn::Add(a3, b3), df, out + d + 3 * N);
   }
   for (; d + N <= n; d += N) {
-    auto a = hn::Zero(df);
-    for (int64_t j = 0; j < count; ++j) a = hn::MulAdd(hn::Set(df, w[j]), hn::LoadU(df, v + j * v_stride + d), a);
+    auto a = start(d);
+    for (int64_t j = 0; j < count; ++j) a = hn::MulAdd(hn::Set(df, w[j]), LoadF16(df, v + j * v_stride + d), a);
     hn::StoreU(a, df, out + d);
   }
   for (; d < n; ++d) {
-    float a = 0.0f;
-    for (int64_t j = 0; j < count; ++j) a += w[j] * v[j * v_stride + d];
+    float a = accumulate ? out[d] : 0.0f;
+    for (int64_t j = 0; j < count; ++j) a += w[j] * F16ToF32(v[j * v_stride + d]);
     out[d] = a;
   }
 }
 
-// Items [begin, end) of (token, head) pairs, item = t * n_head + h (see AttentionForward in attention.h).
-void AttentionItems(const AttentionParams& p, const float* q, int64_t pos0, const float* k_cache, const float* v_cache,
-                    int64_t kv_stride, float* out, size_t begin, size_t end) {
+// Keys per chunk in AttentionItems: a chunk of keys (or values) read from L2 for the first head of a group is still
+// in L1 for the others (64 keys of head size 64: 8 KB in f16). With the f32 cache, 128 keys (32 KB) were 40%
+// slower than 64 (bench/micro/attention_bench, 300 positions); in f16, 64 and 128 measure the same.
+constexpr int64_t kKeyChunk = 64;
+
+// Items [begin, end) of (token, head) pairs, item = t * n_head + h (see AttentionForward in attention.h). The heads
+// of one token that share a KV head (a GQA group, or the part of one in [begin, end)) go together, chunk by chunk
+// of keys: head by head, each key and value row came from L2 once per head (head size 64 x 4 B = 4 lines per row),
+// and L2 bandwidth, not arithmetic, bounded decode attention (Qwen2-0.5B shape, 300 keys: ~40 us per layer).
+void AttentionItems(const AttentionParams& p, const float* q, int64_t pos0, const uint16_t* k_cache,
+                    const uint16_t* v_cache, int64_t kv_stride, float* out, size_t begin, size_t end) {
   const int hd = p.head_dim;
   const int group = p.n_head / p.n_head_kv;
   const int64_t q_stride = static_cast<int64_t>(p.n_head) * hd;
   const int64_t last = pos0 + static_cast<int64_t>((end - 1) / static_cast<size_t>(p.n_head));
-  std::vector<float> scores(static_cast<size_t>(last + 1));  // (positions)
-  for (size_t item = begin; item < end; ++item) {
+  std::vector<float> scores(static_cast<size_t>(group * (last + 1)));  // (heads of the run, positions)
+  for (size_t item = begin; item < end;) {
     const int64_t t = static_cast<int64_t>(item) / p.n_head;
-    const int h = static_cast<int>(static_cast<int64_t>(item) % p.n_head);
-    const int kvh = h / group;
+    const int h0 = static_cast<int>(static_cast<int64_t>(item) % p.n_head);
+    const int kvh = h0 / group;
+    // The run: heads h0 .. h1 - 1 of token t, all reading KV head kvh.
+    const int h1 = static_cast<int>(std::min<int64_t>((kvh + 1) * group, h0 + static_cast<int64_t>(end - item)));
     const int64_t pos = pos0 + t;
     const int64_t first = p.window > 0 && pos - p.window + 1 > 0 ? pos - p.window + 1 : 0;
-    const float* qh = q + t * q_stride + static_cast<int64_t>(h) * hd;
-    for (int64_t j = first; j <= pos; ++j) {
-      const float* kj = k_cache + j * kv_stride + static_cast<int64_t>(kvh) * hd;
-      float s = DotF32(qh, kj, static_cast<size_t>(hd)) * p.scale;
-      if (p.softcap > 0) s = p.softcap * std::tanh(s / p.softcap);
-      scores[static_cast<size_t>(j)] = s;
+    const int64_t n_keys = pos - first + 1;
+    const uint16_t* k_head = k_cache + first * kv_stride + static_cast<int64_t>(kvh) * hd;
+    const uint16_t* v_head = v_cache + first * kv_stride + static_cast<int64_t>(kvh) * hd;
+    for (int64_t j0 = 0; j0 < n_keys; j0 += kKeyChunk) {
+      const int64_t j1 = std::min(n_keys, j0 + kKeyChunk);
+      for (int h = h0; h < h1; ++h) {
+        const float* qh = q + t * q_stride + static_cast<int64_t>(h) * hd;
+        float* s = scores.data() + static_cast<size_t>(h - h0) * static_cast<size_t>(n_keys);
+        for (int64_t j = j0; j < j1; ++j) {
+          float x = DotF16(qh, k_head + j * kv_stride, static_cast<size_t>(hd)) * p.scale;
+          if (p.softcap > 0) x = p.softcap * std::tanh(x / p.softcap);
+          s[j] = x;
+        }
+      }
     }
-    Softmax(scores.data() + first, pos - first + 1);
-    WeightedSum(scores.data() + first, v_cache + first * kv_stride + static_cast<int64_t>(kvh) * hd, kv_stride,
-                pos - first + 1, static_cast<size_t>(hd), out + t * q_stride + static_cast<int64_t>(h) * hd);
+    for (int h = h0; h < h1; ++h)
+      Softmax(scores.data() + static_cast<size_t>(h - h0) * static_cast<size_t>(n_keys), n_keys);
+    for (int64_t j0 = 0; j0 < n_keys; j0 += kKeyChunk) {
+      const int64_t j1 = std::min(n_keys, j0 + kKeyChunk);
+      for (int h = h0; h < h1; ++h) {
+        WeightedSum(scores.data() + static_cast<size_t>(h - h0) * static_cast<size_t>(n_keys) + j0,
+                    v_head + j0 * kv_stride, kv_stride, j1 - j0, static_cast<size_t>(hd), /*accumulate=*/j0 > 0,
+                    out + t * q_stride + static_cast<int64_t>(h) * hd);
+      }
+    }
+    item += static_cast<size_t>(h1 - h0);
   }
 }
 
@@ -108,6 +184,12 @@ namespace pocketlm {
 
 HWY_EXPORT(AttentionItems);
 HWY_EXPORT(WeightedSum);
+HWY_EXPORT(F16ToF32Row);
+HWY_EXPORT(F32ToF16Row);
+
+void F32ToF16Row(const float* src, int64_t n, uint16_t* dst) {
+  HWY_DYNAMIC_DISPATCH(F32ToF16Row)(src, static_cast<size_t>(n), dst);
+}
 
 namespace {
 
@@ -119,8 +201,8 @@ constexpr int64_t kPrefillBlock = 16;
 // group) against keys [0, pos0 + t1) are one f32 matrix product (MatMulWeightsTRows: the panel GEMM, keys in vector
 // lanes), instead of one dot product and horizontal sum per (query, key), which made attention ~20% of a
 // 256-token q4_0 prefill. Scores past a query's own position are computed and ignored (the block's triangle).
-void PrefillBlock(const AttentionParams& p, const float* q, int64_t t0, int64_t t1, int64_t pos0, const float* k_cache,
-                  const float* v_cache, int64_t kv_stride, float* out) {
+void PrefillBlock(const AttentionParams& p, const float* q, int64_t t0, int64_t t1, int64_t pos0,
+                  const uint16_t* k_cache, const uint16_t* v_cache, int64_t kv_stride, float* out) {
   const int64_t hd = p.head_dim, group = p.n_head / p.n_head_kv;
   const int64_t q_stride = p.n_head * hd;
   const int64_t n_keys = pos0 + t1;
@@ -131,7 +213,8 @@ void PrefillBlock(const AttentionParams& p, const float* q, int64_t t0, int64_t 
   scores.resize(static_cast<size_t>(nq * n_keys));  // (nq, n_keys)
   for (int64_t g = 0; g < p.n_head_kv; ++g) {
     for (int64_t j = 0; j < n_keys; ++j) {
-      std::memcpy(keys.data() + j * hd, k_cache + j * kv_stride + g * hd, static_cast<size_t>(hd) * sizeof(float));
+      HWY_DYNAMIC_DISPATCH(F16ToF32Row)
+      (k_cache + j * kv_stride + g * hd, static_cast<size_t>(hd), keys.data() + j * hd);
     }
     for (int64_t t = t0; t < t1; ++t) {
       std::memcpy(queries.data() + (t - t0) * group * hd, q + t * q_stride + g * group * hd,
@@ -156,15 +239,15 @@ void PrefillBlock(const AttentionParams& p, const float* q, int64_t t0, int64_t 
       Softmax(s + first, pos - first + 1);
       HWY_DYNAMIC_DISPATCH(WeightedSum)
       (s + first, v_cache + first * kv_stride + g * hd, kv_stride, pos - first + 1, static_cast<size_t>(hd),
-       out + t * q_stride + h * hd);
+       /*accumulate=*/false, out + t * q_stride + h * hd);
     }
   }
 }
 
 }  // namespace
 
-void AttentionForward(const AttentionParams& p, const float* q, int64_t n_tokens, int64_t pos0, const float* k_cache,
-                      const float* v_cache, int64_t kv_stride, float* out, ThreadPool* pool) {
+void AttentionForward(const AttentionParams& p, const float* q, int64_t n_tokens, int64_t pos0, const uint16_t* k_cache,
+                      const uint16_t* v_cache, int64_t kv_stride, float* out, ThreadPool* pool) {
   auto body = [&](size_t begin, size_t end) {
     HWY_DYNAMIC_DISPATCH(AttentionItems)(p, q, pos0, k_cache, v_cache, kv_stride, out, begin, end);
   };

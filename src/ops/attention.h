@@ -18,10 +18,15 @@ struct AttentionParams {
 
 // out[t, h*hd + d] = sum_j softmax_j(score(q[t, h], k[j, kvh])) v[j, kvh*hd + d],  j <= pos0 + t
 //   q:       (n_tokens, n_head * head_dim), the query of position pos0 + t in row t
-//   k_cache: (>= pos0 + n_tokens, kv_stride), row j holds the keys of position j (kv_stride >= n_head_kv*head_dim)
+//   k_cache: (>= pos0 + n_tokens, kv_stride) IEEE binary16 bits, row j holds the keys of position j
+//            (kv_stride >= n_head_kv*head_dim); f16 as llama.cpp's default cache: half the memory and the reads
+//            of f32, which decoding at a few hundred positions and more notices
 //   v_cache: same layout as k_cache
 //   out:     (n_tokens, n_head * head_dim)
-void AttentionForward(const AttentionParams& p, const float* q, int64_t n_tokens, int64_t pos0, const float* k_cache,
-                      const float* v_cache, int64_t kv_stride, float* out, ThreadPool* pool);
+void AttentionForward(const AttentionParams& p, const float* q, int64_t n_tokens, int64_t pos0, const uint16_t* k_cache,
+                      const uint16_t* v_cache, int64_t kv_stride, float* out, ThreadPool* pool);
+
+// dst[i] = the f16 nearest src[i] (ties to even, as F32ToF16 in tensor/half.h): a KV cache row.
+void F32ToF16Row(const float* src, int64_t n, uint16_t* dst);
 
 }  // namespace pocketlm

@@ -3,10 +3,12 @@
 // prompt was split into chunks, on incremental decoding, on the thread count, or on adapters set and unset.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <tuple>
 
 #include "model/context.h"
 #include "ops/quant_dot.h"
@@ -51,6 +53,28 @@ class ContextTest : public ::testing::TestWithParam<std::string> {
   std::unique_ptr<Model> model_;
 };
 
+// |a - b| relative to the spread of a: max and root-mean-square of the difference over the standard deviation of a
+// (the golden README's measure for logits).
+struct RelDiff {
+  double max = 0, rms = 0;
+};
+RelDiff RelativeDiff(const std::vector<float>& a, const std::vector<float>& b) {
+  EXPECT_EQ(a.size(), b.size());
+  const size_t n = std::min(a.size(), b.size());
+  double mean = 0, var = 0, sq = 0, mx = 0;
+  for (size_t i = 0; i < n; ++i) mean += a[i];
+  mean /= static_cast<double>(n);
+  for (size_t i = 0; i < n; ++i) {
+    const double d = static_cast<double>(a[i]) - b[i];
+    var += (a[i] - mean) * (a[i] - mean);
+    sq += d * d;
+    mx = std::max(mx, std::fabs(d));
+    if (std::isnan(d)) mx = INFINITY;
+  }
+  const double sd = std::sqrt(var / static_cast<double>(n));
+  return {mx / sd, std::sqrt(sq / static_cast<double>(n)) / sd};
+}
+
 double MaxAbsDiff(const std::vector<float>& a, const std::vector<float>& b) {
   EXPECT_EQ(a.size(), b.size());
   double m = 0;
@@ -62,11 +86,15 @@ TEST_P(ContextTest, ChunkingAndIncrementalDecodeGiveTheSameLogits) {
   std::vector<int32_t> toks;
   for (int i = 0; i < 21; ++i) toks.push_back(1 + (i * 37) % 300);
   const auto full = Run(toks, 64, 2, false);
-  // Different summation order across chunk sizes changes only the last bits.
-  EXPECT_LT(MaxAbsDiff(full, Run(toks, 5, 2, false)), 1e-4);
-  EXPECT_LT(MaxAbsDiff(full, Run(toks, 64, 2, true)), 1e-4);
-  EXPECT_LT(MaxAbsDiff(full, Run(toks, 64, 1, false)), 1e-4);
-  EXPECT_LT(MaxAbsDiff(full, Run(toks, 3, 3, false)), 1e-4);
+  // Chunks of fewer than 4 tokens take the matrix-vector kernels, larger ones the panel kernels: a different
+  // summation order changes the last bits of the keys and values, and now and then that moves one across an f16
+  // rounding boundary in the cache (an f16 step, ~5e-4 relative). Measured on these models: max 6e-4 of the logits'
+  // standard deviation (gemma2-tiny, 26 layers), 2.4e-5 (qwen2-tiny); 0 when only the thread count changes.
+  for (const auto& [chunk, threads, one_by_one] :
+       {std::tuple{5, 2, false}, std::tuple{64, 2, true}, std::tuple{64, 1, false}, std::tuple{3, 3, false}}) {
+    EXPECT_LT(RelativeDiff(full, Run(toks, chunk, threads, one_by_one)).max, 3e-3)
+        << "chunk " << chunk << " threads " << threads << (one_by_one ? " token by token" : "");
+  }
 }
 
 TEST_P(ContextTest, RejectsOutOfRangeTokensAndOverlongInput) {
@@ -185,7 +213,15 @@ void ExpectInterleavedLogitsMatch(const std::string& path) {
         logits[k].insert(logits[k].end(), step.begin(), step.end());
       }
     }
-    EXPECT_LT(MaxAbsDiff(logits[0], logits[1]), 1e-3) << (one_by_one ? "token by token" : "whole prompt");
+    if (!one_by_one) {
+      EXPECT_LT(MaxAbsDiff(logits[0], logits[1]), 1e-3) << "whole prompt";
+    } else {
+      // The decode kernels sum in another order than the GGUF-row ones; keys that land on the other side of an
+      // f16 rounding boundary in the cache are amplified by these chaotic random models (golden README): measured
+      // RMS 1.1e-2 (q5_0), 8.6e-3 (q4_0) of the logits' standard deviation. The golden README's bound for
+      // quantized models, 0.03, still fails any wrong row or scale (RMS near 1).
+      EXPECT_LT(RelativeDiff(logits[0], logits[1]).rms, 0.03) << "token by token";
+    }
   }
 }
 

@@ -9,6 +9,8 @@
 #include <random>
 #include <vector>
 
+#include "tensor/half.h"
+
 namespace pocketlm {
 namespace {
 
@@ -18,6 +20,21 @@ std::vector<float> RandomVec(size_t n, uint32_t seed, float scale) {
   std::vector<float> v(n);
   for (auto& x : v) x = u(rng);
   return v;
+}
+
+// Keys or values for the f16 cache: random values rounded to f16 (the reference reads these floats) and their bits
+// (the kernel reads those).
+struct CacheVec {
+  std::vector<float> f;
+  std::vector<uint16_t> h;
+};
+CacheVec RandomCache(size_t n, uint32_t seed, float scale) {
+  CacheVec c{RandomVec(n, seed, scale), std::vector<uint16_t>(n)};
+  for (size_t i = 0; i < n; ++i) {
+    c.h[i] = F32ToF16(c.f[i]);
+    c.f[i] = F16ToF32(c.h[i]);
+  }
+  return c;
 }
 
 // The textbook definition for query position p = pos0 + t, head h (KV head h / (n_head / n_head_kv)):
@@ -85,15 +102,15 @@ TEST_P(AttentionTest, MatchesNaiveDoubleImplementation) {
     const int64_t n_pos = c.pos0 + n_tokens;
     // Large q and k so that scores reach the soft cap and the softmax is far from uniform.
     const auto q = RandomVec(static_cast<size_t>(n_tokens * p.n_head * p.head_dim), 1, 3.0f);
-    const auto k = RandomVec(static_cast<size_t>(n_pos * kv_stride), 2, 3.0f);
-    const auto v = RandomVec(static_cast<size_t>(n_pos * kv_stride), 3, 1.0f);
-    const auto want = NaiveAttention(p, q, n_tokens, c.pos0, k, v, kv_stride);
+    const auto k = RandomCache(static_cast<size_t>(n_pos * kv_stride), 2, 3.0f);
+    const auto v = RandomCache(static_cast<size_t>(n_pos * kv_stride), 3, 1.0f);
+    const auto want = NaiveAttention(p, q, n_tokens, c.pos0, k.f, v.f, kv_stride);
     // Scores, exp and the weighted sum round in f32; outputs are convex combinations of |v| <= 1, so an absolute
     // bound is right: 2e-5 (about 300 u), well below the effect of dropping or adding one key.
     ThreadPool pool(3);
     for (ThreadPool* tp : {static_cast<ThreadPool*>(nullptr), &pool}) {
       std::vector<float> out(want.size(), NAN);
-      AttentionForward(p, q.data(), n_tokens, c.pos0, k.data(), v.data(), kv_stride, out.data(), tp);
+      AttentionForward(p, q.data(), n_tokens, c.pos0, k.h.data(), v.h.data(), kv_stride, out.data(), tp);
       for (size_t i = 0; i < out.size(); ++i) {
         ASSERT_NEAR(out[i], want[i], 2e-5) << "n_tokens " << n_tokens << " token " << i / (p.n_head * p.head_dim)
                                            << " head " << (i / p.head_dim) % p.n_head << " dim " << i % p.head_dim;
@@ -115,15 +132,15 @@ TEST_P(AttentionTest, IncrementalDecodeEqualsFullPrefill) {
   const int64_t kv_stride = p.n_head_kv * p.head_dim;
   const int64_t row = p.n_head * p.head_dim;
   const auto q = RandomVec(static_cast<size_t>(n_total * row), 4, 2.0f);
-  const auto k = RandomVec(static_cast<size_t>(n_total * kv_stride), 5, 2.0f);
-  const auto v = RandomVec(static_cast<size_t>(n_total * kv_stride), 6, 1.0f);
+  const auto k = RandomCache(static_cast<size_t>(n_total * kv_stride), 5, 2.0f);
+  const auto v = RandomCache(static_cast<size_t>(n_total * kv_stride), 6, 1.0f);
   std::vector<float> full(static_cast<size_t>(n_total * row));
-  AttentionForward(p, q.data(), n_total, 0, k.data(), v.data(), kv_stride, full.data(), nullptr);
+  AttentionForward(p, q.data(), n_total, 0, k.h.data(), v.h.data(), kv_stride, full.data(), nullptr);
   // Prefill the first pos0 positions (if any), then decode the rest one token at a time.
   std::vector<float> inc(full.size(), NAN);
-  if (c.pos0 > 0) AttentionForward(p, q.data(), c.pos0, 0, k.data(), v.data(), kv_stride, inc.data(), nullptr);
+  if (c.pos0 > 0) AttentionForward(p, q.data(), c.pos0, 0, k.h.data(), v.h.data(), kv_stride, inc.data(), nullptr);
   for (int64_t t = c.pos0; t < n_total; ++t) {
-    AttentionForward(p, q.data() + t * row, 1, t, k.data(), v.data(), kv_stride, inc.data() + t * row, nullptr);
+    AttentionForward(p, q.data() + t * row, 1, t, k.h.data(), v.h.data(), kv_stride, inc.data() + t * row, nullptr);
   }
   for (size_t i = 0; i < full.size(); ++i)
     ASSERT_NEAR(inc[i], full[i], 1e-6) << "position " << i / static_cast<size_t>(row);
@@ -158,17 +175,31 @@ TEST_P(AttentionTargetTest, MatchesNaiveOnEveryTarget) {
       const int64_t kv_stride = p.n_head_kv * hd + 1;
       const int64_t n_pos = pos0 + n_tokens;
       const auto q = RandomVec(static_cast<size_t>(n_tokens * p.n_head * hd), 9, 1.0f);
-      const auto k = RandomVec(static_cast<size_t>(n_pos * kv_stride), 10, 1.0f);
-      const auto v = RandomVec(static_cast<size_t>(n_pos * kv_stride), 11, 1.0f);
-      const auto want = NaiveAttention(p, q, n_tokens, pos0, k, v, kv_stride);
+      const auto k = RandomCache(static_cast<size_t>(n_pos * kv_stride), 10, 1.0f);
+      const auto v = RandomCache(static_cast<size_t>(n_pos * kv_stride), 11, 1.0f);
+      const auto want = NaiveAttention(p, q, n_tokens, pos0, k.f, v.f, kv_stride);
       ThreadPool pool(2);
       std::vector<float> out(want.size(), NAN);
-      AttentionForward(p, q.data(), n_tokens, pos0, k.data(), v.data(), kv_stride, out.data(), &pool);
+      AttentionForward(p, q.data(), n_tokens, pos0, k.h.data(), v.h.data(), kv_stride, out.data(), &pool);
       for (size_t i = 0; i < out.size(); ++i) {
         ASSERT_NEAR(out[i], want[i], 2e-5) << "head_dim " << hd << " n_tokens " << n_tokens << " i " << i;
       }
     }
   }
+}
+
+// The cache rows' conversion: bit-equal to the scalar F32ToF16 (ties to even, subnormals, overflow to infinity) at
+// a length with a scalar tail on every target.
+TEST_P(AttentionTargetTest, F32ToF16RowEqualsScalarConversion) {
+  std::vector<float> x = RandomVec(1000, 12, 70000.0f);
+  std::mt19937 rng(13);
+  std::uniform_int_distribution<int> e(-30, 16);
+  for (size_t i = 0; i < x.size(); i += 3) x[i] = std::ldexp(x[i] / 70000.0f, e(rng));  // tiny to large exponents
+  // Exact ties between two f16 values (11 significant bits + a half), both parities, and signed zeros.
+  x[1] = 1.0f + 0x1p-11f, x[4] = 1.0f + 3 * 0x1p-11f, x[7] = -0.0f, x[10] = 65520.0f, x[13] = 0x1p-25f;
+  std::vector<uint16_t> got(x.size());
+  F32ToF16Row(x.data(), static_cast<int64_t>(x.size()), got.data());
+  for (size_t i = 0; i < x.size(); ++i) ASSERT_EQ(got[i], F32ToF16(x[i])) << "x = " << x[i] << " at " << i;
 }
 
 INSTANTIATE_TEST_SUITE_P(Targets, AttentionTargetTest, ::testing::ValuesIn(hwy::SupportedAndGeneratedTargets()),
@@ -178,13 +209,13 @@ TEST(AttentionSanityTest, WindowOfOneReturnsOwnValue) {
   // With window 1 each query sees only its own key, so the output is that position's value row.
   AttentionParams p{2, 1, 4, 1.0f, 0.0f, 1};
   const auto q = RandomVec(3 * 8, 7, 1.0f);
-  const auto kv = RandomVec(3 * 4, 8, 1.0f);
+  const auto kv = RandomCache(3 * 4, 8, 1.0f);
   std::vector<float> out(3 * 8);
-  AttentionForward(p, q.data(), 3, 0, kv.data(), kv.data(), 4, out.data(), nullptr);
+  AttentionForward(p, q.data(), 3, 0, kv.h.data(), kv.h.data(), 4, out.data(), nullptr);
   for (int t = 0; t < 3; ++t) {
     for (int h = 0; h < 2; ++h) {
       for (int d = 0; d < 4; ++d)
-        EXPECT_FLOAT_EQ(out[static_cast<size_t>(t * 8 + h * 4 + d)], kv[static_cast<size_t>(t * 4 + d)]);
+        EXPECT_FLOAT_EQ(out[static_cast<size_t>(t * 8 + h * 4 + d)], kv.f[static_cast<size_t>(t * 4 + d)]);
     }
   }
 }

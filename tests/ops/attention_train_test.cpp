@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "grad_check.h"
+#include "tensor/half.h"
 
 namespace pocketlm {
 namespace {
@@ -161,10 +162,16 @@ TEST_P(AttentionTrainTest, GradientsMatchFiniteDifferencesAndFloat) {
       EXPECT_TRUE(Close("attention dv (float vs double) " + Name(c), dvf, dv, 1e-4, 1e-2));
       first_out = of, first_dq = dqf, first_dk = dkf, first_dv = dvf;
       if (seg == nullptr) {
-        // Same numbers as the inference kernel, up to the summation order of the dot products.
+        // Same numbers as the inference kernel, up to the summation order of the dot products, on keys and values
+        // rounded to f16 (the inference cache's type).
+        std::vector<uint16_t> kh(kf.size()), vh(vf.size());
+        std::vector<float> kr(kf.size()), vr(vf.size()), of16(q.size(), NAN), lf16(lse.size(), NAN);
+        for (size_t i = 0; i < kf.size(); ++i) kr[i] = F16ToF32(kh[i] = F32ToF16(kf[i]));
+        for (size_t i = 0; i < vf.size(); ++i) vr[i] = F16ToF32(vh[i] = F32ToF16(vf[i]));
+        AttentionTrainForward(p, qf.data(), kr.data(), vr.data(), kv_stride, T, seg, of16.data(), lf16.data(), pool);
         std::vector<float> inf(q.size(), NAN);
-        AttentionForward(p, qf.data(), T, 0, kf.data(), vf.data(), kv_stride, inf.data(), nullptr);
-        for (size_t i = 0; i < inf.size(); ++i) ASSERT_NEAR(of[i], inf[i], 1e-6) << Name(c) << " at " << i;
+        AttentionForward(p, qf.data(), T, 0, kh.data(), vh.data(), kv_stride, inf.data(), nullptr);
+        for (size_t i = 0; i < inf.size(); ++i) ASSERT_NEAR(of16[i], inf[i], 1e-6) << Name(c) << " at " << i;
       }
     } else {
       const std::string threads = " threads=" + std::to_string(pool->size());
