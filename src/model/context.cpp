@@ -151,11 +151,13 @@ void Context::PrepareLora(const float* x, std::initializer_list<const TensorView
   }
 }
 
+bool Context::HasLoraTerms(const TensorView& w) const {
+  return any_lora_ &&
+         std::any_of(runs_.begin(), runs_.end(), [&](const Run& r) { return r.seq->lora_.contains(w.data); });
+}
+
 void Context::Linear(const TensorView& w, const float* x, int n, float* y, int64_t y_stride) {
-  const auto has_terms = [&] {
-    return std::any_of(runs_.begin(), runs_.end(), [&](const Run& r) { return r.seq->lora_.contains(w.data); });
-  };
-  if (!any_lora_ || !has_terms()) {
+  if (!HasLoraTerms(w)) {
     MatMulWeightsT(w, x, n, y, y_stride, /*accumulate=*/false, &pool_, &act_scratch_);
     return;
   }
@@ -179,10 +181,7 @@ void Context::Linear(const TensorView& w, const float* x, int n, float* y, int64
 }
 
 void Context::LinearGroup(std::initializer_list<MatMulOutput> outs, const float* x, int n) {
-  const auto has_terms = [&](const MatMulOutput& o) {
-    return std::any_of(runs_.begin(), runs_.end(), [&](const Run& r) { return r.seq->lora_.contains(o.w->data); });
-  };
-  if (any_lora_ && std::any_of(outs.begin(), outs.end(), has_terms)) {
+  if (std::any_of(outs.begin(), outs.end(), [&](const MatMulOutput& o) { return HasLoraTerms(*o.w); })) {
     for (const MatMulOutput& o : outs) Linear(*o.w, x, n, o.y, o.y_stride);
     return;
   }

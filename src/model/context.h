@@ -69,6 +69,8 @@ class Context {
   // first_logit.. (none when first_logit == n) to logits_out, (n - first_logit, n_vocab).
   void EvalRows(std::span<const Row> rows, int first_logit, float* logits_out);
   Status CheckToken(int32_t t) const;
+  // Whether an adapter of any run being evaluated has a term on weight w.
+  bool HasLoraTerms(const TensorView& w) const;
   void Linear(const TensorView& w, const float* x, int n, float* y, int64_t y_stride);
   // Projections of one input (q, k, v; gate, up): one parallel region when no adapter touches them, else Linear each.
   void LinearGroup(std::initializer_list<MatMulOutput> outs, const float* x, int n);

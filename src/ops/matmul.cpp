@@ -381,8 +381,13 @@ void RunGroup(std::span<const MatMulOutput> outs, const float* x, int64_t n_toke
   const int64_t n_in = outs.front().w->n_in();
   // Quantized weights multiply activations quantized once per weight type (as llama.cpp does: Q8_0 / Q8_1 / Q8_K
   // by weight type), with integer dot products straight from the packed weight blocks.
+  // Kept across calls (thread_local) so that their vectors keep their capacity: no allocation per decoded token.
   thread_local std::vector<std::vector<uint8_t>> extra_scratch;
-  std::vector<QuantActs> prepared(outs.size());
+  thread_local std::vector<QuantActs> prepared_store;
+  if (prepared_store.size() < outs.size()) prepared_store.resize(outs.size());
+  // A reference: the workers' lambda below must read this thread's store, not their own thread_local.
+  std::vector<QuantActs>& prepared = prepared_store;
+  std::vector<size_t> owner(outs.size());  // products of one weight type share the first one's activations
   std::vector<size_t> n_out(outs.size());
   size_t work = 0, act_buffers = 0;
   bool any_plain = false;
@@ -396,10 +401,8 @@ void RunGroup(std::span<const MatMulOutput> outs, const float* x, int64_t n_toke
     }
     size_t same = 0;
     while (same < i && outs[same].w->type != w.type) ++same;
-    if (same < i) {
-      prepared[i] = prepared[same];
-      continue;
-    }
+    owner[i] = same;
+    if (same < i) continue;
     std::vector<uint8_t>* buf = act_scratch;
     if (buf == nullptr || act_buffers > 0) {
       if (extra_scratch.size() < act_buffers + 1) extra_scratch.resize(act_buffers + 1);
@@ -429,9 +432,10 @@ void RunGroup(std::span<const MatMulOutput> outs, const float* x, int64_t n_toke
     if (!HasQuantDot(w.type)) {
       HWY_DYNAMIC_DISPATCH(MatMulRows)(w, x, n_tokens, o.y, o.y_stride, accumulate, lo, hi);
     } else if (w.interleave != 0) {
-      QuantMatMulRowsInterleaved(prepared[i], w.data, w.row_bytes(), w.n_out(), o.y, o.y_stride, accumulate, lo, hi);
+      QuantMatMulRowsInterleaved(prepared[owner[i]], w.data, w.row_bytes(), w.n_out(), o.y, o.y_stride, accumulate, lo,
+                                 hi);
     } else {
-      QuantMatMulRows(prepared[i], w.data, w.row_bytes(), o.y, o.y_stride, accumulate, lo, hi);
+      QuantMatMulRows(prepared[owner[i]], w.data, w.row_bytes(), o.y, o.y_stride, accumulate, lo, hi);
     }
     if (after_rows != nullptr) (*after_rows)(lo, hi);
   });

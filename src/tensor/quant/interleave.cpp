@@ -116,12 +116,6 @@ bool HasInterleavedLayout(DType t) {
   return t == DType::kQ4_0 || t == DType::kQ5_0 || t == DType::kQ8_0 || t == DType::kQ6_K || t == DType::kQ4_K;
 }
 
-size_t InterleavedBlockBytes(DType t) {
-  if (t == DType::kQ6_K) return kInterleaveRows * sizeof(BlockQ6_K);
-  if (t == DType::kQ4_K) return kInterleaveRows * sizeof(BlockQ4_K);
-  return kInterleaveRows * LayoutOf(t).block;
-}
-
 void InterleaveUnit(DType t, const uint8_t* rows, size_t row_bytes, uint8_t* unit) {
   if (t == DType::kQ6_K) return InterleaveQ6_K(rows, row_bytes, unit);
   if (t == DType::kQ4_K) return InterleaveQ4_K(rows, row_bytes, unit);

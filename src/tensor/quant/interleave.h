@@ -44,8 +44,6 @@ inline constexpr int kInterleaveRows = 16;
 
 // q4_0, q5_0, q8_0, q4_K and q6_K.
 bool HasInterleavedLayout(DType t);
-// Bytes of one block of a unit: 16 * the block size.
-size_t InterleavedBlockBytes(DType t);
 
 // 16 GGUF rows of row_bytes each (rows[i * row_bytes]) -> one unit (16 * row_bytes bytes). unit != rows.
 void InterleaveUnit(DType t, const uint8_t* rows, size_t row_bytes, uint8_t* unit);
