@@ -9,6 +9,15 @@
 #include <cstring>
 
 namespace pocketlm {
+namespace {
+
+#ifdef MADV_POPULATE_WRITE
+constexpr int kMadvPopulateWrite = MADV_POPULATE_WRITE;
+#else
+constexpr int kMadvPopulateWrite = 23;  // Linux 5.14 uapi value; headers of older C libraries lack the name
+#endif
+
+}  // namespace
 
 Result<MappedFile> MappedFile::Open(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -61,6 +70,11 @@ Result<uint8_t*> MappedFile::MakeWritable(const uint8_t* p, size_t n) {
   if (::mprotect(reinterpret_cast<void*>(lo), hi - lo, PROT_READ | PROT_WRITE) != 0) {
     return IoError("cannot make the mapping of '" + path_ + "' writable: " + std::strerror(errno));
   }
+  // The caller rewrites the range: make the private copies now, in one call (Linux >= 5.14; older kernels say
+  // EINVAL and the pages are copied on first write as before). Faulting them one by one as the rewrite reads and
+  // then writes each page maps it read-only first, so every copy also flushes the TLB of the other threads (an IPI
+  // each): loading the Qwen2-0.5B-shaped q4_k_m model took 0.8-1.3 s, 0.15 s without the rewrite.
+  ::madvise(reinterpret_cast<void*>(lo), hi - lo, kMadvPopulateWrite);
   return const_cast<uint8_t*>(p);
 }
 

@@ -38,12 +38,10 @@ uint32_t Load32(const uint8_t* p) {
          static_cast<uint32_t>(p[3]) << 24;
 }
 
-// Bit 4i + j of hmask[h][k] (little-endian 64-bit words) <-> bit 16h + 4k + j of row i's qh: returns the bit
-// within byte *byte of the mask area.
-size_t HmaskBit(int h, int k, int i, int j, size_t* byte) {
-  const auto bit = static_cast<size_t>(64 * (4 * h + k) + 4 * i + j);
-  *byte = bit / 8;
-  return bit % 8;
+// Bits 4i..4i+3 of hmask[h][k] (little-endian 64-bit words) <-> bits 16h + 4k.. of row i's qh: a nibble, the low
+// (i even) or high one of byte i / 2 of word 4h + k.
+size_t HmaskByte(int h, int k, int i) {
+  return static_cast<size_t>(8 * (4 * h + k) + i / 2);
 }
 
 }  // namespace
@@ -132,11 +130,8 @@ void InterleaveUnit(DType t, const uint8_t* rows, size_t row_bytes, uint8_t* uni
       const uint32_t qh = Load32(blk + 2);
       for (int h = 0; h < 2; ++h) {
         for (int k = 0; k < 4; ++k) {
-          for (int j = 0; j < 4; ++j) {
-            size_t byte;
-            const size_t bit = HmaskBit(h, k, i, j, &byte);
-            dst[kHmaskAt + byte] |= static_cast<uint8_t>(((qh >> (16 * h + 4 * k + j)) & 1u) << bit);
-          }
+          const uint32_t nibble = (qh >> (16 * h + 4 * k)) & 0xFu;
+          dst[kHmaskAt + HmaskByte(h, k, i)] |= static_cast<uint8_t>(nibble << (4 * (i % 2)));
         }
       }
     }
@@ -157,11 +152,8 @@ void DeinterleaveRow(DType t, const uint8_t* unit, size_t row_bytes, int i, uint
     uint32_t qh = 0;
     for (int h = 0; h < 2; ++h) {
       for (int k = 0; k < 4; ++k) {
-        for (int j = 0; j < 4; ++j) {
-          size_t byte;
-          const size_t bit = HmaskBit(h, k, i, j, &byte);
-          qh |= static_cast<uint32_t>((src[kHmaskAt + byte] >> bit) & 1u) << (16 * h + 4 * k + j);
-        }
+        const uint32_t nibble = (src[kHmaskAt + HmaskByte(h, k, i)] >> (4 * (i % 2))) & 0xFu;
+        qh |= nibble << (16 * h + 4 * k);
       }
     }
     for (int j = 0; j < 4; ++j) blk[2 + j] = static_cast<uint8_t>(qh >> (8 * j));
