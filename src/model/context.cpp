@@ -14,8 +14,9 @@ Context::Context(const Model& model, const ContextParams& params, int n_ctx)
     : model_(model), params_(params), n_ctx_(n_ctx), pool_(params.n_threads) {
   const ModelConfig& c = model.config();
   const auto B = static_cast<size_t>(params.n_batch);
-  k_cache_.assign(static_cast<size_t>(c.n_layer) * n_ctx * c.kv_dim(), 0);
-  v_cache_.assign(k_cache_.size(), 0);
+  kv_elems_ = static_cast<size_t>(c.n_layer) * static_cast<size_t>(n_ctx) * static_cast<size_t>(c.kv_dim());
+  k_cache_.reset(new uint16_t[kv_elems_]);  // no value-initialization: see context.h
+  v_cache_.reset(new uint16_t[kv_elems_]);
   x_.resize(B * c.n_embd);
   h_.resize(B * c.n_embd);
   qkv_.resize(B * (c.q_dim() + 2 * c.kv_dim()));
@@ -210,8 +211,8 @@ void Context::EvalRows(std::span<const Row> rows, int first_logit, float* logits
     ++runs_.back().n;
   }
   // The layer-il slice of a sequence's key or value cache: (n_ctx, KVD).
-  const auto cache = [&](std::vector<uint16_t>& kv, const Context* seq, int il) {
-    return kv.data() + static_cast<size_t>(il) * static_cast<size_t>(seq->n_ctx_) * static_cast<size_t>(KVD);
+  const auto cache = [&](const std::unique_ptr<uint16_t[]>& kv, const Context* seq, int il) {
+    return kv.get() + static_cast<size_t>(il) * static_cast<size_t>(seq->n_ctx_) * static_cast<size_t>(KVD);
   };
 
   for (int t = 0; t < n; ++t) {

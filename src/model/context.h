@@ -47,7 +47,7 @@ class Context {
   int n_past() const { return n_past_; }
   int n_ctx() const { return n_ctx_; }
   // Bytes held by the KV cache (keys and values, every layer, n_ctx positions).
-  size_t kv_cache_bytes() const { return (k_cache_.size() + v_cache_.size()) * sizeof(uint16_t); }
+  size_t kv_cache_bytes() const { return 2 * kv_elems_ * sizeof(uint16_t); }
   const Model& model() const { return model_; }
   ThreadPool& pool() { return pool_; }
 
@@ -87,8 +87,11 @@ class Context {
   ThreadPool pool_;
   LoraIndex lora_;
 
-  // KV cache: (n_layer, n_ctx, kv_dim) for keys and values, IEEE binary16 bits (ops/attention.h).
-  std::vector<uint16_t> k_cache_, v_cache_;
+  // KV cache: (n_layer, n_ctx, kv_dim) for keys and values, IEEE binary16 bits (ops/attention.h), kv_elems_ each.
+  // Left uninitialized (attention reads only positions already written): the pages become resident as positions
+  // are written, so a short conversation in a 4096-position context does not hold the whole cache in memory.
+  std::unique_ptr<uint16_t[]> k_cache_, v_cache_;
+  size_t kv_elems_ = 0;
   // Scratch for one chunk of up to n_batch tokens.
   std::vector<float> x_;     // (n_batch, n_embd) residual stream
   std::vector<float> h_;     // (n_batch, n_embd) normed input / block output

@@ -1,6 +1,7 @@
 #include "tensor/quant/interleave.h"
 
 #include <cstddef>
+#include <cstdint>
 #include <cstring>
 #include <vector>
 
@@ -30,7 +31,10 @@ Layout LayoutOf(DType t) {
 constexpr size_t kHmaskAt = 2 * kInterleaveRows;
 
 void CopyCodes(uint8_t* dst, const uint8_t* src, uint8_t bias) {
-  for (int j = 0; j < 4; ++j) dst[j] = src[j] ^ bias;
+  uint32_t v;  // 4 bytes at once (byte by byte, q5_0 / q4_0 / q8_0 units were most of a model's load time)
+  std::memcpy(&v, src, 4);
+  v ^= 0x01010101u * bias;
+  std::memcpy(dst, &v, 4);
 }
 
 uint32_t Load32(const uint8_t* p) {
