@@ -17,25 +17,19 @@
 #define HWY_TARGET_INCLUDE "ops/attention.cpp"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 #include "hwy/highway.h"
+// Must follow highway.h (per-target code).
+#include "ops/half_load-inl.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace pocketlm {
 namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
-// N f16 values at p as f32. Highway 1.0's emulated promotion (SSE4, scalar: no F16C) turns f16 infinities and NaNs
-// into finite values; a cache holds those only once a model has already overflowed f16 (as llama.cpp's does).
-template <class DF>
-HWY_INLINE hn::Vec<DF> LoadF16(DF df, const uint16_t* HWY_RESTRICT p) {
-  const hn::Rebind<hwy::float16_t, DF> dh;
-  return hn::PromoteTo(df, hn::LoadU(dh, reinterpret_cast<const hwy::float16_t*>(p)));
-}
-
 void F16ToF32Row(const uint16_t* HWY_RESTRICT src, size_t n, float* HWY_RESTRICT dst) {
   const hn::ScalableTag<float> df;
   const size_t N = hn::Lanes(df);
   size_t i = 0;
-  for (; i + N <= n; i += N) hn::StoreU(LoadF16(df, src + i), df, dst + i);
+  for (; i + N <= n; i += N) hn::StoreU(LoadF16AsF32(df, src + i), df, dst + i);
   for (; i < n; ++i) dst[i] = F16ToF32(src[i]);
 }
 
@@ -61,10 +55,10 @@ float DotF16(const float* HWY_RESTRICT a, const uint16_t* HWY_RESTRICT b, size_t
   auto s0 = hn::Zero(df), s1 = hn::Zero(df);
   size_t i = 0;
   for (; i + 2 * N <= n; i += 2 * N) {
-    s0 = hn::MulAdd(hn::LoadU(df, a + i), LoadF16(df, b + i), s0);
-    s1 = hn::MulAdd(hn::LoadU(df, a + i + N), LoadF16(df, b + i + N), s1);
+    s0 = hn::MulAdd(hn::LoadU(df, a + i), LoadF16AsF32(df, b + i), s0);
+    s1 = hn::MulAdd(hn::LoadU(df, a + i + N), LoadF16AsF32(df, b + i + N), s1);
   }
-  for (; i + N <= n; i += N) s0 = hn::MulAdd(hn::LoadU(df, a + i), LoadF16(df, b + i), s0);
+  for (; i + N <= n; i += N) s0 = hn::MulAdd(hn::LoadU(df, a + i), LoadF16AsF32(df, b + i), s0);
   float s = hn::GetLane(hn::SumOfLanes(df, hn::Add(s0, s1)));
   for (; i < n; ++i) s += a[i] * F16ToF32(b[i]);
   return s;
@@ -88,22 +82,22 @@ void WeightedSum(const float* HWY_RESTRICT w, const uint16_t* HWY_RESTRICT v, in
       const uint16_t* vj = v + j * v_stride + d;
       const uint16_t* vk = vj + v_stride;
       const auto wj = hn::Set(df, w[j]), wk = hn::Set(df, w[j + 1]);
-      a0 = hn::MulAdd(wj, LoadF16(df, vj), a0);
-      a1 = hn::MulAdd(wj, LoadF16(df, vj + N), a1);
-      a2 = hn::MulAdd(wj, LoadF16(df, vj + 2 * N), a2);
-      a3 = hn::MulAdd(wj, LoadF16(df, vj + 3 * N), a3);
-      b0 = hn::MulAdd(wk, LoadF16(df, vk), b0);
-      b1 = hn::MulAdd(wk, LoadF16(df, vk + N), b1);
-      b2 = hn::MulAdd(wk, LoadF16(df, vk + 2 * N), b2);
-      b3 = hn::MulAdd(wk, LoadF16(df, vk + 3 * N), b3);
+      a0 = hn::MulAdd(wj, LoadF16AsF32(df, vj), a0);
+      a1 = hn::MulAdd(wj, LoadF16AsF32(df, vj + N), a1);
+      a2 = hn::MulAdd(wj, LoadF16AsF32(df, vj + 2 * N), a2);
+      a3 = hn::MulAdd(wj, LoadF16AsF32(df, vj + 3 * N), a3);
+      b0 = hn::MulAdd(wk, LoadF16AsF32(df, vk), b0);
+      b1 = hn::MulAdd(wk, LoadF16AsF32(df, vk + N), b1);
+      b2 = hn::MulAdd(wk, LoadF16AsF32(df, vk + 2 * N), b2);
+      b3 = hn::MulAdd(wk, LoadF16AsF32(df, vk + 3 * N), b3);
     }
     if (j < count) {
       const uint16_t* vj = v + j * v_stride + d;
       const auto wj = hn::Set(df, w[j]);
-      a0 = hn::MulAdd(wj, LoadF16(df, vj), a0);
-      a1 = hn::MulAdd(wj, LoadF16(df, vj + N), a1);
-      a2 = hn::MulAdd(wj, LoadF16(df, vj + 2 * N), a2);
-      a3 = hn::MulAdd(wj, LoadF16(df, vj + 3 * N), a3);
+      a0 = hn::MulAdd(wj, LoadF16AsF32(df, vj), a0);
+      a1 = hn::MulAdd(wj, LoadF16AsF32(df, vj + N), a1);
+      a2 = hn::MulAdd(wj, LoadF16AsF32(df, vj + 2 * N), a2);
+      a3 = hn::MulAdd(wj, LoadF16AsF32(df, vj + 3 * N), a3);
     }
     hn::StoreU(hn::Add(a0, b0), df, out + d);
     hn::StoreU(hn::Add(a1, b1), df, out + d + N);
@@ -112,7 +106,7 @@ void WeightedSum(const float* HWY_RESTRICT w, const uint16_t* HWY_RESTRICT v, in
   }
   for (; d + N <= n; d += N) {
     auto a = start(d);
-    for (int64_t j = 0; j < count; ++j) a = hn::MulAdd(hn::Set(df, w[j]), LoadF16(df, v + j * v_stride + d), a);
+    for (int64_t j = 0; j < count; ++j) a = hn::MulAdd(hn::Set(df, w[j]), LoadF16AsF32(df, v + j * v_stride + d), a);
     hn::StoreU(a, df, out + d);
   }
   for (; d < n; ++d) {

@@ -73,8 +73,8 @@ void SoftmaxImpl(float* HWY_RESTRICT x, int64_t n) {
   for (i = 0; i + N <= n;) {
     auto part = hn::Zero(d);
     for (const int64_t stop = std::min(n, i + 16 * N); i + N <= stop; i += N) {
-      const auto e =
-          hn::IfThenZeroElse(hn::Eq(hn::LoadU(d, x + i), neg_inf), hn::Exp(d, hn::Sub(hn::LoadU(d, x + i), vmx)));
+      const auto v = hn::LoadU(d, x + i);
+      const auto e = hn::IfThenZeroElse(hn::Eq(v, neg_inf), hn::Exp(d, hn::Sub(v, vmx)));
       hn::StoreU(e, d, x + i);
       part = hn::Add(part, e);
     }

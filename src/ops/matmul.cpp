@@ -21,6 +21,8 @@
 #include "hwy/cache_control.h"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 #include "hwy/highway.h"
+// Must follow highway.h (per-target code).
+#include "ops/half_load-inl.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace pocketlm {
@@ -35,56 +37,17 @@ void ToF32(DType type, const uint8_t* src, size_t n, float* HWY_RESTRICT dst) {
   // Scalar loads go through memcpy: callers may pass rows at any byte address (a view of part of a row, tests).
   if (type == DType::kF32) {
     std::memcpy(dst, src, n * sizeof(float));
-  } else if (type == DType::kF16) {
-#if HWY_TARGET == HWY_SSE4 || HWY_TARGET == HWY_SSSE3 || HWY_TARGET == HWY_SCALAR || HWY_TARGET == HWY_EMU128
-    // Integer widening instead of hn::PromoteTo: Highway 1.0's emulated f16 promotion (targets without F16C,
-    // e.g. SSE4 and SCALAR) turns f16 infinities and NaNs into finite values. Exact for every encoding:
-    // shifting the exponent|mantissa bits into f32 position and scaling by 2^112 rebiases normals and
-    // normalizes subnormals; exponent 31 (inf / NaN) gets the f32 all-ones exponent.
-    const hn::Rebind<uint16_t, decltype(df)> d16;
-    const hn::Rebind<int32_t, decltype(df)> di;
+  } else if (type == DType::kF16 || type == DType::kBF16) {
     const auto* s = reinterpret_cast<const uint16_t*>(src);
-    const auto k_abs = hn::Set(di, 0x7FFF);
-    const auto k_max_finite = hn::Set(di, 0x7BFF);
-    const auto k_exp_ones = hn::Set(di, 0x7F800000);
-    const auto k_rebias = hn::Set(df, 0x1p112f);
-    for (; i + N <= n; i += N) {
-      const auto h = hn::BitCast(di, hn::PromoteTo(hn::Rebind<uint32_t, decltype(df)>(), hn::LoadU(d16, s + i)));
-      const auto em = hn::And(h, k_abs);
-      const auto sign = hn::ShiftLeft<16>(hn::Xor(h, em));
-      const auto shifted = hn::ShiftLeft<13>(em);
-      const auto finite = hn::Mul(hn::BitCast(df, shifted), k_rebias);
-      const auto special = hn::BitCast(df, hn::Or(shifted, k_exp_ones));
-      const auto mag = hn::IfThenElse(hn::RebindMask(df, hn::Gt(em, k_max_finite)), special, finite);
-      hn::StoreU(hn::Or(mag, hn::BitCast(df, sign)), df, dst + i);
-    }
-#else
-    // Native conversion (F16C on AVX2/AVX-512, fcvtl on NEON/SVE): exact for every encoding, and the decode
-    // hot path for f16 weights.
-    const hn::Rebind<hwy::float16_t, decltype(df)> dh;
-    const auto* s = reinterpret_cast<const hwy::float16_t*>(src);
-    for (; i + N <= n; i += N) hn::StoreU(hn::PromoteTo(df, hn::LoadU(dh, s + i)), df, dst + i);
-#endif
-    for (; i < n; ++i) {
-      uint16_t h;
-      hwy::CopyBytes<2>(src + 2 * i, &h);
-      dst[i] = F16ToF32(h);
-    }
-  } else if (type == DType::kBF16) {
-    // bf16 is the top half of an f32: widen to u32 and shift.
-    const hn::Rebind<uint16_t, decltype(df)> d16;
-    const hn::Rebind<uint32_t, decltype(df)> d32;
-    const auto* s = reinterpret_cast<const uint16_t*>(src);
-    for (; i + N <= n; i += N) {
-      hn::StoreU(hn::BitCast(df, hn::ShiftLeft<16>(hn::PromoteTo(d32, hn::LoadU(d16, s + i)))), df, dst + i);
+    if (type == DType::kF16) {
+      for (; i + N <= n; i += N) hn::StoreU(LoadF16AsF32(df, s + i), df, dst + i);
+    } else {
+      for (; i + N <= n; i += N) hn::StoreU(LoadBF16AsF32(df, s + i), df, dst + i);
     }
     for (; i < n; ++i) {
       uint16_t h;
       hwy::CopyBytes<2>(src + 2 * i, &h);
-      const uint32_t bits = static_cast<uint32_t>(h) << 16;
-      float f;
-      hwy::CopyBytes<4>(&bits, &f);
-      dst[i] = f;
+      dst[i] = type == DType::kF16 ? F16ToF32(h) : BF16ToF32(h);
     }
   } else {
     // Quantized blocks: the scalar reference decoder (bit-exact with ggml); SIMD decoders come with the
@@ -248,30 +211,21 @@ void MatMulRowsPanel(const TensorView& w, const float* x, int64_t n_tokens, floa
   }
 }
 
-#if HWY_TARGET == HWY_SSE4 || HWY_TARGET == HWY_SSSE3 || HWY_TARGET == HWY_SCALAR || HWY_TARGET == HWY_EMU128
-constexpr bool kFusedF16 = false;  // emulated f16 promotion: not exact for inf / NaN (see ToF32)
-#else
-constexpr bool kFusedF16 = true;
-#endif
-
 // N stored f16 or bf16 values at p, as f32 (exact).
 template <DType kT, class DF>
 HWY_INLINE hn::Vec<DF> LoadHalfAsF32(DF df, const uint8_t* p) {
-  if constexpr (kT == DType::kF16) {
-    const hn::Rebind<hwy::float16_t, DF> dh;
-    return hn::PromoteTo(df, hn::LoadU(dh, reinterpret_cast<const hwy::float16_t*>(p)));
-  } else {
-    const hn::Rebind<uint16_t, DF> d16;
-    const hn::Rebind<uint32_t, DF> d32;
-    return hn::BitCast(df, hn::ShiftLeft<16>(hn::PromoteTo(d32, hn::LoadU(d16, reinterpret_cast<const uint16_t*>(p)))));
-  }
+  const auto* h = reinterpret_cast<const uint16_t*>(p);
+  if constexpr (kT == DType::kF16) return LoadF16AsF32(df, h);
+  return LoadBF16AsF32(df, h);
 }
 
-// out[i] = dot(row i of f16 / bf16 weights, x) for 4 rows: converted in registers as they are read, two
+// out[i] = dot(row i of f16 / bf16 weights, x) for kR (4 or 1) rows: converted in registers as they are read, two
 // accumulators per row, one horizontal sum per row. Decoding through ToF32 into a buffer and Dot (a store, a
-// reload and a horizontal sum per row) left f16 decode at ~52% of the read bandwidth.
-template <DType kT>
-HWY_INLINE void DotRows4Half(const uint8_t* w0, size_t row_bytes, const float* HWY_RESTRICT x, size_t n, float* out) {
+// reload and a horizontal sum per row) left f16 decode at ~52% of the read bandwidth. Named accumulators: scalable
+// vector types (SVE) cannot be array elements.
+template <DType kT, int kR>
+HWY_INLINE void DotRowsHalf(const uint8_t* w0, size_t row_bytes, const float* HWY_RESTRICT x, size_t n, float* out) {
+  static_assert(kR == 1 || kR == 4);
   const hn::ScalableTag<float> df;
   const size_t N = hn::Lanes(df);
   const uint8_t* w1 = w0 + row_bytes;
@@ -283,28 +237,34 @@ HWY_INLINE void DotRows4Half(const uint8_t* w0, size_t row_bytes, const float* H
   for (; i + 2 * N <= n; i += 2 * N) {
     const auto x0 = hn::LoadU(df, x + i), x1 = hn::LoadU(df, x + i + N);
     a0 = hn::MulAdd(LoadHalfAsF32<kT>(df, w0 + 2 * i), x0, a0);
-    a1 = hn::MulAdd(LoadHalfAsF32<kT>(df, w1 + 2 * i), x0, a1);
-    a2 = hn::MulAdd(LoadHalfAsF32<kT>(df, w2 + 2 * i), x0, a2);
-    a3 = hn::MulAdd(LoadHalfAsF32<kT>(df, w3 + 2 * i), x0, a3);
     b0 = hn::MulAdd(LoadHalfAsF32<kT>(df, w0 + 2 * (i + N)), x1, b0);
-    b1 = hn::MulAdd(LoadHalfAsF32<kT>(df, w1 + 2 * (i + N)), x1, b1);
-    b2 = hn::MulAdd(LoadHalfAsF32<kT>(df, w2 + 2 * (i + N)), x1, b2);
-    b3 = hn::MulAdd(LoadHalfAsF32<kT>(df, w3 + 2 * (i + N)), x1, b3);
+    if constexpr (kR == 4) {
+      a1 = hn::MulAdd(LoadHalfAsF32<kT>(df, w1 + 2 * i), x0, a1);
+      a2 = hn::MulAdd(LoadHalfAsF32<kT>(df, w2 + 2 * i), x0, a2);
+      a3 = hn::MulAdd(LoadHalfAsF32<kT>(df, w3 + 2 * i), x0, a3);
+      b1 = hn::MulAdd(LoadHalfAsF32<kT>(df, w1 + 2 * (i + N)), x1, b1);
+      b2 = hn::MulAdd(LoadHalfAsF32<kT>(df, w2 + 2 * (i + N)), x1, b2);
+      b3 = hn::MulAdd(LoadHalfAsF32<kT>(df, w3 + 2 * (i + N)), x1, b3);
+    }
   }
   for (; i + N <= n; i += N) {
     const auto x0 = hn::LoadU(df, x + i);
     a0 = hn::MulAdd(LoadHalfAsF32<kT>(df, w0 + 2 * i), x0, a0);
-    a1 = hn::MulAdd(LoadHalfAsF32<kT>(df, w1 + 2 * i), x0, a1);
-    a2 = hn::MulAdd(LoadHalfAsF32<kT>(df, w2 + 2 * i), x0, a2);
-    a3 = hn::MulAdd(LoadHalfAsF32<kT>(df, w3 + 2 * i), x0, a3);
+    if constexpr (kR == 4) {
+      a1 = hn::MulAdd(LoadHalfAsF32<kT>(df, w1 + 2 * i), x0, a1);
+      a2 = hn::MulAdd(LoadHalfAsF32<kT>(df, w2 + 2 * i), x0, a2);
+      a3 = hn::MulAdd(LoadHalfAsF32<kT>(df, w3 + 2 * i), x0, a3);
+    }
   }
   out[0] = hn::GetLane(hn::SumOfLanes(df, hn::Add(a0, b0)));
-  out[1] = hn::GetLane(hn::SumOfLanes(df, hn::Add(a1, b1)));
-  out[2] = hn::GetLane(hn::SumOfLanes(df, hn::Add(a2, b2)));
-  out[3] = hn::GetLane(hn::SumOfLanes(df, hn::Add(a3, b3)));
+  if constexpr (kR == 4) {
+    out[1] = hn::GetLane(hn::SumOfLanes(df, hn::Add(a1, b1)));
+    out[2] = hn::GetLane(hn::SumOfLanes(df, hn::Add(a2, b2)));
+    out[3] = hn::GetLane(hn::SumOfLanes(df, hn::Add(a3, b3)));
+  }
   for (; i < n; ++i) {
     const uint8_t* ws[4] = {w0, w1, w2, w3};
-    for (int r = 0; r < 4; ++r) {
+    for (int r = 0; r < kR; ++r) {
       uint16_t h;
       hwy::CopyBytes<2>(ws[r] + 2 * i, &h);
       out[r] += (kT == DType::kF16 ? F16ToF32(h) : BF16ToF32(h)) * x[i];
@@ -329,13 +289,9 @@ void MatMulRowsHalf(const TensorView& w, const float* x, int64_t n_tokens, float
     for (int64_t t = 0; t < n_tokens; ++t) {
       const float* xt = x + t * static_cast<int64_t>(n);
       if (nr == 4) {
-        DotRows4Half<kT>(w.row(r), rb, xt, n, s);
+        DotRowsHalf<kT, 4>(w.row(r), rb, xt, n, s);
       } else {
-        for (int i = 0; i < nr; ++i) {  // the last 1-3 rows one at a time (row_bytes 0: the row four times)
-          float one[4];
-          DotRows4Half<kT>(w.row(r + i), 0, xt, n, one);
-          s[i] = one[0];
-        }
+        for (int i = 0; i < nr; ++i) DotRowsHalf<kT, 1>(w.row(r + i), rb, xt, n, s + i);  // the last 1-3 rows
       }
       for (int i = 0; i < nr; ++i) {
         float& dst = y[t * y_stride + r + i];
@@ -349,7 +305,7 @@ void MatMulRows(const TensorView& w, const float* x, int64_t n_tokens, float* y,
                 int64_t r0, int64_t r1) {
   if (n_tokens < 4 && w.type == DType::kBF16)
     return MatMulRowsHalf<DType::kBF16>(w, x, n_tokens, y, y_stride, accumulate, r0, r1);
-  if (n_tokens < 4 && w.type == DType::kF16 && kFusedF16) {
+  if (n_tokens < 4 && w.type == DType::kF16) {
     return MatMulRowsHalf<DType::kF16>(w, x, n_tokens, y, y_stride, accumulate, r0, r1);
   }
   const bool plain = w.type == DType::kF32 || w.type == DType::kF16 || w.type == DType::kBF16;

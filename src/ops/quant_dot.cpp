@@ -20,9 +20,11 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstring>
+#include <string>
 #include <type_traits>
 #include <vector>
 
+#include "ops/quant_dot_arm.h"
 #include "ops/quant_dot_internal.h"
 #include "tensor/half.h"
 #include "tensor/quant/blocks.h"
@@ -475,6 +477,10 @@ void QuantMatMulRowsX16Impl(const QuantActs& act, const uint8_t* w, size_t w_row
 #endif
 }
 
+const char* TargetNameImpl() {
+  return hwy::TargetName(HWY_TARGET);
+}
+
 }  // namespace HWY_NAMESPACE
 }  // namespace pocketlm
 HWY_AFTER_NAMESPACE();
@@ -486,6 +492,7 @@ HWY_EXPORT(QuantMatMulRowsImpl);
 HWY_EXPORT(PrepareQuantActsImpl);
 HWY_EXPORT(QuantMatMulRowsX16Impl);
 HWY_EXPORT(InterleavedIsFasterImpl);
+HWY_EXPORT(TargetNameImpl);
 
 bool HasQuantDot(DType wt) {
   switch (wt) {
@@ -518,6 +525,7 @@ void PrepareQuantActs(DType wt, const uint8_t* act, size_t act_row_bytes, int64_
 void QuantMatMulRows(const QuantActs& act, const uint8_t* w_rows, size_t w_row_bytes, float* y, int64_t y_stride,
                      bool accumulate, int64_t r0, int64_t r1) {
   if (!HasQuantDot(act.wt) || r1 <= r0 || act.n_tokens <= 0) return;
+  if (arm_dot::MatMulRows(act, w_rows, w_row_bytes, y, y_stride, accumulate, r0, r1)) return;
   HWY_DYNAMIC_DISPATCH(QuantMatMulRowsImpl)(act, w_rows, w_row_bytes, y, y_stride, accumulate, r0, r1);
 }
 
@@ -525,6 +533,13 @@ void QuantMatMulRowsInterleaved(const QuantActs& act, const uint8_t* w, size_t w
                                 int64_t y_stride, bool accumulate, int64_t r0, int64_t r1) {
   if (!quant::HasInterleavedLayout(act.wt) || r1 <= r0 || act.n_tokens <= 0) return;
   HWY_DYNAMIC_DISPATCH(QuantMatMulRowsX16Impl)(act, w, w_row_bytes, n_out, y, y_stride, accumulate, r0, r1);
+}
+
+std::string QuantKernelsName() {
+  std::string name = HWY_DYNAMIC_DISPATCH(TargetNameImpl)();
+  if (ActiveArmDotLevel() == ArmDotLevel::kDotProd) name += "+DOTPROD";
+  if (ActiveArmDotLevel() == ArmDotLevel::kI8mm) name += "+I8MM";
+  return name;
 }
 
 bool InterleavedIsFaster(DType t) {

@@ -14,6 +14,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "tensor/dtype.h"
@@ -75,6 +76,20 @@ bool InterleavedIsFaster(DType t);
 void QuantMatMulRows(DType wt, const uint8_t* w_rows, size_t w_row_bytes, int64_t n, const uint8_t* act,
                      size_t act_row_bytes, int64_t n_tokens, float* y, int64_t y_stride, bool accumulate, int64_t r0,
                      int64_t r1);
+
+// AArch64: the dot-product extensions the quantized kernels use (ops/quant_dot_arm.h; SDOT with dotprod, SMMLA with
+// i8mm), from the CPU's hwcaps; kNone on other CPUs, where the Highway kernels run.
+enum class ArmDotLevel { kNone = 0, kDotProd = 1, kI8mm = 2 };
+ArmDotLevel DetectedArmDotLevel();
+// The detected level capped by SetArmDotLevelCap.
+ArmDotLevel ActiveArmDotLevel();
+// Process-wide cap on the level used (default kI8mm: whatever the CPU has). kNone runs the Highway kernels, which
+// tests use to check both paths on one CPU.
+void SetArmDotLevelCap(ArmDotLevel cap);
+
+// The kernels QuantMatMulRows runs on this CPU, for reports: the Highway target Highway dispatches to, plus
+// "+DOTPROD" / "+I8MM" where the AArch64 kernels take over (e.g. "AVX3_DL", "NEON+I8MM").
+std::string QuantKernelsName();
 
 namespace reference {
 // Scalar dot product of one weight row with one activation row (n values), following ggml's

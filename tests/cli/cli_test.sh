@@ -80,7 +80,8 @@ plm run -m "$llama" -p "Once upon a time" -n 8 --lora "$golden/models/llama-tiny
 
 # --- bench --json ---
 if plm bench -m "$llama" -p 16 -n 4 -r 3 --json >"$work/bench.json" 2>/dev/null &&
-   grep -q '"prefill_tps": [0-9]' "$work/bench.json" && grep -q '"decode_tps": [0-9]' "$work/bench.json"; then
+   grep -q '"prefill_tps": [0-9]' "$work/bench.json" && grep -q '"decode_tps": [0-9]' "$work/bench.json" &&
+   grep -Eq '"kernels": "(SCALAR|EMU128|SSSE3|SSE4|AVX2|AVX3|AVX3_DL|AVX3_ZEN4|NEON|SVE|SVE2|SVE_256|SVE2_128)(\+DOTPROD|\+I8MM)?"' "$work/bench.json"; then
   echo "ok: bench --json"
 else fail "bench --json"; cat "$work/bench.json"; fi
 

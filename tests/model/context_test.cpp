@@ -89,12 +89,15 @@ TEST_P(ContextTest, ChunkingAndIncrementalDecodeGiveTheSameLogits) {
   // Chunks of fewer than 4 tokens take the matrix-vector kernels, larger ones the panel kernels: a different
   // summation order changes the last bits of the keys and values, and now and then that moves one across an f16
   // rounding boundary in the cache (an f16 step, ~5e-4 relative). Measured on these models: max 6e-4 of the logits'
-  // standard deviation (gemma2-tiny, 26 layers), 2.4e-5 (qwen2-tiny); 0 when only the thread count changes.
+  // standard deviation (gemma2-tiny, 26 layers), 2.4e-5 (qwen2-tiny).
   for (const auto& [chunk, threads, one_by_one] :
-       {std::tuple{5, 2, false}, std::tuple{64, 2, true}, std::tuple{64, 1, false}, std::tuple{3, 3, false}}) {
+       {std::tuple{5, 2, false}, std::tuple{64, 2, true}, std::tuple{3, 3, false}}) {
     EXPECT_LT(RelativeDiff(full, Run(toks, chunk, threads, one_by_one)).max, 3e-3)
         << "chunk " << chunk << " threads " << threads << (one_by_one ? " token by token" : "");
   }
+  // Threads split each product's rows at multiples of 16, and every output is computed the same way whichever
+  // thread takes it: the thread count alone changes nothing.
+  EXPECT_EQ(RelativeDiff(full, Run(toks, 64, 1, false)).max, 0.0) << "chunk 64, 1 thread";
 }
 
 TEST_P(ContextTest, RejectsOutOfRangeTokensAndOverlongInput) {

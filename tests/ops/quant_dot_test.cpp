@@ -57,8 +57,16 @@ struct Bytes {
 
 class QuantDotTargetTest : public ::testing::TestWithParam<int64_t> {
  protected:
-  void SetUp() override { hwy::SetSupportedTargetsForTest(GetParam()); }
-  void TearDown() override { hwy::SetSupportedTargetsForTest(0); }
+  // The AArch64 dotprod / i8mm kernels run ahead of Highway's when the CPU has them: off here, QuantDotArmTest
+  // covers them.
+  void SetUp() override {
+    hwy::SetSupportedTargetsForTest(GetParam());
+    SetArmDotLevelCap(ArmDotLevel::kNone);
+  }
+  void TearDown() override {
+    hwy::SetSupportedTargetsForTest(0);
+    SetArmDotLevelCap(ArmDotLevel::kI8mm);
+  }
 };
 
 std::string TargetNameOf(const ::testing::TestParamInfo<int64_t>& p) {
@@ -252,7 +260,7 @@ void RunAndCompare(Case& c, bool exact, const std::vector<float>& wdq, const std
   }
 }
 
-TEST_P(QuantDotTargetTest, ExactOnGridData) {
+void CheckExactOnGridData() {
   std::mt19937 rng(1);
   for (DType type : kTypes) {
     for (int64_t n : Sizes(type)) {
@@ -265,7 +273,7 @@ TEST_P(QuantDotTargetTest, ExactOnGridData) {
   }
 }
 
-TEST_P(QuantDotTargetTest, RandomDataWithinRoundingBound) {
+void CheckRandomDataWithinRoundingBound() {
   std::mt19937 rng(2);
   for (DType type : kTypes) {
     for (int64_t n : Sizes(type)) {
@@ -281,7 +289,7 @@ TEST_P(QuantDotTargetTest, RandomDataWithinRoundingBound) {
 
 // Prefill-sized token counts: QuantMatMulRows widens the activations of ~256 KiB of tokens at a time (84 tokens of
 // 1536 values, 100 of 1280), so these runs cross token-block boundaries and end with a partial group of 4.
-TEST_P(QuantDotTargetTest, ManyTokensExactOnGridData) {
+void CheckManyTokensExactOnGridData() {
   std::mt19937 rng(5);
   for (DType type : {DType::kQ8_0, DType::kQ4_0, DType::kQ4_K, DType::kQ6_K, DType::kIQ4_XS}) {
     for (auto [n, n_tokens] : {std::pair<int64_t, int64_t>{1536, 90}, {1280, 103}}) {
@@ -296,7 +304,7 @@ TEST_P(QuantDotTargetTest, ManyTokensExactOnGridData) {
 // per-row scales gathered 8 blocks at a time; from 8 tokens on, panels of 32 (AVX-512) or 8 (AVX2) rows packed
 // 4 rows at a time. 37 rows and 11 blocks leave remainders of each, and the token counts include partial token
 // groups of both paths.
-TEST_P(QuantDotTargetTest, ManyRowsExactOnGridData) {
+void CheckManyRowsExactOnGridData() {
   std::mt19937 rng(6);
   for (DType type : {DType::kQ4_0, DType::kQ4_1, DType::kQ5_0, DType::kQ5_1, DType::kQ8_0, DType::kIQ4_NL}) {
     for (int64_t n_tokens : {1, 4, 6, 9, 21}) {
@@ -305,8 +313,9 @@ TEST_P(QuantDotTargetTest, ManyRowsExactOnGridData) {
       RunAndCompare(c, true, {}, {}, rng);
     }
   }
-  // The k-quant panels (q4_K: 8 groups of 32 per super-block with mins, q6_K: 16 groups of 16 with offset 32).
-  for (DType type : {DType::kQ4_K, DType::kQ6_K}) {
+  // The k-quant panels (q4_K: 8 groups of 32 per super-block with mins, q6_K: 16 groups of 16 with offset 32), and
+  // the k-quants of the AArch64 SDOT kernels (q5_K too).
+  for (DType type : {DType::kQ4_K, DType::kQ6_K, DType::kQ5_K}) {
     for (int64_t n_tokens : {9, 30}) {
       Case c(type, 768, 37, n_tokens);
       FillGrid(c, rng);
@@ -314,6 +323,55 @@ TEST_P(QuantDotTargetTest, ManyRowsExactOnGridData) {
     }
   }
 }
+
+TEST_P(QuantDotTargetTest, ExactOnGridData) {
+  CheckExactOnGridData();
+}
+TEST_P(QuantDotTargetTest, RandomDataWithinRoundingBound) {
+  CheckRandomDataWithinRoundingBound();
+}
+TEST_P(QuantDotTargetTest, ManyTokensExactOnGridData) {
+  CheckManyTokensExactOnGridData();
+}
+TEST_P(QuantDotTargetTest, ManyRowsExactOnGridData) {
+  CheckManyRowsExactOnGridData();
+}
+
+// The AArch64 kernels (ops/quant_dot_arm.h) at each level this CPU has: SDOT alone, then SDOT + SMMLA (pairs of rows
+// x pairs of tokens, from 2 tokens on). None on other CPUs.
+class QuantDotArmTest : public ::testing::TestWithParam<ArmDotLevel> {
+ protected:
+  void SetUp() override { SetArmDotLevelCap(GetParam()); }
+  void TearDown() override { SetArmDotLevelCap(ArmDotLevel::kI8mm); }
+};
+
+std::vector<ArmDotLevel> ArmLevels() {
+  std::vector<ArmDotLevel> levels;
+  for (ArmDotLevel l : {ArmDotLevel::kDotProd, ArmDotLevel::kI8mm}) {
+    if (DetectedArmDotLevel() >= l) levels.push_back(l);
+  }
+  return levels;
+}
+
+TEST_P(QuantDotArmTest, ExactOnGridData) {
+  ASSERT_EQ(ActiveArmDotLevel(), GetParam());
+  CheckExactOnGridData();
+}
+TEST_P(QuantDotArmTest, RandomDataWithinRoundingBound) {
+  CheckRandomDataWithinRoundingBound();
+}
+TEST_P(QuantDotArmTest, ManyTokensExactOnGridData) {
+  CheckManyTokensExactOnGridData();
+}
+TEST_P(QuantDotArmTest, ManyRowsExactOnGridData) {
+  CheckManyRowsExactOnGridData();
+}
+
+INSTANTIATE_TEST_SUITE_P(quant_dot, QuantDotArmTest, ::testing::ValuesIn(ArmLevels()),
+                         [](const ::testing::TestParamInfo<ArmDotLevel>& p) {
+                           return std::string(p.param == ArmDotLevel::kI8mm ? "I8MM" : "DOTPROD");
+                         });
+GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(QuantDotArmTest);
 
 // q4_0 / q5_0 / q8_0 / q4_K / q6_K rows interleaved 16 at a time (the decode kernels' layout, made at model load on
 // AVX-512 CPUs): 16, 37 and 70 rows (whole units, then plain tail rows), decode (1, 2, 5 tokens) and panel (9, 21)

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdio>
 
+#include "ops/quant_dot.h"
 #include "options.h"
 
 namespace pocketlm::cli {
@@ -62,6 +63,7 @@ int BenchCommand(const ModelOptions& m, int n_prompt, int n_gen, int reps, bool 
   const unsigned long long rss = PeakRssBytes(), file = FileBytes(m.model_path);
   const auto kv = static_cast<unsigned long long>(lm->ctx->kv_cache_bytes());
   const unsigned long long budget = file + kv + (64ull << 20);
+  const std::string kernels = QuantKernelsName();
   if (json) {
     std::string path;  // escaped for a JSON string
     for (char c : m.model_path) {
@@ -71,15 +73,16 @@ int BenchCommand(const ModelOptions& m, int n_prompt, int n_gen, int reps, bool 
     std::printf(
         "{\"model\": \"%s\", \"threads\": %d, \"n_prompt\": %d, \"n_gen\": %d, \"reps\": %d, "
         "\"prefill_tps\": %.3f, \"decode_tps\": %.3f, \"decode_weight_bytes\": %llu, \"peak_rss_bytes\": %llu, "
-        "\"file_bytes\": %llu, \"kv_cache_bytes\": %llu}\n",
-        path.c_str(), m.threads, n_prompt, n_gen, reps, p, d, weight_bytes, rss, file, kv);
+        "\"file_bytes\": %llu, \"kv_cache_bytes\": %llu, \"kernels\": \"%s\"}\n",
+        path.c_str(), m.threads, n_prompt, n_gen, reps, p, d, weight_bytes, rss, file, kv, kernels.c_str());
   } else {
     std::printf(
-        "%s, %d threads: prefill %d tokens: %.1f tokens/s | decode %d tokens: %.1f tokens/s (median of %d); "
+        "%s, %d threads, %s kernels: prefill %d tokens: %.1f tokens/s | decode %d tokens: %.1f tokens/s (median of "
+        "%d); "
         "%.1f MB of weights per decoded token\n"
         "peak resident memory %.1f MiB (file %.1f MiB + KV cache %.1f MiB + 64 MiB = %.1f MiB: %s)\n",
-        m.model_path.c_str(), m.threads, n_prompt, p, n_gen, d, reps, weight_bytes / 1e6, rss / 1048576.0,
-        file / 1048576.0, kv / 1048576.0, budget / 1048576.0, rss <= budget ? "within" : "OVER");
+        m.model_path.c_str(), m.threads, kernels.c_str(), n_prompt, p, n_gen, d, reps, weight_bytes / 1e6,
+        rss / 1048576.0, file / 1048576.0, kv / 1048576.0, budget / 1048576.0, rss <= budget ? "within" : "OVER");
   }
   return 0;
 }
