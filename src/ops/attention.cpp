@@ -48,27 +48,88 @@ void F32ToF16Row(const float* HWY_RESTRICT src, size_t n, uint16_t* HWY_RESTRICT
   for (; i < n; ++i) dst[i] = F32ToF16(src[i]);
 }
 
-// sum_d a[d] * b[d], n = head_dim, b in f16: two independent accumulators, scalar tail.
-float DotF16(const float* HWY_RESTRICT a, const uint16_t* HWY_RESTRICT b, size_t n) {
+// Keys and values as the kernels read them: f16 from the cache, or f32 rows converted once for a GQA group's heads.
+template <class DF>
+HWY_INLINE hn::Vec<DF> LoadAsF32(DF df, const uint16_t* HWY_RESTRICT p) {
+  return LoadF16AsF32(df, p);
+}
+template <class DF>
+HWY_INLINE hn::Vec<DF> LoadAsF32(DF df, const float* HWY_RESTRICT p) {
+  return hn::LoadU(df, p);
+}
+inline float ToF32(uint16_t h) {
+  return F16ToF32(h);
+}
+inline float ToF32(float f) {
+  return f;
+}
+
+// sum_d a[d] * b[d], n = head_dim: two independent accumulators, scalar tail.
+template <class T>
+float DotKV(const float* HWY_RESTRICT a, const T* HWY_RESTRICT b, size_t n) {
   const hn::ScalableTag<float> df;
   const size_t N = hn::Lanes(df);
   auto s0 = hn::Zero(df), s1 = hn::Zero(df);
   size_t i = 0;
   for (; i + 2 * N <= n; i += 2 * N) {
-    s0 = hn::MulAdd(hn::LoadU(df, a + i), LoadF16AsF32(df, b + i), s0);
-    s1 = hn::MulAdd(hn::LoadU(df, a + i + N), LoadF16AsF32(df, b + i + N), s1);
+    s0 = hn::MulAdd(hn::LoadU(df, a + i), LoadAsF32(df, b + i), s0);
+    s1 = hn::MulAdd(hn::LoadU(df, a + i + N), LoadAsF32(df, b + i + N), s1);
   }
-  for (; i + N <= n; i += N) s0 = hn::MulAdd(hn::LoadU(df, a + i), LoadF16AsF32(df, b + i), s0);
+  for (; i + N <= n; i += N) s0 = hn::MulAdd(hn::LoadU(df, a + i), LoadAsF32(df, b + i), s0);
   float s = hn::GetLane(hn::SumOfLanes(df, hn::Add(s0, s1)));
-  for (; i < n; ++i) s += a[i] * F16ToF32(b[i]);
+  for (; i < n; ++i) s += a[i] * ToF32(b[i]);
   return s;
+}
+
+#if HWY_TARGET != HWY_SCALAR && !HWY_HAVE_SCALABLE
+// v[0 .. kN) -> one vector whose lane i is the sum of v[i]'s lanes (kN = the lanes of a vector). Each level adds
+// adjacent lanes of two vectors into one (even + odd lanes: the pairs of v[2i] in the lower half, of v[2i + 1] in the
+// upper), so kN vectors take kN - 1 adds and 2 (kN - 1) shuffles, where a full horizontal sum per vector takes
+// log2(kN) of each and an extract.
+template <class DF>
+HWY_INLINE hn::Vec<DF> SumLanesOfEach(DF df, hn::Vec<DF>* v) {
+  for (size_t width = hn::MaxLanes(df); width > 1; width /= 2) {
+    for (size_t i = 0; i < width / 2; ++i) {
+      v[i] = hn::Add(hn::ConcatEven(df, v[2 * i + 1], v[2 * i]), hn::ConcatOdd(df, v[2 * i + 1], v[2 * i]));
+    }
+  }
+  return v[0];
+}
+#endif
+
+// s[j] = scale * dot(q, k_j) for j in [0, count), k_j = k + j * k_stride, n = head_dim. Keys in groups of
+// as many as a vector has lanes, whose dot products are reduced together (SumLanesOfEach): one horizontal sum per
+// key made decode attention compute-bound (~32 GFLOP/s). Scalable (SVE) vectors cannot be array elements and take
+// DotKV per key.
+template <class T>
+void Scores(const float* HWY_RESTRICT q, const T* HWY_RESTRICT k, int64_t k_stride, int64_t count, size_t n,
+            float scale, float* HWY_RESTRICT s) {
+  int64_t j = 0;
+#if HWY_TARGET != HWY_SCALAR && !HWY_HAVE_SCALABLE
+  const hn::ScalableTag<float> df;
+  constexpr size_t kN = hn::MaxLanes(df);
+  if (n % kN == 0) {
+    for (; j + static_cast<int64_t>(kN) <= count; j += static_cast<int64_t>(kN)) {
+      hn::Vec<decltype(df)> v[kN];
+      for (size_t i = 0; i < kN; ++i) {
+        const T* kj = k + (j + static_cast<int64_t>(i)) * k_stride;
+        auto a = hn::Mul(hn::LoadU(df, q), LoadAsF32(df, kj));
+        for (size_t d = kN; d < n; d += kN) a = hn::MulAdd(hn::LoadU(df, q + d), LoadAsF32(df, kj + d), a);
+        v[i] = a;
+      }
+      hn::StoreU(hn::Mul(SumLanesOfEach(df, v), hn::Set(df, scale)), df, s + j);
+    }
+  }
+#endif
+  for (; j < count; ++j) s[j] = DotKV(q, k + j * k_stride, n) * scale;
 }
 
 // out[d] (+)= sum_j w[j] * v_j[d] for d < n, v_j = v + j * v_stride, j in [0, count) (accumulate: added to out).
 // Slices of up to 4 vectors of the output stay in registers over all j (accumulating through memory was a load
 // and a store per vector and key).
-void WeightedSum(const float* HWY_RESTRICT w, const uint16_t* HWY_RESTRICT v, int64_t v_stride, int64_t count, size_t n,
-                 bool accumulate, float* HWY_RESTRICT out) {
+template <class T>
+void WeightedSumT(const float* HWY_RESTRICT w, const T* HWY_RESTRICT v, int64_t v_stride, int64_t count, size_t n,
+                  bool accumulate, float* HWY_RESTRICT out) {
   const hn::ScalableTag<float> df;
   const size_t N = hn::Lanes(df);
   const auto start = [&](size_t d) { return accumulate ? hn::LoadU(df, out + d) : hn::Zero(df); };
@@ -79,25 +140,25 @@ void WeightedSum(const float* HWY_RESTRICT w, const uint16_t* HWY_RESTRICT v, in
     auto b0 = hn::Zero(df), b1 = hn::Zero(df), b2 = hn::Zero(df), b3 = hn::Zero(df);
     int64_t j = 0;
     for (; j + 2 <= count; j += 2) {
-      const uint16_t* vj = v + j * v_stride + d;
-      const uint16_t* vk = vj + v_stride;
+      const T* vj = v + j * v_stride + d;
+      const T* vk = vj + v_stride;
       const auto wj = hn::Set(df, w[j]), wk = hn::Set(df, w[j + 1]);
-      a0 = hn::MulAdd(wj, LoadF16AsF32(df, vj), a0);
-      a1 = hn::MulAdd(wj, LoadF16AsF32(df, vj + N), a1);
-      a2 = hn::MulAdd(wj, LoadF16AsF32(df, vj + 2 * N), a2);
-      a3 = hn::MulAdd(wj, LoadF16AsF32(df, vj + 3 * N), a3);
-      b0 = hn::MulAdd(wk, LoadF16AsF32(df, vk), b0);
-      b1 = hn::MulAdd(wk, LoadF16AsF32(df, vk + N), b1);
-      b2 = hn::MulAdd(wk, LoadF16AsF32(df, vk + 2 * N), b2);
-      b3 = hn::MulAdd(wk, LoadF16AsF32(df, vk + 3 * N), b3);
+      a0 = hn::MulAdd(wj, LoadAsF32(df, vj), a0);
+      a1 = hn::MulAdd(wj, LoadAsF32(df, vj + N), a1);
+      a2 = hn::MulAdd(wj, LoadAsF32(df, vj + 2 * N), a2);
+      a3 = hn::MulAdd(wj, LoadAsF32(df, vj + 3 * N), a3);
+      b0 = hn::MulAdd(wk, LoadAsF32(df, vk), b0);
+      b1 = hn::MulAdd(wk, LoadAsF32(df, vk + N), b1);
+      b2 = hn::MulAdd(wk, LoadAsF32(df, vk + 2 * N), b2);
+      b3 = hn::MulAdd(wk, LoadAsF32(df, vk + 3 * N), b3);
     }
     if (j < count) {
-      const uint16_t* vj = v + j * v_stride + d;
+      const T* vj = v + j * v_stride + d;
       const auto wj = hn::Set(df, w[j]);
-      a0 = hn::MulAdd(wj, LoadF16AsF32(df, vj), a0);
-      a1 = hn::MulAdd(wj, LoadF16AsF32(df, vj + N), a1);
-      a2 = hn::MulAdd(wj, LoadF16AsF32(df, vj + 2 * N), a2);
-      a3 = hn::MulAdd(wj, LoadF16AsF32(df, vj + 3 * N), a3);
+      a0 = hn::MulAdd(wj, LoadAsF32(df, vj), a0);
+      a1 = hn::MulAdd(wj, LoadAsF32(df, vj + N), a1);
+      a2 = hn::MulAdd(wj, LoadAsF32(df, vj + 2 * N), a2);
+      a3 = hn::MulAdd(wj, LoadAsF32(df, vj + 3 * N), a3);
     }
     hn::StoreU(hn::Add(a0, b0), df, out + d);
     hn::StoreU(hn::Add(a1, b1), df, out + d + N);
@@ -106,14 +167,19 @@ void WeightedSum(const float* HWY_RESTRICT w, const uint16_t* HWY_RESTRICT v, in
   }
   for (; d + N <= n; d += N) {
     auto a = start(d);
-    for (int64_t j = 0; j < count; ++j) a = hn::MulAdd(hn::Set(df, w[j]), LoadF16AsF32(df, v + j * v_stride + d), a);
+    for (int64_t j = 0; j < count; ++j) a = hn::MulAdd(hn::Set(df, w[j]), LoadAsF32(df, v + j * v_stride + d), a);
     hn::StoreU(a, df, out + d);
   }
   for (; d < n; ++d) {
     float a = accumulate ? out[d] : 0.0f;
-    for (int64_t j = 0; j < count; ++j) a += w[j] * F16ToF32(v[j * v_stride + d]);
+    for (int64_t j = 0; j < count; ++j) a += w[j] * ToF32(v[j * v_stride + d]);
     out[d] = a;
   }
+}
+
+void WeightedSum(const float* HWY_RESTRICT w, const uint16_t* HWY_RESTRICT v, int64_t v_stride, int64_t count, size_t n,
+                 bool accumulate, float* HWY_RESTRICT out) {
+  WeightedSumT(w, v, v_stride, count, n, accumulate, out);
 }
 
 // Keys per chunk in AttentionItems: a chunk of keys (or values) read from L2 for the first head of a group is still
@@ -132,6 +198,9 @@ void AttentionItems(const AttentionParams& p, const float* q, int64_t pos0, cons
   const int64_t q_stride = static_cast<int64_t>(p.n_head) * hd;
   const int64_t last = pos0 + static_cast<int64_t>((end - 1) / static_cast<size_t>(p.n_head));
   std::vector<float> scores(static_cast<size_t>(group * (last + 1)));  // (heads of the run, positions)
+  thread_local std::vector<float> chunk_store;  // (kKeyChunk, hd): a chunk of keys or values in f32
+  chunk_store.resize(static_cast<size_t>(kKeyChunk * hd));
+  float* chunk = chunk_store.data();
   for (size_t item = begin; item < end;) {
     const int64_t t = static_cast<int64_t>(item) / p.n_head;
     const int h0 = static_cast<int>(static_cast<int64_t>(item) % p.n_head);
@@ -143,15 +212,25 @@ void AttentionItems(const AttentionParams& p, const float* q, int64_t pos0, cons
     const int64_t n_keys = pos - first + 1;
     const uint16_t* k_head = k_cache + first * kv_stride + static_cast<int64_t>(kvh) * hd;
     const uint16_t* v_head = v_cache + first * kv_stride + static_cast<int64_t>(kvh) * hd;
+    // A run of several heads converts each chunk of keys (values) to f32 once for all of them: the f16 conversion
+    // per head and key shared the shuffle port with the score reduction.
+    const bool shared = h1 - h0 > 1;
+    const size_t row = static_cast<size_t>(hd);
     for (int64_t j0 = 0; j0 < n_keys; j0 += kKeyChunk) {
       const int64_t j1 = std::min(n_keys, j0 + kKeyChunk);
+      if (shared) {
+        for (int64_t j = j0; j < j1; ++j) F16ToF32Row(k_head + j * kv_stride, row, chunk + (j - j0) * hd);
+      }
       for (int h = h0; h < h1; ++h) {
         const float* qh = q + t * q_stride + static_cast<int64_t>(h) * hd;
         float* s = scores.data() + static_cast<size_t>(h - h0) * static_cast<size_t>(n_keys);
-        for (int64_t j = j0; j < j1; ++j) {
-          float x = DotF16(qh, k_head + j * kv_stride, static_cast<size_t>(hd)) * p.scale;
-          if (p.softcap > 0) x = p.softcap * std::tanh(x / p.softcap);
-          s[j] = x;
+        if (shared) {
+          Scores(qh, chunk, hd, j1 - j0, row, p.scale, s + j0);
+        } else {
+          Scores(qh, k_head + j0 * kv_stride, kv_stride, j1 - j0, row, p.scale, s + j0);
+        }
+        if (p.softcap > 0) {
+          for (int64_t j = j0; j < j1; ++j) s[j] = p.softcap * std::tanh(s[j] / p.softcap);
         }
       }
     }
@@ -159,10 +238,17 @@ void AttentionItems(const AttentionParams& p, const float* q, int64_t pos0, cons
       Softmax(scores.data() + static_cast<size_t>(h - h0) * static_cast<size_t>(n_keys), n_keys);
     for (int64_t j0 = 0; j0 < n_keys; j0 += kKeyChunk) {
       const int64_t j1 = std::min(n_keys, j0 + kKeyChunk);
+      if (shared) {
+        for (int64_t j = j0; j < j1; ++j) F16ToF32Row(v_head + j * kv_stride, row, chunk + (j - j0) * hd);
+      }
       for (int h = h0; h < h1; ++h) {
-        WeightedSum(scores.data() + static_cast<size_t>(h - h0) * static_cast<size_t>(n_keys) + j0,
-                    v_head + j0 * kv_stride, kv_stride, j1 - j0, static_cast<size_t>(hd), /*accumulate=*/j0 > 0,
-                    out + t * q_stride + static_cast<int64_t>(h) * hd);
+        const float* w = scores.data() + static_cast<size_t>(h - h0) * static_cast<size_t>(n_keys) + j0;
+        float* o = out + t * q_stride + static_cast<int64_t>(h) * hd;
+        if (shared) {
+          WeightedSumT(w, chunk, hd, j1 - j0, row, /*accumulate=*/j0 > 0, o);
+        } else {
+          WeightedSumT(w, v_head + j0 * kv_stride, kv_stride, j1 - j0, row, /*accumulate=*/j0 > 0, o);
+        }
       }
     }
     item += static_cast<size_t>(h1 - h0);

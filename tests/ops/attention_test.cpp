@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <random>
+#include <utility>
 #include <vector>
 
 #include "tensor/half.h"
@@ -183,6 +184,40 @@ TEST_P(AttentionTargetTest, MatchesNaiveOnEveryTarget) {
       AttentionForward(p, q.data(), n_tokens, pos0, k.h.data(), v.h.data(), kv_stride, out.data(), &pool);
       for (size_t i = 0; i < out.size(); ++i) {
         ASSERT_NEAR(out[i], want[i], 2e-5) << "head_dim " << hd << " n_tokens " << n_tokens << " i " << i;
+      }
+    }
+  }
+}
+
+// Decoding over a longer cache: the keys in chunks of 64, each chunk's scores in groups of as many keys as a vector
+// has lanes (their dot products reduced together) plus a tail; GQA runs share one f32 copy of each chunk, single
+// heads (MHA, or a thread's share ending inside a group) read the f16 cache directly. Head sizes of 1, 4 and
+// 0.8 vectors of 16 lanes.
+TEST_P(AttentionTargetTest, DecodeOverLongCacheMatchesNaive) {
+  for (int hd : {16, 64, 13}) {
+    for (auto [n_head, n_head_kv] : {std::pair{6, 2}, std::pair{3, 3}}) {
+      AttentionParams p;
+      p.n_head = n_head;
+      p.n_head_kv = n_head_kv;
+      p.head_dim = hd;
+      p.scale = 1.0f / std::sqrt(static_cast<float>(hd));
+      for (const int64_t n_tokens : {1, 2}) {
+        const int64_t pos0 = 150;
+        const int64_t kv_stride = p.n_head_kv * hd + 1;
+        const int64_t n_pos = pos0 + n_tokens;
+        const auto q = RandomVec(static_cast<size_t>(n_tokens * p.n_head * hd), 12, 2.0f);
+        const auto k = RandomCache(static_cast<size_t>(n_pos * kv_stride), 13, 2.0f);
+        const auto v = RandomCache(static_cast<size_t>(n_pos * kv_stride), 14, 1.0f);
+        const auto want = NaiveAttention(p, q, n_tokens, pos0, k.f, v.f, kv_stride);
+        ThreadPool pool(2);
+        for (ThreadPool* tp : {static_cast<ThreadPool*>(nullptr), &pool}) {
+          std::vector<float> out(want.size(), NAN);
+          AttentionForward(p, q.data(), n_tokens, pos0, k.h.data(), v.h.data(), kv_stride, out.data(), tp);
+          for (size_t i = 0; i < out.size(); ++i) {
+            ASSERT_NEAR(out[i], want[i], 2e-5) << "head_dim " << hd << " heads " << n_head << "/" << n_head_kv
+                                               << " n_tokens " << n_tokens << " i " << i;
+          }
+        }
       }
     }
   }
