@@ -13,6 +13,7 @@
 // per chunk; measured 1.2x (q4_K) and 2x (q6_K) faster for one token), and the 32-value-block types (q4_0, q4_1,
 // q5_0, q5_1, q8_0, iq4_nl) its tiled path (4 rows x up to 4 tokens per pass, vpmaddubsw or AVX512-VNNI vpdpbusd;
 // the int16 path was compute-bound for decode). The HWY_SCALAR target (one lane) runs the scalar reference.
+// On AArch64 with dotprod, QuantMatMulRows first offers the product to the SDOT / SMMLA kernels (quant_dot_arm.h).
 
 // AVX3_DL (AVX512-VNNI) is compiled in every Highway file (HWY_WANT_AVX3_DL, top-level CMakeLists.txt).
 #include "ops/quant_dot.h"

@@ -5,7 +5,8 @@
 // Activation types (GetQuantTraits(w).vec_dot_type): Q8_0 blocks of 32 for q4_0, q5_0, q8_0 and iq4_nl; Q8_1 for
 // q4_1 and q5_1 (its `s` field carries the min term); Q8_K blocks of 256 for the k-quants and iq4_xs.
 //
-// SIMD code is written once with Highway and picked at run time once per QuantMatMulRows call. Per weight block the
+// SIMD code is written once with Highway and picked at run time once per QuantMatMulRows call; on AArch64 CPUs with
+// the dotprod / i8mm extensions, kernels written with their intrinsics (quant_dot_arm.h) go first. Per weight block the
 // integer sum over the block is exact (the same integer ggml computes); only the float scaling and accumulation
 // order differ from the scalar reference, by rounding.
 //

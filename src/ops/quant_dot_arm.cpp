@@ -13,11 +13,12 @@
 #include <atomic>
 #include <cstring>
 
-#if defined(__aarch64__)
+#include "ops/quant_dot_arm_common.h"
+
+#if PLM_ARM_DOT_KERNELS
 #include <arm_neon.h>
 #include <sys/auxv.h>
 
-#include "ops/quant_dot_arm_common.h"
 #include "tensor/quant/blocks.h"
 #include "tensor/quant/quant.h"
 #endif
@@ -28,7 +29,7 @@ namespace {
 std::atomic<int> g_level_cap{static_cast<int>(ArmDotLevel::kI8mm)};
 
 ArmDotLevel DetectLevel() {
-#if defined(__aarch64__)
+#if PLM_ARM_DOT_KERNELS
   // Linux hwcap bits (arch/arm64/include/uapi/asm/hwcap.h), spelled out for older libc headers.
   constexpr unsigned long kHwcapAsimdDp = 1ul << 20, kHwcap2I8mm = 1ul << 13;
   if ((getauxval(AT_HWCAP) & kHwcapAsimdDp) == 0) return ArmDotLevel::kNone;
@@ -71,7 +72,7 @@ bool Handles(DType wt) {
   }
 }
 
-#if !defined(__aarch64__)
+#if !PLM_ARM_DOT_KERNELS
 bool MatMulRows(const QuantActs&, const uint8_t*, size_t, float*, int64_t, bool, int64_t, int64_t) {
   return false;
 }
@@ -244,7 +245,7 @@ bool MatMulRows(const QuantActs& act, const uint8_t* w_rows, size_t w_row_bytes,
   return true;
 }
 
-#endif  // __aarch64__
+#endif  // PLM_ARM_DOT_KERNELS
 
 }  // namespace arm_dot
 }  // namespace pocketlm

@@ -4,7 +4,15 @@
 // AArch64 CPU); only the kernels, marked PLM_DOTPROD / PLM_I8MM, need the extensions. Internal to src/ops.
 #pragma once
 
-#if defined(__aarch64__)
+// GCC on Linux: the target attributes below are GCC's spelling (clang 14 ignores them and then lacks the intrinsics),
+// and the hwcaps come from getauxval. Elsewhere the Highway kernels run.
+#if defined(__aarch64__) && defined(__linux__) && defined(__GNUC__) && !defined(__clang__)
+#define PLM_ARM_DOT_KERNELS 1
+#else
+#define PLM_ARM_DOT_KERNELS 0
+#endif
+
+#if PLM_ARM_DOT_KERNELS
 #include <arm_neon.h>
 
 #include <cstddef>
@@ -21,8 +29,9 @@
 
 namespace pocketlm::arm_dot {
 
-// An f16 block scale as f32 by the FP unit's own conversion (FCVT, every AArch64 CPU): exact for every encoding,
-// and three instructions where the portable bit manipulation of quant_dot_internal::LoadF16 took about ten.
+// An f16 block scale as f32 by the FP unit's own conversion (FCVT, every AArch64 CPU): exact for every finite value
+// and infinity (a signalling NaN comes out quiet), three instructions where the portable bit manipulation of
+// quant_dot_internal::LoadF16 took about ten.
 inline float LoadF16(const uint8_t* p) {
   __fp16 h;
   std::memcpy(&h, p, 2);
@@ -38,8 +47,8 @@ struct Acts {
   const int8_t* Qs(size_t t, size_t b) const {
     return reinterpret_cast<const int8_t*>(rows + t * row_bytes + b * block_bytes + qs_offset);
   }
-  const int16_t* Bsums(size_t t, size_t b) const {  // Q8_K only
-    return reinterpret_cast<const int16_t*>(rows + t * row_bytes + b * block_bytes + offsetof(quant::BlockQ8_K, bsums));
+  const uint8_t* Bsums(size_t t, size_t b) const {  // Q8_K only: 16 int16, at any byte address
+    return rows + t * row_bytes + b * block_bytes + offsetof(quant::BlockQ8_K, bsums);
   }
   float D(size_t t, size_t b) const { return d[t * nb + b]; }
   float S(size_t t, size_t b) const { return s[t * nb + b]; }

@@ -5,13 +5,14 @@
 #include <cstddef>
 #include <cstdint>
 
-#if defined(__aarch64__)
+#include "ops/quant_dot_arm_common.h"
+
+#if PLM_ARM_DOT_KERNELS
 #include <arm_neon.h>
 
 #include <algorithm>
 #include <type_traits>
 
-#include "ops/quant_dot_arm_common.h"
 #include "ops/quant_dot_internal.h"
 #include "tensor/quant/blocks.h"
 
@@ -22,8 +23,8 @@ namespace qd = quant_dot_internal;
 // ---- k-quants, SDOT: one row x kT tokens --------------------------------------------------------------------------
 
 // sum_j mins[j] * (bsums[2j] + bsums[2j + 1]): the min term of Q4_K / Q5_K per super-block.
-inline int32_t MinTerm(const uint8_t* mins, const int16_t* bsums) {
-  const int16x8_t pairs = vpaddq_s16(vld1q_s16(bsums), vld1q_s16(bsums + 8));
+inline int32_t MinTerm(const uint8_t* mins, const uint8_t* bsums) {
+  const int16x8_t pairs = vpaddq_s16(vreinterpretq_s16_u8(vld1q_u8(bsums)), vreinterpretq_s16_u8(vld1q_u8(bsums + 16)));
   const int16x8_t m = vreinterpretq_s16_u16(vmovl_u8(vld1_u8(mins)));
   return vaddvq_s32(vaddq_s32(vmull_s16(vget_low_s16(pairs), vget_low_s16(m)), vmull_high_s16(pairs, m)));
 }
@@ -145,15 +146,15 @@ PLM_I8MM void MmlaQ45K(const uint8_t* w, size_t w_row_bytes, const Acts& a, size
       isum = vmlaq_s32(isum, Mmla32(v0, v1, ya + 32 * j, yb + 32 * j), TileScales(sc0[j], sc1[j]));
     }
     const float d0 = LoadF16(b0 + offsetof(B, d)), d1 = LoadF16(b1 + offsetof(B, d));
-    const float m0 = LoadF16(b0 + offsetof(B, dmin)), m1 = LoadF16(b1 + offsetof(B, dmin));
+    const float dmin0 = LoadF16(b0 + offsetof(B, dmin)), dmin1 = LoadF16(b1 + offsetof(B, dmin));
     const float da = a.D(t0, b), db = a.D(t0 + 1, b);
     acc = vfmaq_f32(acc, vcvtq_f32_s32(isum), TileD(d0, d1, da, db));
-    const int16_t* bsa = a.Bsums(t0, b);
-    const int16_t* bsb = a.Bsums(t0 + 1, b);
-    mins[0] -= m0 * da * static_cast<float>(MinTerm(mn0, bsa));
-    mins[1] -= m0 * db * static_cast<float>(MinTerm(mn0, bsb));
-    mins[2] -= m1 * da * static_cast<float>(MinTerm(mn1, bsa));
-    mins[3] -= m1 * db * static_cast<float>(MinTerm(mn1, bsb));
+    const uint8_t* bsa = a.Bsums(t0, b);
+    const uint8_t* bsb = a.Bsums(t0 + 1, b);
+    mins[0] -= dmin0 * da * static_cast<float>(MinTerm(mn0, bsa));
+    mins[1] -= dmin0 * db * static_cast<float>(MinTerm(mn0, bsb));
+    mins[2] -= dmin1 * da * static_cast<float>(MinTerm(mn1, bsa));
+    mins[3] -= dmin1 * db * static_cast<float>(MinTerm(mn1, bsb));
   }
   float lanes[4];
   vst1q_f32(lanes, acc);
@@ -237,4 +238,4 @@ void MatMulKQuants(DType wt, const uint8_t* w_rows, size_t w_row_bytes, const Ac
 }
 
 }  // namespace pocketlm::arm_dot
-#endif  // __aarch64__
+#endif  // PLM_ARM_DOT_KERNELS

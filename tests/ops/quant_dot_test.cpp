@@ -284,6 +284,14 @@ void CheckRandomDataWithinRoundingBound() {
         RunAndCompare(c, false, wdq, adq, rng);
       }
     }
+    // Grid data has the same scales in every block, so only data like this shows a scale taken from the wrong row,
+    // token or block; 37 rows cross the kernels' tiles of 16 rows (and of 2 and 4 rows) with remainders.
+    for (int64_t n_tokens : {1, 6, 9}) {
+      Case c(type, Sizes(type)[1], 37, n_tokens);
+      std::vector<float> wdq, adq;
+      FillRandom(c, rng, &wdq, &adq);
+      RunAndCompare(c, false, wdq, adq, rng);
+    }
   }
 }
 
