@@ -119,15 +119,7 @@ HWY_INLINE void Dot(const uint8_t* w, const Acts& a, size_t t0, float* out) {
   if constexpr (!kU8) DotTokens<Dec, kT>(w, a, t0, out);
 }
 
-struct Out {
-  float* y;
-  int64_t y_stride;
-  bool accumulate;
-  void Store(int64_t t, int64_t r, float v) const {
-    float& dst = y[t * y_stride + r];
-    dst = accumulate ? dst + v : v;
-  }
-};
+using Out = qd::Out;
 
 // Rows [r0, r1) for the tokens [a.t_base, a.t_base + n_tokens) whose quants are widened in a.q16.
 template <class Dec, bool kU8>

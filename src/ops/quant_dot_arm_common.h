@@ -20,6 +20,7 @@
 #include <cstring>
 
 #include "ops/quant_dot.h"
+#include "ops/quant_dot_internal.h"
 #include "tensor/quant/blocks.h"
 
 // Per function rather than -march for the whole file: everything else (and any inline function a header brings
@@ -54,15 +55,7 @@ struct Acts {
   float S(size_t t, size_t b) const { return s[t * nb + b]; }
 };
 
-struct Out {
-  float* y;
-  int64_t y_stride;
-  bool accumulate;
-  void Store(int64_t t, int64_t r, float v) const {
-    float& dst = y[t * y_stride + r];
-    dst = accumulate ? dst + v : v;
-  }
-};
+using Out = quant_dot_internal::Out;
 
 // The 64-bit halves: zip1 -> (a[0..8), b[0..8)), zip2 -> (a[8..16), b[8..16)): SMMLA's 2x8 operand layout (row i
 // of the 2x8 matrix in bytes 8i..8i+8), so SMMLA(Zip(w_r0, w_r1), Zip(y_ta, y_tb)) has (row i, token j) in lane

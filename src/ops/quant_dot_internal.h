@@ -10,6 +10,17 @@
 
 namespace pocketlm::quant_dot_internal {
 
+// Where a kernel writes: y[t * y_stride + r] for token t and weight row r, set or (accumulate) added to.
+struct Out {
+  float* y;
+  int64_t y_stride;
+  bool accumulate;
+  void Store(int64_t t, int64_t r, float v) const {
+    float& dst = y[t * y_stride + r];
+    dst = accumulate ? dst + v : v;
+  }
+};
+
 // Fields of blocks that may sit at any byte address.
 // f16 -> f32 equal to F16ToF32 for every encoding, branch-free for finite values (the kernels convert one scale per
 // block): exponent|mantissa shifted into f32 position and scaled by 2^112 rebiases normals and normalizes
