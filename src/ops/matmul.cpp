@@ -228,9 +228,10 @@ HWY_INLINE void DotRowsHalf(const uint8_t* w0, size_t row_bytes, const float* HW
   static_assert(kR == 1 || kR == 4);
   const hn::ScalableTag<float> df;
   const size_t N = hn::Lanes(df);
-  const uint8_t* w1 = w0 + row_bytes;
-  const uint8_t* w2 = w1 + row_bytes;
-  const uint8_t* w3 = w2 + row_bytes;
+  // One row: the other pointers repeat it, so none points past the weights.
+  const uint8_t* w1 = kR == 4 ? w0 + row_bytes : w0;
+  const uint8_t* w2 = kR == 4 ? w1 + row_bytes : w0;
+  const uint8_t* w3 = kR == 4 ? w2 + row_bytes : w0;
   auto a0 = hn::Zero(df), a1 = hn::Zero(df), a2 = hn::Zero(df), a3 = hn::Zero(df);
   auto b0 = hn::Zero(df), b1 = hn::Zero(df), b2 = hn::Zero(df), b3 = hn::Zero(df);
   size_t i = 0;

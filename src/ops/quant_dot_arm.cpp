@@ -11,7 +11,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cstring>
 
 #include "ops/quant_dot_arm_common.h"
 
@@ -101,10 +100,12 @@ PLM_DOTPROD void DotTile(const uint8_t* w, size_t w_row_bytes, const Acts& a, si
       const uint8_t* blk = w + i * w_row_bytes + b * Dec::kBytes;
       const Halves v = Dec::Values(blk);
       const float dw = LoadF16(blk);
+      float m = 0.0f;
+      if constexpr (Dec::kMin) m = LoadF16(blk + Dec::kMinOffset);
       for (int k = 0; k < kT; ++k) {
         const int32x4_t s = vdotq_s32(vdotq_s32(vdupq_n_s32(0), v.lo, xl[k]), v.hi, xh[k]);
         acc[i][k] = vfmaq_n_f32(acc[i][k], vcvtq_f32_s32(s), dw * da[k]);
-        if constexpr (Dec::kMin) mins[i][k] += LoadF16(blk + Dec::kMinOffset) * a.S(t0 + k, b);
+        if constexpr (Dec::kMin) mins[i][k] += m * a.S(t0 + k, b);
       }
     }
   }
