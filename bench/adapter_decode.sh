@@ -4,10 +4,12 @@
 # f32 and as f16 (`pocketlm finetune --adapter-type`; one short training step makes each, so both hold the same
 # kind of values). Prints decode tok/s and the loss against bare decoding in percent (target: <= 10%), each the
 # median of --reps rounds; a round runs bare, f32 and f16 once each (one `pocketlm bench` run each), so a change
-# in machine load during the benchmark hits all three alike. Run it on a quiet machine. Needs ../shared.
+# in machine load during the benchmark hits all three alike. Run it on a quiet machine. The first line says when, at
+# which commit and on which CPU; the last, the read bandwidth before and after the runs. Needs ../shared.
 #   bench/adapter_decode.sh [--build DIR] [--reps N] [--types "q4_0 q4_k_m"]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+command="bench/adapter_decode.sh${*:+ $*}"
 build=build/release
 reps=5
 types="q4_0 q4_k_m"
@@ -21,6 +23,8 @@ while [[ $# -gt 0 ]]; do
 done
 source bench/lib.sh
 bench_setup "$build"
+echo "$command: $(bench_stamp "2 threads")"
+bw_before=$(bench_readbw 2)
 dir=$work/adapter-decode
 mkdir -p $dir
 /usr/bin/python3 -c 'import json
@@ -50,3 +54,4 @@ for type in $types; do
   printf '%-8s %10s %12s %7s %12s %7s\n' "$type" "$bare" "$w32" "$(loss "$bare" "$w32")" "$w16" "$(loss "$bare" "$w16")"
 done
 ls -l $dir/*.gguf | awk '{ printf "%s %.1f MB\n", $NF, $5 / 1e6 }'
+echo "read bandwidth, 2 threads: $bw_before GB/s before, $(bench_readbw 2) GB/s after"

@@ -3,10 +3,12 @@
 # qwen2-0.5b-shaped random model, sequence length 256, on an F16 base and a Q4_0 base. Reports training tokens/s
 # (median of REPS runs of STEPS steps, one 256-token sequence per step), peak RSS, and pocketlm's own prefill
 # tokens/s on the same model measured in the same run (target: training >= 40% of prefill; peak RSS <= base
-# weights + 1 GiB). Writes bench/FINETUNE_RESULTS.md. Needs ../shared (developer checkouts, CI).
+# weights + 1 GiB). Writes bench/FINETUNE_RESULTS.md (the whole file: command, date, commit, CPU, table). Needs
+# ../shared (developer checkouts, CI).
 #   bench/finetune.sh [--types "f16 q4_0"] [--reps N] [--steps N] [--threads N]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+command="bench/finetune.sh${*:+ $*}"  # recorded in the report as given
 types="f16 q4_0"
 reps=3
 steps=3
@@ -22,6 +24,8 @@ while [[ $# -gt 0 ]]; do
 done
 source bench/lib.sh
 bench_setup build/release
+commit=$(bench_commit)  # what bench_setup just built
+cpu=$(bench_cpu)
 
 # Plain-text training data long enough that every sequence is full (packing), so tokens/s counts real tokens.
 data=$work/finetune-bench.jsonl
@@ -49,21 +53,20 @@ for t in $types; do
   rows+=("$t|$(stat -c %s $model)|$prefill|${runs[*]}")
 done
 
-/usr/bin/python3 - "$threads" "$reps" "$steps" "${rows[@]}" <<'PY'
-import json, statistics, subprocess, sys, datetime
-threads, reps, steps = sys.argv[1:4]
-cpu = subprocess.run(['sh', '-c', "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"], capture_output=True,
-                     text=True).stdout.strip()
+/usr/bin/python3 - "$threads" "$reps" "$steps" "$command" "$commit" "$cpu" "${rows[@]}" <<'PY'
+import json, statistics, sys, datetime
+threads, reps, steps, command, commit, cpu = sys.argv[1:7]
 lines = ["# Fine-tuning benchmark (bench/finetune.sh)", "",
-         f"Command: `bench/finetune.sh --reps {reps} --steps {steps}`: rank-16 LoRA on all linear layers (q, k, v, o, "
-         "gate, up, down) of the qwen2-0.5b-shaped random model, sequence length 256, one sequence per step, "
+         "<!-- Written whole by bench/finetune.sh: edits here are lost on the next run. -->", "",
+         f"Command: `{command}`: rank-16 LoRA on all linear layers (q, k, v, o, gate, up, down) of the "
+         "qwen2-0.5b-shaped random model, sequence length 256, one sequence per step, "
          f"{threads} threads.", "",
-         f"Measured {datetime.date.today()} on {cpu}; medians of {reps} runs of {steps} steps; prefill measured in "
-         "the same run with `pocketlm bench -p 256`.", "",
+         f"Measured {datetime.date.today()} at commit {commit} on {cpu}; medians of {reps} runs of {steps} steps; "
+         "prefill measured in the same run with `pocketlm bench -p 256`.", "",
          "| base | file MiB | prefill tok/s | training tok/s | training / prefill (target >= 40%) | peak RSS MiB | "
          "RSS - file (target <= 1024) |",
          "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
-for row in sys.argv[4:]:
+for row in sys.argv[7:]:
     t, size, prefill, runs = row.split('|')
     size_mib = int(size) / 2**20
     pre = json.loads(prefill)['prefill_tps']
@@ -72,7 +75,11 @@ for row in sys.argv[4:]:
     rss = max(float(parts[i]) for i in range(1, len(parts), 2))
     lines.append(f"| {t} | {size_mib:.0f} | {pre:.1f} | {tps:.1f} | {100 * tps / pre:.0f}% | {rss:.0f} | "
                  f"{rss - size_mib:.0f} |")
-lines += ["", "Reference point (issue text, same shape, 2 threads): PyTorch 1.13 eager CPU, F32 base, rank-16 LoRA on "
+lines += ["", "Training tok/s: tokens of training data per second over the training loop (forward, backward, "
+          "AdamW; loading excluded), median of the runs; training / prefill: that over pocketlm's own prefill of "
+          "the same model measured in this run, so machine load affects both alike. Peak RSS: the largest of the "
+          "runs' maximum resident memory; RSS - file: what training adds on top of the mapped base weights.",
+          "", "Reference point (issue text, same shape, 2 threads): PyTorch 1.13 eager CPU, F32 base, rank-16 LoRA on "
           "all linear layers: 27.9 tokens/s, 4.9 GiB peak RSS."]
 open('bench/FINETUNE_RESULTS.md', 'w').write('\n'.join(lines) + '\n')
 print('\n'.join(lines))

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Loopback load test of `pocketlm serve`: N concurrent clients (the official openai npm package) send completion
 # requests with mixed adapters (base, adapter a, adapter b in turn) for a fixed time; prints throughput, p50/p99
-# latency and the error count.
+# latency and the error count, after a line saying when, at which commit and on which CPU.
 # Usage: bench/server_load.sh [BUILD_DIR] [SECONDS] [CLIENTS]      (defaults: build/release 30 16)
 #   PLM_BENCH_MODEL / PLM_BENCH_ADAPTER: base model and an adapter file (default: the golden llama-tiny and its
 #   rank-8 adapter in ../shared/golden/models; the adapter is loaded twice, as a and as b at scale 0.5, so the
@@ -18,6 +18,10 @@ model=${PLM_BENCH_MODEL:-$golden/models/llama-tiny.gguf}
 adapter=${PLM_BENCH_ADAPTER:-$golden/models/llama-tiny.lora-r8.gguf}
 npmdir=$build/tests/serve/npm
 [[ -x "$bin" && -f "$model" && -f "$adapter" ]] || { echo "error: need $bin, $model and $adapter" >&2; exit 1; }
+source "$root/bench/lib.sh"
+# The commit of the tree; BUILD_DIR is not rebuilt here, so it must have been built from that tree.
+what="$clients clients, model $(basename "$model")${PLM_BENCH_ARGS:+, serve $PLM_BENCH_ARGS}"
+(cd "$root" && echo "bench/server_load.sh${*:+ $*}: $(bench_stamp "$what")")
 
 if ! cmp -s "$root/tests/serve/client/package-lock.json" "$npmdir/package-lock.json" ||
   [[ ! -d "$npmdir/node_modules/openai" ]]; then
