@@ -14,9 +14,22 @@ case "${1:-}" in
   --quick) quick=(--quick) ;;
   *) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac
-bash scripts/install-deps.sh
-cmake --preset release >/dev/null
-cmake --build --preset release -j "$(nproc)"
+# Only what the demo runs: the build packages (no test frameworks) and the `pocketlm` target; the whole log of
+# each step is kept and shown when it fails, the build's progress is one line.
+bash scripts/install-deps.sh --build
+mkdir -p build
+log=build/demo-build.log
+cmake --preset release >"$log" 2>&1 || { cat "$log" >&2; exit 1; }
+if ! cmake --build --preset release --target pocketlm -j "$(nproc)" 2>&1 | tee -a "$log" |
+  while IFS= read -r line; do
+    [[ $line =~ ^\[([0-9]+)/([0-9]+)\] ]] && printf '\rbuilding pocketlm: %s/%s steps' "${BASH_REMATCH[1]}" "${BASH_REMATCH[2]}"
+    true
+  done; then
+  echo; tail -n 40 "$log" >&2
+  echo "error: the build failed (whole log: $log)" >&2
+  exit 1
+fi
+echo
 bin=build/release/tools/cli/pocketlm
 model=models/pocketlm-base/pocketlm-base-f16.gguf
 [[ -s "$model" ]] || { echo "error: $model is missing: is this a complete clone?" >&2; exit 1; }
