@@ -24,6 +24,13 @@ else
   targets+=(fuzz_tokenizer)
   run_tokenizer=1
 fi
+run_chat_align=0
+if [[ ! -f "$shared/golden/models/llama-kq-Q4_K_M.gguf" ]]; then
+  echo "run-fuzzers: skipping fuzz_chat_align ($shared/golden is absent)"
+else
+  targets+=(fuzz_chat_align)
+  run_chat_align=1
+fi
 cmake --build "$build" -j"$jobs" --target "${targets[@]}"
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/plm-fuzz.XXXXXX")"
@@ -50,6 +57,10 @@ run fuzz_gguf "$root/fuzz/corpus/gguf" || status=1
 if [[ $run_tokenizer == 1 ]]; then
   PLM_FUZZ_VOCAB="$shared/golden/tokenizers/ggml-vocab-gpt-2.gguf" run fuzz_tokenizer "$root/fuzz/corpus/tokenizer" ||
     status=1
+fi
+if [[ $run_chat_align == 1 ]]; then
+  # Its default vocabularies (llama-kq, phi-3, mpt, deepseek-llm, starcoder) are read from PLM_GOLDEN_DIR.
+  PLM_GOLDEN_DIR="$shared/golden" run fuzz_chat_align "$root/fuzz/corpus/chat_align" || status=1
 fi
 if [[ $status == 0 ]]; then echo "run-fuzzers: all targets ran clean"; fi
 exit $status

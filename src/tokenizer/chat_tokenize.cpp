@@ -5,12 +5,14 @@
 // segments become special tokens) and hand each maximal run of text between them to Tokenizer::Encode with
 // parse_special = false, which applies the same rules to a run as llama.cpp does to a fragment (SentencePiece
 // space prefix at the start, user-defined tokens split out). To know which segment each token came from, the
-// tokens of a run are aligned back to its bytes through their pieces.
+// tokens of a run are aligned back to its bytes (AlignTokens, which redoes Encode's steps: a token's piece alone
+// cannot say which bytes it stands for, e.g. byte-fallback tokens spelling the "▁" of a space).
 #include <algorithm>
 #include <cctype>
 #include <string>
 
 #include "tokenizer/chat_template.h"
+#include "tokenizer/token_align.h"
 #include "tokenizer/unicode_nfc.h"
 
 namespace pocketlm {
@@ -21,63 +23,6 @@ constexpr uint8_t kTrainable = 1, kContent = 2;
 bool IsSpace(char c) {
   return std::isspace(static_cast<unsigned char>(c)) != 0;
 }  // as Tokenizer's strip
-
-struct Span {
-  size_t begin, end;  // bytes of the run
-};
-
-// Byte span of each token of Encode(text, false, false). Mirrors Tokenizer::Encode: a user-defined token is its
-// text verbatim (with its lstrip / rstrip whitespace swallowed), an <unk> from SentencePiece byte fallback stands
-// for one byte, and with a SentencePiece space prefix the first piece after the start or a user-defined token
-// carries one space that is not in the text.
-Result<std::vector<Span>> AlignTokens(const Tokenizer& tok, std::string_view text, const std::vector<int32_t>& ids) {
-  const bool spm_prefix = tok.type() == VocabType::kSpm && tok.add_space_prefix();
-  bool prefix = spm_prefix;
-  size_t cur = 0;
-  std::vector<Span> spans;
-  spans.reserve(ids.size());
-  auto fail = [&](int32_t id) {
-    return Unsupported("cannot align token " + std::to_string(id) + " ('" + tok.TokenText(id) + "') to byte " +
-                       std::to_string(cur) + " of the text; this vocabulary's tokenization is not supported here");
-  };
-  for (int32_t id : ids) {
-    const uint32_t attr = tok.TokenAttributes(id);
-    if (attr & kAttrUserDefined) {
-      if (attr & kAttrLstrip) {
-        while (cur < text.size() && IsSpace(text[cur])) ++cur;
-      }
-      const std::string& t = tok.TokenText(id);
-      if (text.substr(cur, t.size()) != t) return fail(id);
-      spans.push_back({cur, cur + t.size()});
-      cur += t.size();
-      if (attr & kAttrRstrip) {
-        while (cur < text.size() && IsSpace(text[cur])) ++cur;
-      }
-      prefix = spm_prefix;
-      continue;
-    }
-    if ((attr & kAttrUnknown) && cur < text.size()) {
-      spans.push_back({cur, cur + 1});
-      ++cur;
-      prefix = false;
-      continue;
-    }
-    std::string piece = tok.TokenToPiece(id);
-    if (prefix) {
-      if (piece.empty() || piece[0] != ' ') return fail(id);
-      piece.erase(0, 1);
-      prefix = false;
-    }
-    if (text.substr(cur, piece.size()) != piece) return fail(id);
-    spans.push_back({cur, cur + piece.size()});
-    cur += piece.size();
-  }
-  if (cur != text.size()) {
-    return Unsupported("tokens cover " + std::to_string(cur) + " of " + std::to_string(text.size()) +
-                       " bytes of the text; this vocabulary's tokenization is not supported here");
-  }
-  return spans;
-}
 
 class ChatTokenizer {
  public:
@@ -158,10 +103,11 @@ class ChatTokenizer {
       }
       PLM_ASSIGN_OR_RETURN(std::vector<int32_t> ids, tok_.Encode(text, /*add_special=*/false,
                                                                  /*parse_special=*/false));
-      PLM_ASSIGN_OR_RETURN(std::vector<Span> spans, AlignTokens(tok_, text, ids));
+      PLM_ASSIGN_OR_RETURN(std::vector<TokenSpan> spans, AlignTokens(tok_, text, ids));
       for (size_t i = 0; i < ids.size(); ++i) {
-        // A token takes the flags of every byte it covers; one that covers none (a lone space prefix) those of
-        // the byte that follows it.
+        // A token takes the flags of every byte it covers (tokens of one unit, such as byte-fallback tokens
+        // spelling the "▁" of a space, share the unit's bytes); one that covers none (the space prefix) takes those
+        // of the byte that follows it.
         size_t b = begin + spans[i].begin, e = begin + spans[i].end;
         if (b == e) e = std::min(b + 1, end);
         uint8_t flags = 0;
