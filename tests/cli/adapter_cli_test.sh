@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# End-to-end checks of `pocketlm adapter convert`, `adapter info` and `adapter merge` on the golden llama.cpp adapters.
-# usage: adapter_cli_test.sh POCKETLM GOLDEN_DIR WORKDIR     (exit 77 = skipped when GOLDEN_DIR is absent)
+# End-to-end checks of `pocketlm adapter convert`, `adapter info` and `adapter merge` on a random llama model and
+# adapter this script makes (make_random_model, make_random_lora: the golden llama-tiny.lora-r8's settings), and with
+# GOLDEN_DIR also the conversion round trip of the golden adapter (written by another tool, tools/mklora.py).
+# usage: adapter_cli_test.sh POCKETLM MAKE_RANDOM_MODEL MAKE_RANDOM_LORA GOLDEN_DIR WORKDIR
 set -uo pipefail
-bin="$1"; golden="$2"; work="$3"
-if [[ ! -d "$golden/models" ]]; then echo "SKIPPED: $golden not found"; exit 77; fi
+bin="$1"; mkmodel="$2"; mklora="$3"; golden="$4"; work="$5"
 rm -rf "$work" && mkdir -p "$work"
 plm() { ${PLM_EMULATOR:-} "$bin" "$@"; }
+made() { ${PLM_EMULATOR:-} "$@" >/dev/null || { echo "FAIL: $*"; exit 1; }; }
 failures=0
 fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
 
@@ -21,39 +23,63 @@ expect_error() {
   echo "ok: $name -> $(cat "$work/err")"
 }
 
-llama="$golden/models/llama-tiny.gguf"
-adapter="$golden/models/llama-tiny.lora-r8.gguf"
+# llama-tiny's shape (n_embd 64, 2 layers, 4 heads, 2 KV heads, untied output: 21 tensors) and a rank-8, alpha-16
+# adapter on all 7 projections of both layers; a model of another shape, and an adapter that says it is for qwen2.
+llama="$work/llama.gguf"
+adapter="$work/llama.lora-r8.gguf"
+made "$mkmodel" "$llama" --ff 160
+made "$mklora" "$llama" "$adapter" --rank 8 --alpha 16
+made "$mkmodel" "$work/other-shape.gguf" --embd 128 --seed 2
+made "$mklora" "$llama" "$work/qwen2.lora.gguf" --arch qwen2
+
+# round_trip LABEL BASE ADAPTER: GGUF -> PEFT -> GGUF; both describe themselves alike and generate the same text.
+round_trip() {
+  local label="$1" base="$2" orig="$3" dir="$work/$1"
+  mkdir -p "$dir"
+  if plm adapter convert "$orig" "$dir/peft" -m "$base" --base-name my/llama-tiny >"$dir/log" 2>&1 &&
+     [[ -f "$dir/peft/adapter_config.json" && -f "$dir/peft/adapter_model.safetensors" ]] &&
+     grep -q '"base_model_name_or_path": "my/llama-tiny"' "$dir/peft/adapter_config.json" &&
+     grep -q '"peft_type": "LORA"' "$dir/peft/adapter_config.json"; then
+    echo "ok: $label: GGUF -> PEFT"
+  else fail "$label: GGUF -> PEFT"; cat "$dir/log"; fi
+  if plm adapter convert "$dir/peft" "$dir/back.gguf" -m "$base" >"$dir/log" 2>&1; then
+    echo "ok: $label: PEFT -> GGUF"
+  else fail "$label: PEFT -> GGUF"; cat "$dir/log"; fi
+
+  # info: both formats; the converted adapter describes itself like the original
+  plm adapter info "$orig" >"$dir/info-orig" 2>&1 || fail "$label: info on the original adapter"
+  plm adapter info "$dir/back.gguf" >"$dir/info-back" 2>&1 || fail "$label: info on the converted adapter"
+  for want in "format: GGUF LoRA adapter" "architecture: llama" "rank: 8" "alpha: 16" "tensors: 28 (14 pairs)" \
+              "attn_q x2"; do
+    grep -qF "$want" "$dir/info-orig" || fail "$label: info lacks '$want'"
+  done
+  if cmp -s <(grep -v -e '^path:' -e '^size:' "$dir/info-orig") <(grep -v -e '^path:' -e '^size:' "$dir/info-back"); then
+    echo "ok: $label: info of the round-tripped adapter matches"
+  else fail "$label: info differs after the round trip"; diff "$dir/info-orig" "$dir/info-back"; fi
+  if plm adapter info "$dir/peft" >"$dir/info-peft" 2>&1 && grep -q "format: PEFT LoRA" "$dir/info-peft" &&
+     grep -q "rank: 8" "$dir/info-peft" && grep -q "base model: my/llama-tiny" "$dir/info-peft" &&
+     grep -q "self_attn.q_proj x2" "$dir/info-peft"; then
+    echo "ok: $label: info on a PEFT directory"
+  else fail "$label: info on a PEFT directory"; cat "$dir/info-peft"; fi
+
+  # the converted adapter generates exactly what the original does
+  plm run -m "$base" --lora "$orig" -p "Once upon a time" -n 12 --temp 0 >"$dir/g-orig" 2>/dev/null ||
+    fail "$label: run with original"
+  plm run -m "$base" --lora "$dir/back.gguf" -p "Once upon a time" -n 12 --temp 0 >"$dir/g-back" 2>/dev/null ||
+    fail "$label: run with converted"
+  cmp -s "$dir/g-orig" "$dir/g-back" && echo "ok: $label: converted adapter generates the same text" ||
+    fail "$label: generation differs"
+}
 
 # --- GGUF -> PEFT -> GGUF ---
-if plm adapter convert "$adapter" "$work/peft" -m "$llama" --base-name my/llama-tiny >"$work/log" 2>&1 &&
-   [[ -f "$work/peft/adapter_config.json" && -f "$work/peft/adapter_model.safetensors" ]] &&
-   grep -q '"base_model_name_or_path": "my/llama-tiny"' "$work/peft/adapter_config.json" &&
-   grep -q '"peft_type": "LORA"' "$work/peft/adapter_config.json"; then
-  echo "ok: GGUF -> PEFT"
-else fail "GGUF -> PEFT"; cat "$work/log"; fi
-if plm adapter convert "$work/peft" "$work/back.gguf" -m "$llama" >"$work/log" 2>&1; then
-  echo "ok: PEFT -> GGUF"
-else fail "PEFT -> GGUF"; cat "$work/log"; fi
-
-# --- info: both formats; the converted adapter describes itself like the original ---
-plm adapter info "$adapter" >"$work/info-orig" 2>&1 || fail "info on the golden adapter"
-plm adapter info "$work/back.gguf" >"$work/info-back" 2>&1 || fail "info on the converted adapter"
-for want in "format: GGUF LoRA adapter" "architecture: llama" "rank: 8" "alpha: 16" "tensors: 28 (14 pairs)" "attn_q x2"; do
-  grep -qF "$want" "$work/info-orig" || fail "info lacks '$want'"
-done
-if cmp -s <(grep -v -e '^path:' -e '^size:' "$work/info-orig") <(grep -v -e '^path:' -e '^size:' "$work/info-back"); then
-  echo "ok: info of the round-tripped adapter matches"
-else fail "info differs after the round trip"; diff "$work/info-orig" "$work/info-back"; fi
-if plm adapter info "$work/peft" >"$work/info-peft" 2>&1 && grep -q "format: PEFT LoRA" "$work/info-peft" &&
-   grep -q "rank: 8" "$work/info-peft" && grep -q "base model: my/llama-tiny" "$work/info-peft" &&
-   grep -q "self_attn.q_proj x2" "$work/info-peft"; then
-  echo "ok: info on a PEFT directory"
-else fail "info on a PEFT directory"; cat "$work/info-peft"; fi
-
-# --- the converted adapter generates exactly what the original does ---
-plm run -m "$llama" --lora "$adapter" -p "Once upon a time" -n 12 --temp 0 >"$work/g-orig" 2>/dev/null || fail "run with original"
-plm run -m "$llama" --lora "$work/back.gguf" -p "Once upon a time" -n 12 --temp 0 >"$work/g-back" 2>/dev/null || fail "run with converted"
-cmp -s "$work/g-orig" "$work/g-back" && echo "ok: converted adapter generates the same text" || fail "generation differs"
+round_trip random "$llama" "$adapter"
+if [[ -d "$golden/models" ]]; then
+  round_trip golden "$golden/models/llama-tiny.gguf" "$golden/models/llama-tiny.lora-r8.gguf"
+else
+  echo "skipped: the golden adapter's round trip ($golden not found)"
+fi
+peft="$work/random/peft"
+cp "$work/random/g-orig" "$work/g-orig"
 
 # --- merge: the merged model alone generates what the base does with the adapter at run time ---
 if plm adapter merge -m "$llama" --lora "$adapter" -o "$work/merged.gguf" >"$work/merge-out" 2>"$work/log" &&
@@ -88,22 +114,22 @@ if plm adapter merge -m "$work/llama-q4_0.gguf" --lora "$adapter" -o "$work/merg
   echo "ok: --force writes it anyway"
 else fail "merge --force"; cat "$work/merge-out" "$work/log"; fi
 expect_error "merge an adapter of another model" "made for architecture 'qwen2'" \
-  plm adapter merge -m "$llama" --lora "$golden/models/qwen2-tiny.lora-r4.gguf" -o "$work/merged-x.gguf"
+  plm adapter merge -m "$llama" --lora "$work/qwen2.lora.gguf" -o "$work/merged-x.gguf"
 expect_error "merge without adapters" "nothing to merge" plm adapter merge -m "$llama" -o "$work/merged-x.gguf"
 [[ -e "$work/merged-x.gguf" ]] && fail "a failed merge left output behind"
 
 # --- errors: one line, exit code 1 ---
-expect_error "PEFT -> GGUF without a base" "needs its base model: -m" plm adapter convert "$work/peft" "$work/x.gguf"
+expect_error "PEFT -> GGUF without a base" "needs its base model: -m" plm adapter convert "$peft" "$work/x.gguf"
 expect_error "llama GGUF -> PEFT without a base" "pass -m BASE.gguf" plm adapter convert "$adapter" "$work/x"
 expect_error "missing input" "does not exist" plm adapter convert "$work/nope.gguf" "$work/x"
 expect_error "a model is not an adapter" "not a LoRA factor" plm adapter info "$llama"
 expect_error "adapter of another model" "adapter made for another model" \
-  plm adapter convert "$work/peft" "$work/x.gguf" -m "$golden/models/llama-kq-f32.gguf"
-cp -r "$work/peft" "$work/peft-mts"
+  plm adapter convert "$peft" "$work/x.gguf" -m "$work/other-shape.gguf"
+cp -r "$peft" "$work/peft-mts"
 sed -i 's/"peft_type": "LORA"/"peft_type": "LORA", "modules_to_save": ["lm_head"]/' "$work/peft-mts/adapter_config.json"
 expect_error "modules_to_save" "modules_to_save is not empty" plm adapter convert "$work/peft-mts" "$work/x.gguf" -m "$llama"
 [[ -e "$work/x.gguf" || -e "$work/x" ]] && fail "a failed conversion left output behind"
-if ls "$work" "$work/peft" | grep -q '\.tmp-'; then fail "temp files left behind"; fi
+if ls "$work" "$peft" | grep -q '\.tmp-'; then fail "temp files left behind"; fi
 
 echo "adapter cli: $failures failure(s)"
 [[ $failures -eq 0 ]]

@@ -1,5 +1,6 @@
 // Bad Hugging Face directories: each gives one clear error (a single line naming the problem) and leaves no output
-// file, temp file included. The starting point is a valid directory exported from the golden llama-tiny.
+// file, temp file included. The starting point is a valid directory exported from a random model of llama-tiny's
+// shape (test_models.h), so these run in any clone.
 #include <gtest/gtest.h>
 
 #include <functional>
@@ -8,6 +9,7 @@
 #include "../base/test_tmpdir.h"
 #include "convert/hf_convert.h"
 #include "hf_test_util.h"
+#include "quant/quantize_model.h"
 
 namespace pocketlm {
 namespace {
@@ -18,9 +20,9 @@ using testing_util::TempDir;
 class HfImportErrors : public ::testing::Test {
  protected:
   void SetUp() override {
-    const fs::path golden = testing_util::GoldenDir() / "models" / "llama-tiny.gguf";
-    if (!fs::exists(golden)) GTEST_SKIP() << golden << " absent (PLM_GOLDEN_DIR)";
-    auto ex = convert::ExportHfModel(golden.string(), dir());
+    const std::string model = testing_util::RandomModel(testing_util::TinyShape("llama"));
+    ASSERT_FALSE(model.empty());
+    auto ex = convert::ExportHfModel(model, dir());
     ASSERT_TRUE(ex.ok()) << ex.status().message();
     fs::create_directories(tmp_.path() / "out");
   }
@@ -101,10 +103,14 @@ TEST_F(HfImportErrors, UnsupportedRopeScaling) {
 }
 
 TEST(HfExportErrors, QuantizedModel) {
-  const fs::path golden = testing_util::GoldenDir() / "models" / "llama-kq-Q4_0.gguf";
-  if (!fs::exists(golden)) GTEST_SKIP() << golden << " absent (PLM_GOLDEN_DIR)";
+  const std::string model = testing_util::RandomModel(testing_util::TinyShape("llama"));
+  ASSERT_FALSE(model.empty());
   TempDir tmp;
-  auto r = convert::ExportHfModel(golden.string(), tmp.file("hf"));
+  quantize::QuantizeOptions q4;
+  q4.preset = "Q4_0";
+  auto q = quantize::QuantizeModel(model, tmp.file("q4_0.gguf"), q4);
+  ASSERT_TRUE(q.ok()) << q.status().message();
+  auto r = convert::ExportHfModel(tmp.file("q4_0.gguf"), tmp.file("hf"));
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), ErrorCode::kUnsupported);
   EXPECT_NE(r.status().message().find("export needs an F32, F16 or BF16 model"), std::string::npos);

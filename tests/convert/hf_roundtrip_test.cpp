@@ -1,11 +1,13 @@
-// Golden models -> Hugging Face directory (export) -> GGUF (import) must give the same model: the same tokens for
-// every tokenizer test string, the same vocabulary metadata, and the same logits. Also: sharded checkpoints with
-// model.safetensors.index.json, and --dtype f16.
+// Models -> Hugging Face directory (export) -> GGUF (import) must give the same model: the same tokens for every
+// tokenizer test string, the same vocabulary metadata, and the same logits. The golden models (llama.cpp's files,
+// one per family and vocabulary type) run when ../shared/golden is there; random llama and qwen2 models made by the
+// test (test_models.h) run everywhere. Also: sharded checkpoints with model.safetensors.index.json, and --dtype f16.
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstring>
 #include <nlohmann/json.hpp>
+#include <random>
 
 #include "../base/test_tmpdir.h"
 #include "convert/hf_convert.h"
@@ -18,9 +20,49 @@ namespace {
 namespace fs = std::filesystem;
 using testing_util::TempDir;
 
-// Every test string of the golden tokenizer vectors, plus the golden prompt and some special-token text.
+// The golden prompt, or (without ../shared/golden) a paragraph of the same kind.
+std::string Prompt() {
+  const fs::path p1 = testing_util::GoldenDir() / "prompts" / "p1.txt";
+  if (fs::exists(p1)) return testing_util::ReadAll(p1);
+  return "Once upon a time, in a small town by the sea, there lived an old clockmaker named Tomas. Every morning "
+         "he opened his shop at 7:30 and wound 128 clocks, one by one.";
+}
+
+// Strings any vocabulary must round-trip: ASCII, digits, runs of spaces and newlines, multi-byte UTF-8 (which a
+// byte-fallback vocabulary spells in <0x..> tokens), special-token text; then 60 seeded mixes of such pieces.
+std::vector<std::string> BuiltInStrings() {
+  const std::vector<std::string> pieces = {
+      "the",    " the", "  ",     "   ",  "\n",           "\n\n",    "\t",     "Hello", " world",
+      "!",      "?",    ",",      "123",  " 4567",        "3.14",    "'s",     "don't", "é",
+      "ü",      "€",    "日本語", "🦙", "\xE2\x96\x81", " <s>",    "</s>",   "<unk>", "<|user|>",
+      "[INST]", "-",    "_",      "(",    "))",           " pocket", " model", "AbC",   "\r\n"};
+  std::vector<std::string> out = {"",
+                                  " ",
+                                  "\n",
+                                  "Hello world",
+                                  " Hello world",
+                                  "Hello World!",
+                                  "  leading spaces",
+                                  "trailing spaces  ",
+                                  "tabs\tand\nnewlines\n\n",
+                                  "3333333",
+                                  "Ünïcödé and ASCII",
+                                  "emoji 🦙🦙 and € signs",
+                                  "\xE2\x96\x81 the literal metaspace"};
+  std::mt19937 rng(7);
+  for (int i = 0; i < 60; ++i) {
+    std::string s;
+    const int n = 1 + static_cast<int>(rng() % 12);
+    for (int k = 0; k < n; ++k) s += pieces[rng() % pieces.size()];
+    out.push_back(s);
+  }
+  return out;
+}
+
+// Every test string of the golden tokenizer vectors (when ../shared/golden is there), the built-in strings, the
+// prompt and some special-token text.
 std::vector<std::string> TestStrings() {
-  std::vector<std::string> out;
+  std::vector<std::string> out = BuiltInStrings();
   const fs::path dir = testing_util::GoldenDir() / "tokenizers";
   std::error_code ec;
   for (const auto& e : fs::directory_iterator(dir, ec)) {
@@ -34,7 +76,7 @@ std::vector<std::string> TestStrings() {
       pos = next + sep.size();
     }
   }
-  out.push_back(testing_util::ReadAll(testing_util::GoldenDir() / "prompts" / "p1.txt"));
+  out.push_back(Prompt());
   out.push_back("<s>[INST] <|user|>\nhi<|end|>\n<|assistant|> <|endoftext|></s> <|im_start|>x<|im_end|>");
   return out;
 }
@@ -75,8 +117,7 @@ void ExpectSameTokenizer(const Model& a, const Model& b) {
 }
 
 void ExpectSameLogits(const Model& a, const Model& b, double limit) {
-  const std::string prompt = testing_util::ReadAll(testing_util::GoldenDir() / "prompts" / "p1.txt");
-  auto tokens = a.tokenizer().Encode(prompt, true, true);
+  auto tokens = a.tokenizer().Encode(Prompt(), true, true);
   ASSERT_TRUE(tokens.ok());
   const std::vector<float> la = testing_util::AllLogits(a, *tokens), lb = testing_util::AllLogits(b, *tokens);
   ASSERT_EQ(la.size(), lb.size());
@@ -85,20 +126,28 @@ void ExpectSameLogits(const Model& a, const Model& b, double limit) {
   std::printf("logits: %zu values, max rel %.3g\n", la.size(), rel);
 }
 
+// "random-llama" / "random-qwen2": made by the test; otherwise a golden model's name.
 class HfRoundTrip : public ::testing::TestWithParam<const char*> {};
 
 TEST_P(HfRoundTrip, ExportThenImportGivesTheSameModel) {
-  const fs::path golden = testing_util::GoldenDir() / "models" / (std::string(GetParam()) + ".gguf");
-  if (!fs::exists(golden)) GTEST_SKIP() << golden << " absent (PLM_GOLDEN_DIR)";
+  const std::string param = GetParam();
+  fs::path src;
+  if (param == "random-llama" || param == "random-qwen2") {
+    src = testing_util::RandomModel(testing_util::TinyShape(param == "random-llama" ? "llama" : "qwen2"));
+    ASSERT_FALSE(src.empty());
+  } else {
+    src = testing_util::GoldenDir() / "models" / (param + ".gguf");
+    if (!fs::exists(src)) GTEST_SKIP() << src << " absent (PLM_GOLDEN_DIR)";
+  }
   TempDir tmp;
-  auto ex = convert::ExportHfModel(golden.string(), tmp.file("hf"));
+  auto ex = convert::ExportHfModel(src.string(), tmp.file("hf"));
   ASSERT_TRUE(ex.ok()) << ex.status().message();
   for (const char* f : {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"}) {
     EXPECT_TRUE(fs::exists(tmp.path() / "hf" / f)) << f;
   }
   auto im = convert::ImportHfModel({tmp.file("hf"), tmp.file("rt.gguf"), DType::kF32});
   ASSERT_TRUE(im.ok()) << im.status().message();
-  auto a = Model::Load(golden.string());
+  auto a = Model::Load(src.string());
   auto b = Model::Load(tmp.file("rt.gguf"));
   ASSERT_TRUE(a.ok()) << a.status().message();
   ASSERT_TRUE(b.ok()) << b.status().message();
@@ -108,19 +157,23 @@ TEST_P(HfRoundTrip, ExportThenImportGivesTheSameModel) {
   ExpectSameLogits(**a, **b, 1e-5);
 }
 
+std::string ParamName(const ::testing::TestParamInfo<const char*>& info) {
+  std::string s = info.param;
+  for (char& c : s) c = c == '-' ? '_' : c;
+  return s;
+}
 INSTANTIATE_TEST_SUITE_P(Golden, HfRoundTrip, ::testing::Values("llama-tiny", "qwen2-tiny", "phi3-tiny", "gemma2-tiny"),
-                         [](const auto& param_info) {
-                           std::string s = param_info.param;
-                           for (char& c : s) c = c == '-' ? '_' : c;
-                           return s;
-                         });
+                         ParamName);
+// phi3 (fused qkv / gate_up) and gemma2 (post-norms, the +1 of the norms) are golden-only: the generator makes llama
+// and qwen2 only.
+INSTANTIATE_TEST_SUITE_P(Random, HfRoundTrip, ::testing::Values("random-llama", "random-qwen2"), ParamName);
 
 // A checkpoint split over two shards with model.safetensors.index.json imports to the same model.
 TEST(HfImport, ShardedCheckpoint) {
-  const fs::path golden = testing_util::GoldenDir() / "models" / "llama-tiny.gguf";
-  if (!fs::exists(golden)) GTEST_SKIP() << golden << " absent (PLM_GOLDEN_DIR)";
+  const fs::path src = testing_util::RandomModel(testing_util::TinyShape("llama"));
+  ASSERT_FALSE(src.empty());
   TempDir tmp;
-  ASSERT_TRUE(convert::ExportHfModel(golden.string(), tmp.file("hf")).ok());
+  ASSERT_TRUE(convert::ExportHfModel(src.string(), tmp.file("hf")).ok());
   auto whole = SafetensorsFile::Open((tmp.path() / "hf" / "model.safetensors").string());
   ASSERT_TRUE(whole.ok());
   SafetensorsWriter shard[2];
@@ -144,7 +197,7 @@ TEST(HfImport, ShardedCheckpoint) {
   auto im = convert::ImportHfModel({tmp.file("sharded"), tmp.file("sharded.gguf"), DType::kF32});
   ASSERT_TRUE(im.ok()) << im.status().message();
   EXPECT_EQ(im->n_shards, 2u);
-  auto a = Model::Load(golden.string());
+  auto a = Model::Load(src.string());
   auto b = Model::Load(tmp.file("sharded.gguf"));
   ASSERT_TRUE(a.ok() && b.ok());
   ExpectSameLogits(**a, **b, 1e-5);
@@ -152,13 +205,13 @@ TEST(HfImport, ShardedCheckpoint) {
 
 // --dtype f16: 2-D weights become F16, norms stay F32, and logits stay within the README's F16 budget.
 TEST(HfImport, F16Output) {
-  const fs::path golden = testing_util::GoldenDir() / "models" / "qwen2-tiny.gguf";
-  if (!fs::exists(golden)) GTEST_SKIP() << golden << " absent (PLM_GOLDEN_DIR)";
+  const fs::path src = testing_util::RandomModel(testing_util::TinyShape("qwen2"));
+  ASSERT_FALSE(src.empty());
   TempDir tmp;
-  ASSERT_TRUE(convert::ExportHfModel(golden.string(), tmp.file("hf")).ok());
+  ASSERT_TRUE(convert::ExportHfModel(src.string(), tmp.file("hf")).ok());
   auto im = convert::ImportHfModel({tmp.file("hf"), tmp.file("f16.gguf"), DType::kF16});
   ASSERT_TRUE(im.ok()) << im.status().message();
-  auto a = Model::Load(golden.string());
+  auto a = Model::Load(src.string());
   auto b = Model::Load(tmp.file("f16.gguf"));
   ASSERT_TRUE(a.ok() && b.ok());
   for (const auto& t : (*b)->file().tensors()) {

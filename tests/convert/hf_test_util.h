@@ -1,4 +1,5 @@
-// Shared helpers of the Hugging Face conversion tests: the golden directory and running a model on text.
+// Shared helpers of the Hugging Face conversion tests: the golden directory and running a model on text. Models the
+// tests make themselves come from test_models.h (TinyShape: llama-tiny's shape, in llama's or qwen2's layout).
 #pragma once
 
 #include <gtest/gtest.h>
@@ -14,6 +15,7 @@
 
 #include "model/context.h"
 #include "model/model.h"
+#include "test_models.h"
 
 namespace pocketlm::testing_util {
 

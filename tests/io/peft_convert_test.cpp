@@ -1,6 +1,8 @@
-// PEFT <-> GGUF LoRA conversion: golden llama.cpp adapters survive both round trips tensor for tensor, llama's
-// q/k reordering matches llama.cpp's formula (B A products, and an independent numpy check), synthetic adapters
-// cover rsLoRA, Phi-3's fused modules and 16-bit types, and every refused input gets its message.
+// PEFT <-> GGUF LoRA conversion: adapters survive both round trips tensor for tensor (the golden adapters, written
+// by tools/mklora.py, when ../shared/golden is there; random ones made by the test everywhere), llama's q/k
+// reordering matches llama.cpp's formula (B A products, and an independent numpy check), synthetic adapters cover
+// rsLoRA, Phi-3's fused modules (golden phi3-tiny only: the generator makes no phi3) and 16-bit types, and every
+// refused input gets its message. Bases and adapters other than the golden ones come from test_models.h.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -15,6 +17,7 @@
 #include "io/safetensors/safetensors_writer.h"
 #include "lora/adapter.h"
 #include "tensor/half.h"
+#include "test_models.h"
 
 namespace pocketlm {
 namespace {
@@ -33,6 +36,30 @@ std::string GoldenDir() {
   if (!fs::exists(var##_path)) GTEST_SKIP() << "'" << var##_path << "' absent (PLM_GOLDEN_DIR)"; \
   auto var = GgufFile::Open(var##_path);                                                         \
   ASSERT_TRUE(var.ok()) << var.status().message()
+
+// Opens a model or adapter the test made (test_models.h); a path that failed to make is "" and fails here.
+#define OPEN_MADE(var, path_expr)             \
+  const std::string var##_path = (path_expr); \
+  ASSERT_FALSE(var##_path.empty());           \
+  auto var = GgufFile::Open(var##_path);      \
+  ASSERT_TRUE(var.ok()) << var.status().message()
+
+// Random bases of llama-tiny's shape in llama's and qwen2's layouts, and random adapters (rank 8 on every
+// projection, alpha 16: the golden llama-tiny.lora-r8.gguf's settings; rank 4 for qwen2 as qwen2-tiny.lora-r4).
+std::string LlamaBase() {
+  return testing_util::RandomModel(testing_util::TinyShape("llama"));
+}
+std::string Qwen2Base() {
+  return testing_util::RandomModel(testing_util::TinyShape("qwen2"));
+}
+std::string LlamaAdapter() {
+  return testing_util::RandomLora(LlamaBase());
+}
+std::string Qwen2Adapter() {
+  mkmodel::RandomLoraOptions o;
+  o.rank = 4;
+  return testing_util::RandomLora(Qwen2Base(), o);
+}
 
 struct Bytes {
   std::string type;
@@ -76,7 +103,7 @@ void GgufToPeftToGguf(const GgufFile& adapter, const GgufFile* base_for_peft, co
   ASSERT_TRUE(WriteGgufLora(*back, gguf_out).ok());
 }
 
-void CheckGoldenRoundTrips(const GgufFile& adapter, const GgufFile& base, bool peft_with_base) {
+void CheckRoundTrips(const GgufFile& adapter, const GgufFile& base, bool peft_with_base) {
   TempDir dir;
   const std::string peft1 = dir.file("peft1"), gguf2 = dir.file("two.gguf"), peft3 = dir.file("peft3");
   GgufToPeftToGguf(adapter, peft_with_base ? &base : nullptr, base, peft1, gguf2);
@@ -113,13 +140,25 @@ void CheckGoldenRoundTrips(const GgufFile& adapter, const GgufFile& base, bool p
 TEST(PeftConvertTest, LlamaGoldenRoundTrips) {
   OPEN_GOLDEN_OR_SKIP(adapter, "llama-tiny.lora-r8.gguf");
   OPEN_GOLDEN_OR_SKIP(base, "llama-tiny.gguf");
-  CheckGoldenRoundTrips(*adapter, *base, /*peft_with_base=*/true);
+  CheckRoundTrips(*adapter, *base, /*peft_with_base=*/true);
 }
 
 TEST(PeftConvertTest, Qwen2GoldenRoundTrips) {
   OPEN_GOLDEN_OR_SKIP(adapter, "qwen2-tiny.lora-r4.gguf");
   OPEN_GOLDEN_OR_SKIP(base, "qwen2-tiny.gguf");
-  CheckGoldenRoundTrips(*adapter, *base, /*peft_with_base=*/false);  // qwen2 needs no head counts
+  CheckRoundTrips(*adapter, *base, /*peft_with_base=*/false);  // qwen2 needs no head counts
+}
+
+TEST(PeftConvertTest, LlamaRoundTrips) {
+  OPEN_MADE(adapter, LlamaAdapter());
+  OPEN_MADE(base, LlamaBase());
+  CheckRoundTrips(*adapter, *base, /*peft_with_base=*/true);
+}
+
+TEST(PeftConvertTest, Qwen2RoundTrips) {
+  OPEN_MADE(adapter, Qwen2Adapter());
+  OPEN_MADE(base, Qwen2Base());
+  CheckRoundTrips(*adapter, *base, /*peft_with_base=*/false);
 }
 
 // Row-major (rows x cols) = (rows x k) (k x cols) in double.
@@ -164,8 +203,8 @@ std::vector<float> F32(const GgufTensorInfo& t) {
 }
 
 TEST(PeftConvertTest, LlamaQkDeltaIsLlamaCppsPermutationOfPeftDelta) {
-  OPEN_GOLDEN_OR_SKIP(adapter, "llama-tiny.lora-r8.gguf");
-  OPEN_GOLDEN_OR_SKIP(base, "llama-tiny.gguf");
+  OPEN_MADE(adapter, LlamaAdapter());
+  OPEN_MADE(base, LlamaBase());
   TempDir dir;
   auto lora = ReadGgufLora(*adapter);
   ASSERT_TRUE(lora.ok());
@@ -204,8 +243,8 @@ TEST(PeftConvertTest, LlamaQkDeltaIsLlamaCppsPermutationOfPeftDelta) {
 // The same check by tests/io/check_llama_permute.py, which reads both sides with numpy from the safetensors spec
 // and applies llama.cpp's permute expression verbatim.
 TEST(PeftConvertTest, LlamaPermutationAgreesWithNumpy) {
-  OPEN_GOLDEN_OR_SKIP(adapter, "llama-tiny.lora-r8.gguf");
-  OPEN_GOLDEN_OR_SKIP(base, "llama-tiny.gguf");
+  OPEN_MADE(adapter, LlamaAdapter());
+  OPEN_MADE(base, LlamaBase());
   if (std::system("/usr/bin/python3 -c 'import numpy' >/dev/null 2>&1") != 0) {
     GTEST_SKIP() << "/usr/bin/python3 with numpy is not available";
   }
@@ -278,7 +317,7 @@ std::vector<StIn> Concat(V... v) {
 }
 
 TEST(PeftConvertTest, RsLoraAlphaBecomesAlphaTimesSqrtR) {
-  OPEN_GOLDEN_OR_SKIP(base, "qwen2-tiny.gguf");
+  OPEN_MADE(base, Qwen2Base());
   TempDir dir;
   MakePeft(dir.file("rs"), Config(4, 8, R"(, "use_rslora": true)"), Pair("model.layers.0.self_attn.q_proj", 4, 64, 64));
   auto peft = OpenPeftAdapter(dir.file("rs"));
@@ -326,7 +365,7 @@ TEST(PeftConvertTest, Phi3FusedModules) {
 }
 
 TEST(PeftConvertTest, SixteenBitTypesAreKept) {
-  OPEN_GOLDEN_OR_SKIP(base, "llama-tiny.gguf");
+  OPEN_MADE(base, LlamaBase());
   TempDir dir;
   MakePeft(dir.file("h"), Config(4, 4),
            Concat(Pair("model.layers.0.self_attn.q_proj", 4, 64, 64, StDType::kBF16, StDType::kF16),
@@ -363,9 +402,9 @@ std::string PeftError(const std::string& dir, const GgufFile* base) {
 }
 
 TEST(PeftConvertTest, RefusesPeftItCannotConvert) {
-  OPEN_GOLDEN_OR_SKIP(llama, "llama-tiny.gguf");
-  OPEN_GOLDEN_OR_SKIP(big, "llama-kq-f32.gguf");
-  OPEN_GOLDEN_OR_SKIP(llama_adapter, "llama-tiny.lora-r8.gguf");
+  OPEN_MADE(llama, LlamaBase());
+  OPEN_MADE(big, testing_util::RandomModel(testing_util::KqShape(/*f16=*/false)));
+  OPEN_MADE(llama_adapter, LlamaAdapter());
   TempDir dir;
   const auto q = Pair("model.layers.0.self_attn.q_proj", 4, 64, 64);
   struct Case {
@@ -438,9 +477,9 @@ Result<GgufFile> SyntheticAdapter(const std::string& arch, const std::vector<std
 }
 
 TEST(PeftConvertTest, RefusesGgufItCannotConvert) {
-  OPEN_GOLDEN_OR_SKIP(llama_adapter, "llama-tiny.lora-r8.gguf");
-  OPEN_GOLDEN_OR_SKIP(qwen_adapter, "qwen2-tiny.lora-r4.gguf");
-  OPEN_GOLDEN_OR_SKIP(llama, "llama-tiny.gguf");
+  OPEN_MADE(llama_adapter, LlamaAdapter());
+  OPEN_MADE(qwen_adapter, Qwen2Adapter());
+  OPEN_MADE(llama, LlamaBase());
   // llama q/k need the head counts.
   EXPECT_NE(GgufError(*llama_adapter, nullptr).find("pass -m BASE.gguf"), std::string::npos);
   // Another architecture's base.

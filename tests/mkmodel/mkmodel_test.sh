@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # make_random_model's options for a from-scratch base model: --vocab copies the tokenizer (the model then
 # tokenizes exactly as the vocabulary file), shape options land in the metadata, the parameter count is right,
-# --init-std is seeded and scales as documented, and bad shapes are refused.
+# --init-std is seeded and scales as documented, --arch qwen2 adds q/k/v biases, and bad shapes are refused.
 #   mkmodel_test.sh POCKETLM MAKE_RANDOM_MODEL WORK_DIR
 set -euo pipefail
 pocketlm=$1 mk=$2 work=$3
@@ -41,8 +41,16 @@ cmp -s "$work/m.gguf" "$work/m3.gguf" && fail "different seeds, same file"
 # The model runs (greedy, a few tokens).
 "$pocketlm" run -m "$work/m.gguf" -p "The small" -n 4 --temp 0 >/dev/null || fail "pocketlm run failed"
 
+# --arch qwen2: Qwen2's keys and q/k/v biases, and it runs.
+"$mk" "$work/q.gguf" --arch qwen2 --tied >/dev/null
+info=$("$pocketlm" info -m "$work/q.gguf")
+for kv in "general.architecture.*qwen2" "qwen2.attention.head_count_kv" "blk.1.attn_q.bias" "blk.1.attn_v.bias"; do
+  grep -Eq "$kv" <<<"$info" || fail "qwen2 model: pocketlm info lacks /$kv/"
+done
+"$pocketlm" run -m "$work/q.gguf" -p "The small" -n 4 --temp 0 >/dev/null || fail "pocketlm run failed on qwen2"
+
 # Bad shapes and arguments are refused with a message.
-for bad in "--heads 5" "--embd 64 --heads 4 --kv-heads 3" "--init-std 0" "--init-std x" "--vocab $work/none.gguf" \
+for bad in "--arch gpt2" "--heads 5" "--embd 64 --heads 4 --kv-heads 3" "--init-std 0" "--init-std x" "--vocab $work/none.gguf" \
   "--ff 0" "--layers"; do
   # shellcheck disable=SC2086
   if "$mk" "$work/bad.gguf" $bad 2>"$work/err.txt"; then fail "accepted: $bad"; fi

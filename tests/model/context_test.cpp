@@ -1,18 +1,23 @@
-#include <fstream>
-// KV cache and batching invariants on the golden models: the logits of a position must not depend on how the
-// prompt was split into chunks, on incremental decoding, on the thread count, or on adapters set and unset.
+// KV cache and batching invariants: the logits of a position must not depend on how the prompt was split into
+// chunks, on incremental decoding, on the thread count, or on adapters set and unset. Llama models and adapters are
+// made here (tests/support/test_models.h); the other architectures come from ../shared/golden (skipped without it:
+// pocketlm's generator makes llama models only).
+#include "model/context.h"
+
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <string>
 #include <tuple>
 
-#include "model/context.h"
 #include "ops/quant_dot.h"
 #include "quant/quantize_model.h"
+#include "test_models.h"
 
 namespace pocketlm {
 namespace {
@@ -22,11 +27,20 @@ std::string Golden() {
   return d ? d : "";
 }
 
+// Made here: "random-llama" (f32, llama-tiny's shape) and "random-llama-kq-F16"; anything else is a golden model.
+std::string ModelPath(const std::string& name) {
+  if (name == "random-llama") return testing_util::RandomModel();
+  if (name == "random-llama-kq-F16") return testing_util::RandomModel(testing_util::KqShape(/*f16=*/true));
+  return Golden() + "/models/" + name + ".gguf";
+}
+
 class ContextTest : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
-    path_ = Golden() + "/models/" + GetParam() + ".gguf";
-    if (Golden().empty() || !std::ifstream(path_)) GTEST_SKIP() << "golden models not found (../shared/golden)";
+    path_ = ModelPath(GetParam());
+    if (!GetParam().starts_with("random") && (Golden().empty() || !std::ifstream(path_))) {
+      GTEST_SKIP() << "golden models not found (../shared/golden)";
+    }
     auto m = Model::Load(path_);
     ASSERT_TRUE(m.ok()) << m.status().message();
     model_ = std::move(m).value();
@@ -122,11 +136,15 @@ TEST_P(ContextTest, RejectsOutOfRangeTokensAndOverlongInput) {
 // (none, the adapter at two scales) gives every row the logits its own context gives alone, on a model per family
 // (f32 weights, fewer than 4 rows: the same kernels alone and batched, so equal to rounding noise only).
 TEST_P(ContextTest, DecodeBatchOfMixedAdaptersEqualsEachAlone) {
-  std::unique_ptr<LoraAdapter> ad;  // the golden adapter made for this model, if there is one
-  const std::string stem = GetParam().starts_with("llama-kq") ? "llama-kq" : GetParam();
+  std::unique_ptr<LoraAdapter> ad;  // the adapter made for this model (here or in the golden set), if there is one
+  if (GetParam().starts_with("random")) {
+    mkmodel::RandomLoraOptions lo;
+    lo.rank = GetParam() == "random-llama" ? 8 : 16;  // as the golden llama-tiny and llama-kq adapters
+    ad = std::move(LoraAdapter::Load(testing_util::RandomLora(path_, lo))).value();
+  }
   for (const char* r : {".lora-r4.gguf", ".lora-r8.gguf", ".lora-r16.gguf"}) {
-    const std::string lp = Golden() + "/models/" + stem + r;
-    if (std::ifstream(lp)) ad = std::move(LoraAdapter::Load(lp)).value();
+    const std::string lp = Golden() + "/models/" + GetParam() + r;
+    if (ad == nullptr && std::ifstream(lp)) ad = std::move(LoraAdapter::Load(lp)).value();
   }
   if (ad != nullptr && !ad->CheckAgainst(model_->file()).ok()) ad.reset();  // made for another variant
   const int32_t nv = model_->config().n_vocab;  // the ids below, wrapped into every model's vocabulary
@@ -181,14 +199,15 @@ TEST_P(ContextTest, DecodeBatchOfMixedAdaptersEqualsEachAlone) {
   EXPECT_EQ(batched[0]->n_past(), static_cast<int>(prompts[0].size()) + 1);
 }
 
-INSTANTIATE_TEST_SUITE_P(Golden, ContextTest,
-                         ::testing::Values("llama-tiny", "qwen2-tiny", "phi3-tiny", "gemma2-tiny", "llama-kq-F16"));
+INSTANTIATE_TEST_SUITE_P(SelfMade, ContextTest, ::testing::Values("random-llama", "random-llama-kq-F16"));
+// Architectures pocketlm's generator does not make.
+INSTANTIATE_TEST_SUITE_P(Golden, ContextTest, ::testing::Values("qwen2-tiny", "phi3-tiny", "gemma2-tiny"));
 
 // q4_0 / q5_0 / q8_0 / q4_K / q6_K weights interleaved at load (tensor/quant/interleave.h; on CPUs with their kernels,
 // otherwise the load keeps the GGUF layout and this compares the plain path with itself): the same logits as the GGUF
-// rows, prompt (panel path) and token by token (decode kernels), up to summation order. The q8_0 model's output matrix
-// is its tied token embedding, so the embedding lookup reads interleaved rows there. No golden model has q5_0 tensors:
-// the F16 one is quantized to q5_0 here.
+// rows, prompt (panel path) and token by token (decode kernels), up to summation order. The models are a random f16
+// model in llama-kq's shape quantized here; the q8_0 model's output matrix is its tied token embedding, so the
+// embedding lookup reads interleaved rows there.
 void ExpectInterleavedLogitsMatch(const std::string& path) {
   SCOPED_TRACE(path);
   auto plain = Model::Load(path);
@@ -197,7 +216,8 @@ void ExpectInterleavedLogitsMatch(const std::string& path) {
   const TensorView& wq = (*x16)->weights().layers[0].wq;
   EXPECT_EQ(wq.interleave != 0, InterleavedIsFaster(wq.type));
   std::vector<int32_t> toks;
-  for (int i = 0; i < 19; ++i) toks.push_back(1 + (i * 53) % 500);
+  const int32_t nv = (*plain)->config().n_vocab;
+  for (int i = 0; i < 19; ++i) toks.push_back(1 + (i * 53) % std::min(500, nv - 1));
   for (bool one_by_one : {false, true}) {
     std::vector<float> logits[2];
     for (int k = 0; k < 2; ++k) {
@@ -229,31 +249,28 @@ void ExpectInterleavedLogitsMatch(const std::string& path) {
 }
 
 TEST(ContextInterleaved, SameLogitsAsGgufRows) {
-  if (Golden().empty() || !std::ifstream(Golden() + "/models/llama-kq-F16.gguf")) {
-    GTEST_SKIP() << "golden models not found (../shared/golden)";
+  const std::string f16 = testing_util::RandomModel(testing_util::KqShape(/*f16=*/true));
+  ASSERT_FALSE(f16.empty());
+  for (const char* preset : {"Q4_0", "Q8_0", "Q6_K", "Q4_K_M", "Q5_0"}) {
+    quantize::QuantizeOptions q;
+    q.preset = preset;
+    q.pure = std::string(preset) != "Q4_K_M";  // every matrix in the type; Q4_K_M mixes q4_K and q6_K
+    const std::string path =
+        ::testing::TempDir() + "/plm-interleave-" + std::to_string(::getpid()) + "-" + preset + ".gguf";
+    auto made = quantize::QuantizeModel(f16, path, q);
+    ASSERT_TRUE(made.ok()) << made.status().message();
+    ExpectInterleavedLogitsMatch(path);
+    std::remove(path.c_str());
   }
-  ExpectInterleavedLogitsMatch(Golden() + "/models/llama-kq-Q4_0.gguf");
-  ExpectInterleavedLogitsMatch(Golden() + "/models/llama-kq-Q8_0.gguf");
-  ExpectInterleavedLogitsMatch(Golden() + "/models/llama-kq-Q6_K.gguf");
-  ExpectInterleavedLogitsMatch(Golden() + "/models/llama-kq-Q4_K_M.gguf");
-  quantize::QuantizeOptions q;
-  q.preset = "Q5_0";
-  q.pure = true;
-  const std::string q5 = ::testing::TempDir() + "/llama-kq-q5_0.gguf";
-  auto made = quantize::QuantizeModel(Golden() + "/models/llama-kq-F16.gguf", q5, q);
-  ASSERT_TRUE(made.ok()) << made.status().message();
-  ExpectInterleavedLogitsMatch(q5);
-  std::remove(q5.c_str());
 }
 
 TEST(ContextAdapters, SwitchingAdaptersMatchesFreshContext) {
-  const std::string g = Golden();
-  if (g.empty() || !std::ifstream(g + "/models/llama-tiny.gguf")) GTEST_SKIP() << "golden models not found";
-  auto m = Model::Load(g + "/models/llama-tiny.gguf");
+  const std::string model_path = testing_util::RandomModel();
+  auto m = Model::Load(model_path);
   ASSERT_TRUE(m.ok());
-  auto ad = LoraAdapter::Load(g + "/models/llama-tiny.lora-r8.gguf");
+  auto ad = LoraAdapter::Load(testing_util::RandomLora(model_path));
   ASSERT_TRUE(ad.ok()) << ad.status().message();
-  std::vector<int32_t> toks = {1, 450, 4996, 17354};
+  std::vector<int32_t> toks = {1, 300, 84, 152};
   ContextParams p;
   p.n_ctx = 16;
   auto fresh = Context::Create(**m, p);

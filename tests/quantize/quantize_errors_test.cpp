@@ -1,5 +1,7 @@
 // The quantize pipeline on inputs the golden files do not cover, its refusals, and the streaming writer. Every
-// failure must leave the output directory as it was: no output, no temp file.
+// failure must leave the output directory as it was: no output, no temp file. Already quantized and half-precision
+// inputs are checked on a random model of llama-kq's shape (test_models.h) everywhere, and against llama.cpp's own
+// files of that kind when ../shared/golden is there.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -14,6 +16,7 @@
 #include "quant/quantize_model.h"
 #include "quantize_test_util.h"
 #include "tensor/quant/quant.h"
+#include "test_models.h"
 
 namespace pocketlm::quantize {
 namespace {
@@ -143,37 +146,83 @@ TEST(quantize, ModelNonFiniteWeightsAreRefused) {
   EXPECT_EQ(dir.Entries(), std::vector<std::string>{"nan.gguf"});
 }
 
-TEST(quantize, ModelRequantizingNeedsConsent) {
-  PLM_REQUIRE_GOLDEN("Q8_0");
+// Requantizing `q8_0` to Q4_K_M is refused without --allow-requantize (nothing written) and then done with it,
+// giving every tensor the type it has in `q4_k_m`.
+void ExpectRequantizingNeedsConsent(const std::string& q8_0, const std::string& q4_k_m) {
   TempDir dir;
   const std::string out = dir.file("out.gguf");
-  auto refused = QuantizeModel(GoldenModel("Q8_0"), out, Preset("Q4_K_M"));
+  auto refused = QuantizeModel(q8_0, out, Preset("Q4_K_M"));
   ASSERT_FALSE(refused.ok());
   EXPECT_NE(refused.status().message().find("--allow-requantize"), std::string::npos) << refused.status().message();
   EXPECT_TRUE(dir.Entries().empty());
   QuantizeOptions o = Preset("Q4_K_M");
   o.allow_requantize = true;
-  auto s = QuantizeModel(GoldenModel("Q8_0"), out, o);
+  auto s = QuantizeModel(q8_0, out, o);
   ASSERT_TRUE(s.ok()) << s.status().message();
   auto q = GgufFile::Open(out);
   ASSERT_TRUE(q.ok());
-  auto ref = GgufFile::Open(GoldenModel("Q4_K_M"));
+  auto ref = GgufFile::Open(q4_k_m);
+  ASSERT_TRUE(ref.ok()) << ref.status().message();
   for (const auto& t : ref->tensors()) EXPECT_EQ(q->FindTensor(t.name)->type, t.type) << t.name;
 }
 
-TEST(quantize, ModelHalfPrecisionInputs) {
-  PLM_REQUIRE_GOLDEN("Q8_0");
-  for (const char* in : {"F16", "BF16"}) {
-    PLM_REQUIRE_GOLDEN(in);
+// `inputs` (F16 and BF16 files of one model) quantize to Q8_0 counting `n_weights`, with `q8_0`'s type per tensor.
+void ExpectHalfPrecisionInputs(const std::vector<std::pair<std::string, std::string>>& inputs, uint64_t n_weights,
+                               const std::string& q8_0) {
+  for (const auto& [label, in] : inputs) {
     TempDir dir;
-    auto s = QuantizeModel(GoldenModel(in), dir.file("out.gguf"), Preset("q8_0"));
-    ASSERT_TRUE(s.ok()) << in << ": " << s.status().message();
-    EXPECT_EQ(s->n_weights, 1705216u);  // the golden model's parameters (shapes in shared/golden/README.md)
+    auto s = QuantizeModel(in, dir.file("out.gguf"), Preset("q8_0"));
+    ASSERT_TRUE(s.ok()) << label << ": " << s.status().message();
+    EXPECT_EQ(s->n_weights, n_weights) << label;
     auto q = GgufFile::Open(dir.file("out.gguf"));
-    auto ref = GgufFile::Open(GoldenModel("Q8_0"));
+    auto ref = GgufFile::Open(q8_0);
     ASSERT_TRUE(q.ok() && ref.ok());
-    for (const auto& t : ref->tensors()) EXPECT_EQ(q->FindTensor(t.name)->type, t.type) << in << " " << t.name;
+    for (const auto& t : ref->tensors()) EXPECT_EQ(q->FindTensor(t.name)->type, t.type) << label << " " << t.name;
   }
+}
+
+// A random f32 model of llama-kq's shape and `preset`s of it made by pocketlm, in `dir`.
+std::string MadeFromRandomF32(const TempDir& dir, const std::string& preset) {
+  const std::string f32 = pocketlm::testing_util::RandomModel(pocketlm::testing_util::KqShape(/*f16=*/false));
+  const std::string out = dir.file(preset + ".gguf");
+  auto s = QuantizeModel(f32, out, Preset(preset));
+  EXPECT_TRUE(s.ok()) << preset << ": " << s.status().message();
+  return out;
+}
+
+TEST(quantize, ModelRequantizingNeedsConsent) {
+  TempDir made;
+  ExpectRequantizingNeedsConsent(MadeFromRandomF32(made, "Q8_0"), MadeFromRandomF32(made, "Q4_K_M"));
+}
+
+// The same from llama.cpp's Q8_0 file: the requantized types are llama-quantize's Q4_K_M ones.
+TEST(quantize, ModelRequantizingGoldenGivesLlamaCppsTypes) {
+  PLM_REQUIRE_GOLDEN("Q8_0");
+  PLM_REQUIRE_GOLDEN("Q4_K_M");
+  ExpectRequantizingNeedsConsent(GoldenModel("Q8_0"), GoldenModel("Q4_K_M"));
+}
+
+TEST(quantize, ModelHalfPrecisionInputs) {
+  TempDir made;
+  const std::string f32 = pocketlm::testing_util::RandomModel(pocketlm::testing_util::KqShape(/*f16=*/false));
+  const std::string f16 = pocketlm::testing_util::RandomModel(pocketlm::testing_util::KqShape(/*f16=*/true));
+  ASSERT_FALSE(f32.empty() || f16.empty());
+  auto in = GgufFile::Open(f32);
+  ASSERT_TRUE(in.ok()) << in.status().message();
+  uint64_t n_weights = 0;
+  for (const auto& t : in->tensors()) n_weights += static_cast<uint64_t>(t.n_elements());
+  ExpectHalfPrecisionInputs({{"F16", f16}, {"BF16", MadeFromRandomF32(made, "BF16")}}, n_weights,
+                            MadeFromRandomF32(made, "Q8_0"));
+}
+
+// The same from llama.cpp's F16 and BF16 files, against its Q8_0 file.
+TEST(quantize, ModelHalfPrecisionGoldenInputs) {
+  PLM_REQUIRE_GOLDEN("Q8_0");
+  PLM_REQUIRE_GOLDEN("F16");
+  PLM_REQUIRE_GOLDEN("BF16");
+  // 1705216: the golden model's parameters (shapes in shared/golden/README.md)
+  ExpectHalfPrecisionInputs({{"F16", GoldenModel("F16")}, {"BF16", GoldenModel("BF16")}}, 1705216u,
+                            GoldenModel("Q8_0"));
 }
 
 TEST(quantize, StreamWriterSameBytesAsGgufWriterAndNoPartialFile) {

@@ -1,16 +1,17 @@
-// The scheduler against the engine on the golden llama-tiny model and its rank-8 adapter: requests with
-// different adapter sets, interleaved round-robin in a shared set of slots, each get exactly the tokens they get
-// alone from model/generate.h's Generate (greedy and seeded sampling), and slots switch adapter sets correctly.
+// The scheduler against the engine on a random llama model and a random rank-8 adapter made here
+// (tests/support/test_models.h): requests with different adapter sets, interleaved round-robin in a shared set of
+// slots, each get exactly the tokens they get alone from model/generate.h's Generate (greedy and seeded sampling),
+// and slots switch adapter sets correctly.
 #include "serve/scheduler.h"
 
 #include <gtest/gtest.h>
 
 #include <chrono>
 #include <cstdlib>
-#include <fstream>
 
 #include "model/generate.h"
 #include "serve/adapter_registry.h"
+#include "test_models.h"
 
 namespace pocketlm::serve {
 namespace {
@@ -18,16 +19,15 @@ namespace {
 class ServeScheduler : public ::testing::Test {
  protected:
   void SetUp() override {
-    const char* g = std::getenv("PLM_GOLDEN_DIR");
-    const std::string dir = g != nullptr ? std::string(g) + "/models/" : "";
-    if (dir.empty() || !std::ifstream(dir + "llama-tiny.gguf") || !std::ifstream(dir + "llama-tiny.lora-r8.gguf")) {
-      GTEST_SKIP() << "golden models not found (../shared/golden)";
-    }
-    auto m = Model::Load(dir + "llama-tiny.gguf");
+    base_path_ = testing_util::RandomModel();
+    ASSERT_FALSE(base_path_.empty());
+    adapter_path_ = testing_util::RandomLora(base_path_);  // rank 8 on every projection, as the golden r8 adapter
+    ASSERT_FALSE(adapter_path_.empty());
+    auto m = Model::Load(base_path_);
     ASSERT_TRUE(m.ok()) << m.status().message();
     model_ = std::move(m).value();
-    registry_ = std::make_unique<AdapterRegistry>(*model_, "llama-tiny");
-    ASSERT_TRUE(registry_->Load("r8", dir + "llama-tiny.lora-r8.gguf").ok());
+    registry_ = std::make_unique<AdapterRegistry>(*model_, "random-base");
+    ASSERT_TRUE(registry_->Load("r8", adapter_path_).ok());
   }
 
   GenerationJob Job(const std::string& prompt, AdapterSet adapters, float temperature, uint64_t seed) {
@@ -77,6 +77,7 @@ class ServeScheduler : public ::testing::Test {
     return "TIMEOUT";
   }
 
+  std::string base_path_, adapter_path_;
   std::unique_ptr<Model> model_;
   std::unique_ptr<AdapterRegistry> registry_;
 };
@@ -147,16 +148,14 @@ TEST_F(ServeScheduler, UnloadKeepsInFlightAdapterAlive) {
 }
 
 TEST_F(ServeScheduler, RegistryRefusesMismatchAndDuplicates) {
-  const char* g = std::getenv("PLM_GOLDEN_DIR");
-  const std::string dir = std::string(g) + "/models/";
-  EXPECT_FALSE(registry_->Load("r8", dir + "llama-tiny.lora-r8.gguf").ok());          // taken
-  EXPECT_FALSE(registry_->Load("llama-tiny", dir + "llama-tiny.lora-r8.gguf").ok());  // the base's id
-  EXPECT_FALSE(registry_->Load("x", dir + "missing.gguf").ok());
-  if (std::ifstream(dir + "qwen2-tiny.lora-r4.gguf")) {
-    const Status s = registry_->Load("q", dir + "qwen2-tiny.lora-r4.gguf");  // another architecture
-    EXPECT_FALSE(s.ok());
-    EXPECT_NE(s.message().find("does not fit the base"), std::string::npos) << s.message();
-  }
+  EXPECT_FALSE(registry_->Load("r8", adapter_path_).ok());           // taken
+  EXPECT_FALSE(registry_->Load("random-base", adapter_path_).ok());  // the base's id
+  EXPECT_FALSE(registry_->Load("x", base_path_ + ".missing.gguf").ok());
+  mkmodel::RandomLoraOptions other_arch;
+  other_arch.architecture = "qwen2";
+  const Status s = registry_->Load("q", testing_util::RandomLora(base_path_, other_arch));  // another architecture
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("does not fit the base"), std::string::npos) << s.message();
 }
 
 // Prefix cache: a job whose prompt extends the previous job's prompt under the same adapter set reuses its cache
@@ -213,10 +212,10 @@ TEST_F(ServeScheduler, PrefixCacheIsReusedOnlyUnderTheSameAdapterSet) {
 // A memory budget that holds one adapter: loading a second evicts the least recently used; asking for the evicted
 // one loads it again (the same weights) and evicts the other; a request holding an evicted adapter keeps it alive.
 TEST_F(ServeScheduler, AdapterBudgetEvictsLeastRecentlyUsed) {
-  const std::string path = std::string(std::getenv("PLM_GOLDEN_DIR")) + "/models/llama-tiny.lora-r8.gguf";
+  const std::string& path = adapter_path_;
   const size_t one = registry_->Find("r8")->ResidentBytes();
   ASSERT_GT(one, 0u);
-  AdapterRegistry reg(*model_, "llama-tiny", one + one / 2);
+  AdapterRegistry reg(*model_, "random-base", one + one / 2);
   ASSERT_TRUE(reg.Load("a", path).ok());
   const AdapterPtr held_a = reg.Find("a");  // a request in flight with "a"
   ASSERT_TRUE(reg.Load("b", path).ok());
@@ -241,7 +240,7 @@ TEST_F(ServeScheduler, AdapterBudgetEvictsLeastRecentlyUsed) {
   // The reloaded adapter gives the same logits as the one loaded first.
   ContextParams cp;
   cp.n_ctx = 32;
-  const std::vector<int32_t> toks = {1, 450, 4996};
+  const std::vector<int32_t> toks = {1, 300, 350};
   std::vector<float> la, lb;
   auto ca = Context::Create(*model_, cp).value(), cb = Context::Create(*model_, cp).value();
   ASSERT_TRUE(ca->SetAdapters({{held_a.get(), 1.0f}}).ok());
@@ -251,7 +250,7 @@ TEST_F(ServeScheduler, AdapterBudgetEvictsLeastRecentlyUsed) {
   EXPECT_EQ(la, lb);
 
   // Without a budget nothing is evicted.
-  AdapterRegistry unlimited(*model_, "llama-tiny");
+  AdapterRegistry unlimited(*model_, "random-base");
   ASSERT_TRUE(unlimited.Load("a", path).ok());
   ASSERT_TRUE(unlimited.Load("b", path).ok());
   EXPECT_EQ(unlimited.resident_bytes(), 2 * one);
