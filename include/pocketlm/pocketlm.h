@@ -224,7 +224,8 @@ typedef struct plm_chat_message {
 
 /* Renders `messages` with a chat template and an assistant-turn prompt, then generates the reply as
  * plm_generate does. `chat_template`: "chatml", "llama3", "llama2", "gemma", "phi3", or NULL for the one the
- * model's tokenizer.chat_template names (PLM_NOT_FOUND / PLM_UNSUPPORTED when it has none pocketlm knows).
+ * model's tokenizer.chat_template names, ChatML when it has none pocketlm knows (as llama.cpp does). Template
+ * markers the vocabulary has no special token for are tokenized as plain text.
  * The conversation is given whole each time; when the session already holds a prefix of it (the previous
  * turns), only the rest is evaluated, otherwise the session starts over. */
 PLM_API plm_status plm_generate_chat(plm_session* session, const plm_chat_message* messages, size_t n_messages,

@@ -14,16 +14,15 @@
 #include "model/context.h"
 #include "model/model.h"
 #include "pocketlm/pocketlm.h"
-#include "tokenizer/chat_template.h"
+#include "tokenizer/chat_format.h"
 
 namespace pocketlm::capi {
 
 struct ModelState {
   std::unique_ptr<Model> model;
   plm_model_params defaults{};
-  std::string name;                  // general.name, "" when absent
-  Status chat_template_status;       // why the model has no usable chat template (ok when it has one)
-  ChatTemplateKind chat_template{};  // meaningful when chat_template_status is ok
+  std::string name;        // general.name, "" when absent
+  ChatFormat chat_format;  // the model's own chat template, or ChatML (model/chat_format_choice.h)
 };
 
 // Thread-local last error (pocketlm.h plm_last_error).

@@ -6,6 +6,7 @@
 #include <string_view>
 
 #include "capi/capi_internal.h"
+#include "model/chat_format_choice.h"
 
 namespace pocketlm::capi {
 namespace {
@@ -81,11 +82,9 @@ Status Run(plm_session* s, std::vector<int32_t> tokens, const plm_generate_param
 
 Result<std::vector<int32_t>> RenderAndTokenize(const plm_session& s, const plm_chat_message* messages,
                                                size_t n_messages, const char* chat_template) {
-  ChatTemplateKind kind = s.model->chat_template;
+  ChatFormat format = s.model->chat_format;
   if (chat_template != nullptr) {
-    PLM_ASSIGN_OR_RETURN(kind, ChatTemplateFromName(chat_template));
-  } else if (!s.model->chat_template_status.ok()) {
-    return s.model->chat_template_status;
+    PLM_ASSIGN_OR_RETURN(format, ChooseChatFormat(*s.model->model, chat_template, MissingMarkers::kAsText));
   }
   std::vector<ChatMessage> msgs(n_messages);
   for (size_t i = 0; i < n_messages; ++i) {
@@ -97,8 +96,8 @@ Result<std::vector<int32_t>> RenderAndTokenize(const plm_session& s, const plm_c
     msgs[i].role = role.value();
     msgs[i].content = messages[i].content;
   }
-  PLM_ASSIGN_OR_RETURN(const std::vector<ChatSegment> segments, RenderChat(kind, msgs, /*add_generation_prompt=*/true));
-  PLM_ASSIGN_OR_RETURN(TokenizedChat tc, TokenizeChat(s.model->model->tokenizer(), segments));
+  PLM_ASSIGN_OR_RETURN(TokenizedChat tc, RenderAndTokenizeChat(s.model->model->tokenizer(), format, msgs,
+                                                               /*add_generation_prompt=*/true));
   return std::move(tc.tokens);
 }
 

@@ -3,26 +3,16 @@
 #include <string_view>
 
 #include "capi/capi_internal.h"
+#include "model/chat_format_choice.h"
 
 namespace pocketlm::capi {
 namespace {
 
-// The model's built-in chat template, detected once at load. A missing or unknown one is not a load error:
-// plm_generate_chat reports it when asked for the model's template.
-void DetectTemplate(ModelState* s) {
-  auto jinja = s->model->file().GetString("tokenizer.chat_template");
-  const std::string hint = "; pass chat_template (chatml, llama3, llama2, gemma, phi3)";
-  if (!jinja.ok()) {
-    s->chat_template_status = NotFound("model '" + s->model->file().path() + "' has no tokenizer.chat_template" + hint);
-    return;
-  }
-  auto kind = DetectChatTemplate(jinja.value());
-  if (!kind.ok()) {
-    s->chat_template_status = Status(kind.status().code(), "the chat template of model '" + s->model->file().path() +
-                                                               "' is not one pocketlm has built in" + hint);
-    return;
-  }
-  s->chat_template = kind.value();
+// The chat template used when a call names none, chosen once at load by the rule every front end shares: the
+// model's own, else ChatML, its markers spelled as text where the vocabulary lacks them.
+Status ChooseTemplate(ModelState* s) {
+  PLM_ASSIGN_OR_RETURN(s->chat_format, ChooseChatFormat(*s->model, "", MissingMarkers::kAsText));
+  return Status::Ok();
 }
 
 }  // namespace
@@ -57,7 +47,7 @@ plm_status plm_model_load(const char* path, const plm_model_params* params, plm_
     if (state->defaults.n_threads == 0) state->defaults.n_threads = 2;
     auto name = state->model->file().GetString("general.name");
     if (name.ok()) state->name = std::string(name.value());
-    pocketlm::capi::DetectTemplate(state.get());
+    PLM_RETURN_IF_ERROR(pocketlm::capi::ChooseTemplate(state.get()));
     *out_model = new plm_model{std::move(state)};
     return Status::Ok();
   });

@@ -42,10 +42,7 @@ std::variant<std::vector<int32_t>, ApiError> Tokenize(const CompletionRequest& r
     if (!ids.ok()) return ErrorFromStatus(ids.status(), "prompt");
     return std::move(ids).value();
   }
-  if (!env.chat_template_status.ok()) return ErrorFromStatus(env.chat_template_status, "messages");
-  auto segments = RenderChat(env.chat_template, r.messages, /*add_generation_prompt=*/true);
-  if (!segments.ok()) return BadRequest(segments.status().message(), "messages");
-  auto tc = TokenizeChat(tok, segments.value());
+  auto tc = RenderAndTokenizeChat(tok, env.chat_format, r.messages, /*add_generation_prompt=*/true);
   if (!tc.ok()) return BadRequest(tc.status().message(), "messages");
   return std::move(tc.value().tokens);
 }
@@ -79,6 +76,10 @@ std::variant<GenerationJob, ApiError> PrepareJob(const CompletionRequest& r, con
   job.sampling = r.sampling;
   if (!r.has_seed) job.sampling.seed = (static_cast<uint64_t>(std::random_device{}()) << 32) ^ std::random_device{}();
   job.stop = r.stop;
+  // A chat template whose markers are spelled as text ends a reply with text, not with an end-of-generation token.
+  if (r.endpoint == Endpoint::kChat && !env.chat_format.end_of_turn_text.empty()) {
+    job.stop.push_back(env.chat_format.end_of_turn_text);
+  }
   return job;
 }
 

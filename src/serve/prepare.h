@@ -11,17 +11,16 @@
 #include "serve/api_error.h"
 #include "serve/job.h"
 #include "serve/request.h"
-#include "tokenizer/chat_template.h"
+#include "tokenizer/chat_format.h"
 
 namespace pocketlm::serve {
 
 struct PrepareEnv {
   const Model* model = nullptr;
   const AdapterRegistry* registry = nullptr;
-  Status chat_template_status;       // why chat requests cannot be served (ok when they can)
-  ChatTemplateKind chat_template{};  // meaningful when chat_template_status is ok
-  int n_ctx = 0;                     // positions per sequence
-  int max_tokens_cap = 0;            // largest max_tokens a request may ask for; also the default
+  ChatFormat chat_format;  // how messages become a prompt (model/chat_format_choice.h)
+  int n_ctx = 0;           // positions per sequence
+  int max_tokens_cap = 0;  // largest max_tokens a request may ask for; also the default
 };
 
 // Model selection: "model" is the base id (or omitted) for no adapter, or an adapter name for that adapter at

@@ -36,7 +36,11 @@ Result<std::vector<TrainExample>> LoadExamples(const std::string& path, const Ev
   std::vector<TrainExample> examples;
   if (path.size() > 6 && path.ends_with(".jsonl")) {
     DatasetOptions d;
-    PLM_ASSIGN_OR_RETURN(d.chat_template, ChooseChatTemplate(model, o.chat_template));
+    std::string note;
+    PLM_ASSIGN_OR_RETURN(const ChatFormat format,
+                         ChooseChatTemplate(model, o.chat_template, MissingMarkers::kRefuse, &note));
+    if (!note.empty()) std::fprintf(stderr, "note: %s\n", note.c_str());
+    d.chat_template = format.kind;
     PLM_ASSIGN_OR_RETURN(Dataset data, LoadJsonlDataset(path, model.tokenizer(), d));
     examples = std::move(data.examples);
   } else {
@@ -71,9 +75,11 @@ int EvalCommand(const EvalOptions& o) {
                 o.perplexity_path.c_str());
   }
   if (!o.exact_match_path.empty()) {
-    auto kind = ChooseChatTemplate(model, o.chat_template);
-    if (!kind.ok()) return Fail(kind.status());
-    auto items = LoadExactMatchItems(o.exact_match_path, model.tokenizer(), kind.value());
+    std::string note;
+    auto format = ChooseChatTemplate(model, o.chat_template, MissingMarkers::kRefuse, &note);
+    if (!format.ok()) return Fail(format.status());
+    if (!note.empty()) std::fprintf(stderr, "note: %s\n", note.c_str());
+    auto items = LoadExactMatchItems(o.exact_match_path, model.tokenizer(), format.value().kind);
     if (!items.ok()) return Fail(items.status());
     if (o.limit > 0 && static_cast<int64_t>(items.value().size()) > o.limit) {
       items.value().resize(static_cast<size_t>(o.limit));

@@ -197,10 +197,11 @@ int FinetuneCommand(const FinetuneOptions& o) {
   tc.n_threads = o.threads;
 
   std::string note;
-  auto kind = ChooseChatTemplate(model, o.chat_template, &note);
-  if (!kind.ok()) return Fail(kind.status());
+  // Training data keeps a template's markers as tokens: one the vocabulary lacks is refused with its name.
+  auto format = ChooseChatTemplate(model, o.chat_template, MissingMarkers::kRefuse, &note);
+  if (!format.ok()) return Fail(format.status());
   DatasetOptions d;
-  d.chat_template = kind.value();
+  d.chat_template = format.value().kind;
   d.train_on_prompt = o.train_on_prompt;
   d.strict = o.strict;
   auto train_data = LoadData(o.data_path, model, d, "training", o.quiet);

@@ -2,6 +2,7 @@
 
 #include "model/generate.h"
 #include "options.h"
+#include "serve/stop_matcher.h"
 
 namespace pocketlm::cli {
 
@@ -17,17 +18,18 @@ int RunCommand(const ModelOptions& m, const SamplingOptions& s, const RunOptions
   if (!lm.ok()) return Fail(lm.status());
   const Tokenizer& tok = lm->model->tokenizer();
   std::vector<int32_t> ids;
+  std::string stop_text;  // a chat template's end of turn, when the vocabulary spells it as text
   if (r.chat) {
     // One user turn and the header of the assistant's: the reply streams alone, and generation stops at the
     // template's end-of-turn token (Generate stops at end-of-generation tokens).
     std::string note;
-    auto kind = ChooseChatTemplate(*lm->model, r.chat_template, &note);
-    if (!kind.ok()) return Fail(kind.status());
+    auto format = ChooseChatTemplate(*lm->model, r.chat_template, MissingMarkers::kAsText, &note);
+    if (!format.ok()) return Fail(format.status());
     if (!note.empty()) std::fprintf(stderr, "note: %s\n", note.c_str());
+    stop_text = format.value().end_of_turn_text;
     const ChatMessage user{ChatRole::kUser, prompt, true};
-    auto segments = RenderChat(kind.value(), std::span<const ChatMessage>(&user, 1), /*add_generation_prompt=*/true);
-    if (!segments.ok()) return Fail(segments.status());
-    auto chat = TokenizeChat(tok, segments.value());
+    auto chat = RenderAndTokenizeChat(tok, format.value(), std::span<const ChatMessage>(&user, 1),
+                                      /*add_generation_prompt=*/true);
     if (!chat.ok()) return Fail(chat.status());
     ids = std::move(chat.value().tokens);
   } else {
@@ -41,11 +43,16 @@ int RunCommand(const ModelOptions& m, const SamplingOptions& s, const RunOptions
   GenerateParams gp;
   gp.n_predict = r.n_predict;
   gp.sampling = s.p;
-  auto stats = Generate(*lm->ctx, ids, gp, [](std::string_view piece) {
-    std::fwrite(piece.data(), 1, piece.size(), stdout);
+  auto write = [](std::string_view text) {
+    std::fwrite(text.data(), 1, text.size(), stdout);
     std::fflush(stdout);
-    return true;
+  };
+  serve::StopMatcher stop(stop_text.empty() ? std::vector<std::string>{} : std::vector<std::string>{stop_text});
+  auto stats = Generate(*lm->ctx, ids, gp, [&](std::string_view piece) {
+    write(stop.Push(piece));
+    return !stop.stopped();
   });
+  if (!stop.stopped()) write(stop.Flush());
   std::fputc('\n', stdout);
   if (!stats.ok()) return Fail(stats.status());
   const auto& st = *stats;

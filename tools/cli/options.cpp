@@ -65,19 +65,11 @@ unsigned long long PeakRssBytes() {
   return static_cast<unsigned long long>(ru.ru_maxrss) * 1024;  // KiB on Linux
 }
 
-Result<ChatTemplateKind> ChooseChatTemplate(const Model& model, const std::string& name, std::string* note) {
-  if (!name.empty()) return ChatTemplateFromName(name);
-  auto jinja = model.file().GetString("tokenizer.chat_template");
-  if (!jinja.ok()) {
-    if (note != nullptr) *note = "the model has no chat template; using chatml (choose with --chat-template)";
-    return ChatTemplateKind::kChatML;
-  }
-  auto kind = DetectChatTemplate(jinja.value());
-  if (!kind.ok()) {
-    if (note != nullptr) *note = "the model's chat template is not one pocketlm knows; using chatml (--chat-template)";
-    return ChatTemplateKind::kChatML;
-  }
-  return kind;
+Result<ChatFormat> ChooseChatTemplate(const Model& model, const std::string& name, MissingMarkers missing,
+                                      std::string* note) {
+  PLM_ASSIGN_OR_RETURN(ChatFormat f, ChooseChatFormat(model, name, missing));
+  if (note != nullptr && (f.fell_back || f.markers_as_text)) *note = f.description;
+  return f;
 }
 
 Result<LoadedModel> LoadModel(const ModelOptions& o) {

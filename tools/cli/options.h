@@ -9,6 +9,7 @@
 
 #include "base/status.h"
 #include "lora/adapter.h"
+#include "model/chat_format_choice.h"
 #include "model/context.h"
 #include "model/model.h"
 #include "model/sampler.h"
@@ -82,9 +83,9 @@ Status ReadTextFile(const std::string& path, std::string* out);
 // The process's peak resident memory so far (getrusage).
 unsigned long long PeakRssBytes();
 
-// The chat template for `model`: `name` (chatml, llama3, ...) when not empty, else the one the model's
-// tokenizer.chat_template is recognised as, else ChatML. *note (when given) says why ChatML was chosen for a
-// model with no or an unknown template, so commands can tell the user.
-Result<ChatTemplateKind> ChooseChatTemplate(const Model& model, const std::string& name, std::string* note = nullptr);
+// The chat format for `model` by the one rule every front end shares (model/chat_format_choice.h). *note (when
+// given) is set when the user should hear about the choice: a fallback to ChatML, or markers spelled as text.
+Result<ChatFormat> ChooseChatTemplate(const Model& model, const std::string& name, MissingMarkers missing,
+                                      std::string* note = nullptr);
 
 }  // namespace pocketlm::cli
