@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <filesystem>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -24,7 +25,8 @@ struct ServerState {
   std::unique_ptr<AdapterRegistry> registry;
   std::unique_ptr<Scheduler> scheduler;
   PrepareEnv env;
-  int64_t started = 0;  // Unix seconds: "created" of the listed models
+  std::filesystem::path adapter_dir;  // canonical --adapter-dir; empty = the admin endpoints are off
+  int64_t started = 0;                // Unix seconds: "created" of the listed models
   std::atomic<uint64_t> next_id{1};
   // Requests accepted and not yet answered in full (a stream counts until its last byte or disconnect).
   std::atomic<int> in_flight{0};

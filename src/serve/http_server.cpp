@@ -12,6 +12,8 @@
 #include <filesystem>
 #include <thread>
 
+#include "model/chat_format_choice.h"
+#include "serve/auth.h"
 #include "serve/http_internal.h"
 #include "serve/openai_json.h"
 
@@ -61,49 +63,98 @@ void HandleHealth(ServerState& st, httplib::Response& res) {
                 {"queued", l.queued}});
 }
 
+// The admin endpoints without --adapter-dir: 404 with the code of any route this server does not have, rather
+// than 403. No credential would change the answer (the switch is the operator's command line), and a 403 would
+// tell a prober that something guarded is there to break into. The message says how to turn them on; with API
+// keys set, only clients holding a key get this far (the key check runs before routing).
+ApiError AdminOff() {
+  return NotFoundError("the admin API is off: start the server with --adapter-dir DIR to load adapters from DIR", "",
+                       "unknown_url");
+}
+
+std::string ReplaceAll(std::string s, const std::string& from, const std::string& to) {
+  if (from.empty()) return s;
+  for (size_t at = s.find(from); at != std::string::npos; at = s.find(from, at + to.size())) {
+    s.replace(at, from.size(), to);
+  }
+  return s;
+}
+
+// POST /admin/adapters {"name": NAME, "path": FILE}: FILE is relative to --adapter-dir (auth.h's
+// ResolveAdapterPath refuses everything else alike).
 void HandleLoadAdapter(ServerState& st, const httplib::Request& req, httplib::Response& res) {
+  if (st.adapter_dir.empty()) return SendError(res, AdminOff());
   json body = json::parse(req.body, nullptr, /*allow_exceptions=*/false);
   if (body.is_discarded() || !body.is_object()) {
     return SendError(res, BadRequest("the request body must be a JSON object {\"name\", \"path\"}"));
   }
   auto name = body.find("name"), path = body.find("path");
   if (name == body.end() || !name->is_string()) return SendError(res, BadRequest("'name' must be a string", "name"));
-  if (path == body.end() || !path->is_string()) return SendError(res, BadRequest("'path' must be a string", "path"));
-  const std::string n = name->get<std::string>();
-  if (Status s = st.registry->Load(n, path->get<std::string>()); !s.ok()) {
-    return SendError(res, ErrorFromStatus(s, "path"));
+  if (path == body.end() || !path->is_string()) {
+    return SendError(res, BadRequest("'path' must be a string: a file name relative to the adapter directory", "path"));
   }
-  std::fprintf(stderr, "serve: loaded adapter '%s' from %s\n", n.c_str(), path->get<std::string>().c_str());
+  const std::string n = name->get<std::string>();
+  const std::string requested = path->get<std::string>();
+  Result<std::string> file = ResolveAdapterPath(st.adapter_dir, requested);
+  if (!file.ok()) return SendError(res, ErrorFromStatus(file.status(), "path"));
+  if (Status s = st.registry->Load(n, *file); !s.ok()) {
+    // The loader names the file by its absolute path; say it as the client did, without the server's layout.
+    return SendError(res, ErrorFromStatus(Status(s.code(), ReplaceAll(s.message(), *file, requested)), "path"));
+  }
+  std::fprintf(stderr, "serve: loaded adapter '%s' from %s\n", n.c_str(), file->c_str());
   SendJson(res, 200, json{{"id", n}, {"object", "model"}, {"parent", st.registry->base_id()}, {"loaded", true}});
 }
 
 void HandleUnloadAdapter(ServerState& st, const httplib::Request& req, httplib::Response& res) {
+  if (st.adapter_dir.empty()) return SendError(res, AdminOff());
   const std::string name = req.matches[1];
   if (Status s = st.registry->Unload(name); !s.ok()) return SendError(res, ErrorFromStatus(s, "name"));
   std::fprintf(stderr, "serve: unloaded adapter '%s'\n", name.c_str());
   SendJson(res, 200, json{{"id", name}, {"object", "model"}, {"deleted", true}});
 }
 
+// API keys (auth.h): true when the request was refused with a 401. It runs once httplib has read the whole
+// request, in each handler and, for a path with no route, in the error handler (so that without a key every path
+// gets 401 and a client cannot probe which endpoints exist). Not in a pre-routing handler: cpp-httplib 0.11 leaves
+// a body it has not read on the connection and parses it as the next request (seen: a refused POST answered by a
+// 401 and then a stray 400 on the same kept-alive connection).
+bool RefusedForKey(const ServerState& st, const httplib::Request& req, httplib::Response& res) {
+  if (st.options.api_keys.empty() || !AuthRequired(req.path)) return false;
+  const AuthResult r = CheckApiKey(req.get_header_value("Authorization"), st.options.api_keys);
+  if (r == AuthResult::kOk) return false;
+  res.set_header("WWW-Authenticate", "Bearer");  // RFC 6750 section 3: a 401 names the scheme it wants
+  SendError(res, AuthError(r));
+  return true;
+}
+
+// A handler behind the key check (AuthRequired decides which paths need one), run Guarded.
+template <typename F>
+auto Keyed(const ServerState& st, F body) {
+  return Guarded([&st, body](const httplib::Request& req, httplib::Response& res) {
+    if (!RefusedForKey(st, req, res)) body(req, res);
+  });
+}
+
 void Route(ServerState& st, httplib::Server& svr) {
-  svr.Post("/v1/chat/completions", Guarded([&st](const httplib::Request& req, httplib::Response& res) {
+  svr.Post("/v1/chat/completions", Keyed(st, [&st](const httplib::Request& req, httplib::Response& res) {
              HandleCompletion(st, req, res, Endpoint::kChat);
            }));
-  svr.Post("/v1/completions", Guarded([&st](const httplib::Request& req, httplib::Response& res) {
+  svr.Post("/v1/completions", Keyed(st, [&st](const httplib::Request& req, httplib::Response& res) {
              HandleCompletion(st, req, res, Endpoint::kCompletion);
            }));
-  svr.Get("/v1/models", Guarded([&st](const httplib::Request&, httplib::Response& res) { HandleModels(st, res); }));
-  svr.Get("/health", Guarded([&st](const httplib::Request&, httplib::Response& res) { HandleHealth(st, res); }));
-  if (st.options.admin) {
-    svr.Post("/admin/adapters",
-             Guarded([&st](const httplib::Request& req, httplib::Response& res) { HandleLoadAdapter(st, req, res); }));
-    svr.Delete(R"(/admin/adapters/([^/]+))", Guarded([&st](const httplib::Request& req, httplib::Response& res) {
-                 HandleUnloadAdapter(st, req, res);
-               }));
-  }
+  svr.Get("/v1/models", Keyed(st, [&st](const httplib::Request&, httplib::Response& res) { HandleModels(st, res); }));
+  svr.Get("/health", Keyed(st, [&st](const httplib::Request&, httplib::Response& res) { HandleHealth(st, res); }));
+  // Routed even when off, so that the 404 says how to turn them on (AdminOff).
+  svr.Post("/admin/adapters",
+           Keyed(st, [&st](const httplib::Request& req, httplib::Response& res) { HandleLoadAdapter(st, req, res); }));
+  svr.Delete(R"(/admin/adapters/([^/]+))", Keyed(st, [&st](const httplib::Request& req, httplib::Response& res) {
+               HandleUnloadAdapter(st, req, res);
+             }));
   // Statuses httplib sets itself (404 no route, 413 body too large, 400 bad HTTP) get a JSON body too; ours
   // already have one.
   svr.set_error_handler([&st](const httplib::Request& req, httplib::Response& res) {
     if (!res.body.empty()) return;
+    if (res.status == 404 && RefusedForKey(st, req, res)) return;
     ApiError e{res.status, "HTTP " + std::to_string(res.status), "invalid_request_error", "", ""};
     if (res.status == 404) {
       e.message = "no endpoint " + req.method + " " + req.path;
@@ -123,26 +174,18 @@ void Route(ServerState& st, httplib::Server& svr) {
 
 Status Setup(const ServeOptions& o, ServerState* st) {
   st->options = o;
+  if (!o.adapter_dir.empty()) {
+    PLM_ASSIGN_OR_RETURN(st->adapter_dir, CanonicalAdapterDir(o.adapter_dir));
+  }
   PLM_ASSIGN_OR_RETURN(st->model, Model::Load(o.model_path, {.interleave_for_inference = true}));
   const std::string id = !o.alias.empty() ? o.alias : std::filesystem::path(o.model_path).stem().string();
   st->registry = std::make_unique<AdapterRegistry>(*st->model, id, o.adapter_budget_bytes);
   for (const auto& [name, path] : o.adapters) {
     PLM_RETURN_IF_ERROR(st->registry->Load(name, path).WithContext("--lora " + name + "=" + path));
   }
-  // The chat template: named, or recognized from the model's metadata. Without one the server still serves
-  // /v1/completions; chat requests get a 400 that says what to do.
-  st->env.chat_template_status = Status::Ok();
-  if (!o.chat_template.empty()) {
-    PLM_ASSIGN_OR_RETURN(st->env.chat_template, ChatTemplateFromName(o.chat_template));
-  } else if (auto jinja = st->model->file().GetString("tokenizer.chat_template"); !jinja.ok()) {
-    st->env.chat_template_status =
-        InvalidArgument("the model has no tokenizer.chat_template; restart the server with --chat-template NAME");
-  } else if (auto kind = DetectChatTemplate(jinja.value()); !kind.ok()) {
-    st->env.chat_template_status = InvalidArgument(
-        "the model's chat template is not one pocketlm has built in; restart the server with --chat-template NAME");
-  } else {
-    st->env.chat_template = kind.value();
-  }
+  // The chat template, by the rule every front end shares; markers the vocabulary lacks are spelled as text, as
+  // llama-server does, so chat requests are always served.
+  PLM_ASSIGN_OR_RETURN(st->env.chat_format, ChooseChatFormat(*st->model, o.chat_template, MissingMarkers::kAsText));
   SchedulerOptions so;
   so.parallel = o.parallel;
   so.max_queue = o.max_queue;
@@ -155,6 +198,29 @@ Status Setup(const ServeOptions& o, ServerState* st) {
   st->env.max_tokens_cap = o.max_tokens;
   st->started = static_cast<int64_t>(std::time(nullptr));
   return Status::Ok();
+}
+
+// One line per protection, once at start (never a key itself), and a warning when the server is reachable from
+// other machines with no key.
+void PrintProtections(const ServerState& st) {
+  const ServeOptions& o = st.options;
+  const size_t n_keys = o.api_keys.size();
+  if (n_keys > 0) {
+    std::fprintf(stderr, "serve: API key required (%zu key%s)\n", n_keys, n_keys == 1 ? "" : "s");
+  } else {
+    std::fprintf(stderr, "serve: no API key (--api-key): every endpoint is open to whoever can connect\n");
+  }
+  if (st.adapter_dir.empty()) {
+    std::fprintf(stderr, "serve: admin API off (no --adapter-dir)\n");
+  } else {
+    std::fprintf(stderr, "serve: admin API loads adapters from %s\n", st.adapter_dir.c_str());
+  }
+  if (n_keys == 0 && !IsLoopbackHost(o.host)) {
+    std::fprintf(stderr,
+                 "serve: warning: listening on %s, which other machines may reach, without an API key: anyone who "
+                 "can connect may use the server%s; set --api-key or --api-key-file\n",
+                 o.host.c_str(), st.adapter_dir.empty() ? "" : " and load adapters");
+  }
 }
 
 // Waits for SIGINT/SIGTERM (blocked in every thread, so only this thread receives them), then shuts down in
@@ -195,6 +261,9 @@ struct SignalMask {
 
 Status RunServer(const ServeOptions& o) {
   if (o.max_tokens < 1) return InvalidArgument("--max-tokens must be >= 1");
+  for (size_t i = 0; i < o.api_keys.size(); ++i) {
+    PLM_RETURN_IF_ERROR(ValidateApiKey(o.api_keys[i], "API key " + std::to_string(i + 1)));
+  }
   // Block the signals before any thread starts (the scheduler's, the contexts' pools, httplib's): threads inherit
   // the mask, so only AwaitSignals' sigwait receives them and none takes the default action (terminate).
   SignalMask mask;
@@ -221,10 +290,8 @@ Status RunServer(const ServeOptions& o) {
   }
   std::fprintf(stderr, "serve: model '%s', %zu adapter(s), %d slot(s) x %d context positions\n",
                st.registry->base_id().c_str(), st.registry->List().size(), o.parallel, st.env.n_ctx);
-  if (!st.env.chat_template_status.ok()) {
-    std::fprintf(stderr, "serve: warning: /v1/chat/completions is off: %s\n",
-                 st.env.chat_template_status.message().c_str());
-  }
+  PrintProtections(st);
+  std::fprintf(stderr, "serve: %s\n", st.env.chat_format.description.c_str());
   std::fprintf(stderr, "serve: listening on http://%s:%d\n", o.host.c_str(), port);
 
   std::thread signals([&] { AwaitSignals(st, svr, mask.set); });

@@ -1,7 +1,9 @@
 // `pocketlm serve`: an OpenAI-compatible HTTP server over one base model and any number of adapters.
 //   POST /v1/chat/completions, POST /v1/completions   (streamed as server-sent events with "stream": true)
 //   GET  /v1/models, GET /health
-//   POST /admin/adapters {"name", "path"}, DELETE /admin/adapters/NAME   (unless --no-admin)
+//   POST /admin/adapters {"name", "path"}, DELETE /admin/adapters/NAME   (only with --adapter-dir DIR; "path"
+//   names a file relative to DIR)
+// With API keys set, every endpoint but /health needs `Authorization: Bearer KEY` (src/serve/auth.h).
 // Built on cpp-httplib; without it (a cross build with no arm64 package) RunServer reports kUnsupported.
 #pragma once
 
@@ -28,8 +30,11 @@ struct ServeOptions {
   int max_tokens = 2048;                    // cap on a request's max_tokens, and its default
   size_t max_body_bytes = size_t{1} << 20;  // larger bodies get 413
   size_t adapter_budget_bytes = 0;          // resident adapters beyond this evict the least recently used; 0 = none
-  bool admin = true;                        // the /admin endpoints (they open files on the server)
   int shutdown_grace_seconds = 30;          // on SIGINT/SIGTERM, how long in-flight requests may finish
+  // Any key set: every endpoint but /health needs `Authorization: Bearer KEY`; none: the API is open.
+  std::vector<std::string> api_keys;
+  // The /admin endpoints load adapters from this directory only; "" = they are off (they open files here).
+  std::string adapter_dir;
 };
 
 // Loads the model and adapters, listens, and serves until SIGINT or SIGTERM; then stops accepting, lets the

@@ -1,6 +1,9 @@
 // The official `openai` npm client against a running `pocketlm serve`.
 // Usage: node test.mjs   with PLM_BASE_URL (http://127.0.0.1:PORT/v1), PLM_BASE_ID, PLM_ADAPTERS (two names,
-// comma-separated), PLM_POCKETLM, PLM_MODEL, PLM_ADAPTER_PATH (the first adapter's file, for `pocketlm run`).
+// comma-separated), PLM_POCKETLM, PLM_MODEL, PLM_ADAPTER_PATH (the first adapter's file, for `pocketlm run`),
+// PLM_API_KEY (one of the server's keys), and files in the server's --adapter-dir, by name: PLM_ADAPTER_FILE (the
+// first adapter), PLM_NOT_ADAPTER_FILE (a model, not an adapter), PLM_MISMATCHED_ADAPTER_FILE (optional: an
+// adapter of another base).
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import OpenAI from 'openai';
@@ -13,7 +16,8 @@ const env = (k) => {
 const baseURL = env('PLM_BASE_URL');
 const baseId = env('PLM_BASE_ID');
 const [adapterA, adapterB] = env('PLM_ADAPTERS').split(',');
-const client = new OpenAI({ baseURL, apiKey: 'unused', maxRetries: 0, timeout: 120_000 });
+const apiKey = env('PLM_API_KEY');
+const client = new OpenAI({ baseURL, apiKey, maxRetries: 0, timeout: 120_000 });
 const messages = [{ role: 'user', content: 'reverse: red cat dog ->' }];
 const prompt = 'reverse: red cat dog ->';
 
@@ -22,6 +26,21 @@ async function step(name, fn) {
   await fn();
   console.log(`ok   ${name} (${Date.now() - t0} ms)`);
 }
+
+await step('API key: a wrong key -> 401 AuthenticationError', async () => {
+  const wrong = new OpenAI({ baseURL, apiKey: `${apiKey}-wrong`, maxRetries: 0 });
+  const isAuthError = (e) => {
+    assert.ok(e instanceof OpenAI.AuthenticationError, String(e));
+    assert.equal(e.status, 401);
+    assert.equal(e.code, 'invalid_api_key');
+    assert.equal(e.type, 'invalid_request_error');
+    assert.ok(!e.message.includes(apiKey), 'the error repeats the key');
+    return true;
+  };
+  await assert.rejects(async () => wrong.models.list(), isAuthError);
+  await assert.rejects(wrong.chat.completions.create({ model: baseId, messages: [{ role: 'user', content: 'x' }] }),
+    isAuthError);
+});
 
 await step('models: the base and both adapters', async () => {
   const ids = [];
@@ -63,6 +82,21 @@ await step('streaming chat equals the same request unstreamed', async () => {
   // The same prompt under the same adapter again: all but its last token come from the prefix cache.
   assert.deepEqual({ ...usage, prompt_tokens_details: undefined }, { ...whole.usage, prompt_tokens_details: undefined });
   assert.equal(usage.prompt_tokens_details.cached_tokens, usage.prompt_tokens - 1);
+});
+
+// The model has no chat template: server and `pocketlm run --chat` choose the same fallback, so their greedy
+// replies agree; chat requests for the base and both adapters at once each get what they get alone.
+await step('mixed-adapter chat in one batch equals each alone and pocketlm run --chat', async () => {
+  const chat = (model) => client.chat.completions.create({ model, messages, max_tokens: 8, temperature: 0 })
+    .then((r) => r.choices[0].message.content);
+  const alone = [];
+  for (const m of [baseId, adapterA, adapterB]) alone.push(await chat(m));
+  const together = await Promise.all([baseId, adapterA, adapterB, adapterA].map(chat));
+  assert.deepEqual(together, [...alone, alone[1]]);
+  assert.notEqual(alone[1], alone[0], 'the adapter does not change the chat reply (test is vacuous)');
+  const out = execFileSync(env('PLM_POCKETLM'), ['run', '-m', env('PLM_MODEL'), '--lora', env('PLM_ADAPTER_PATH'),
+    '--chat', '-p', messages[0].content, '-n', '8', '--temp', '0'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  assert.equal(out.toString('utf8'), alone[1] + '\n');
 });
 
 await step('completions (plain prompt)', async () => {
@@ -126,7 +160,8 @@ await step('16 concurrent requests with mixed adapters all succeed, each as it d
 // Endpoints outside the OpenAI API, with plain fetch.
 const root = baseURL.replace(/\/v1$/, '');
 const call = async (method, path, body) => {
-  const r = await fetch(root + path, { method, headers: { 'content-type': 'application/json' },
+  const r = await fetch(root + path, { method, headers: { 'content-type': 'application/json',
+    authorization: `Bearer ${apiKey}` },
     body: typeof body === 'string' ? body : body === undefined ? undefined : JSON.stringify(body) });
   return { status: r.status, json: await r.json() };
 };
@@ -137,8 +172,8 @@ await step('health', async () => {
   assert.equal(r.json.status, 'ok');
 });
 
-await step('admin: load, use, unload; mismatch and bad bodies are 4xx', async () => {
-  let r = await call('POST', '/admin/adapters', { name: 'extra', path: env('PLM_ADAPTER_PATH') });
+await step('admin: load by name in the adapter directory, use, unload; mismatch and bad bodies are 4xx', async () => {
+  let r = await call('POST', '/admin/adapters', { name: 'extra', path: env('PLM_ADAPTER_FILE') });
   assert.equal(r.status, 200, JSON.stringify(r.json));
   const ids = [];
   for await (const m of client.models.list()) ids.push(m.id);
@@ -146,7 +181,7 @@ await step('admin: load, use, unload; mismatch and bad bodies are 4xx', async ()
   const a = await client.completions.create({ model: 'extra', prompt, max_tokens: 8, temperature: 0 });
   const b = await client.completions.create({ model: adapterA, prompt, max_tokens: 8, temperature: 0 });
   assert.equal(a.choices[0].text, b.choices[0].text);  // the same file under another name
-  r = await call('POST', '/admin/adapters', { name: 'extra', path: env('PLM_ADAPTER_PATH') });
+  r = await call('POST', '/admin/adapters', { name: 'extra', path: env('PLM_ADAPTER_FILE') });
   assert.equal(r.status, 400);  // the name is taken
   r = await call('DELETE', '/admin/adapters/extra');
   assert.equal(r.status, 200);
@@ -154,11 +189,15 @@ await step('admin: load, use, unload; mismatch and bad bodies are 4xx', async ()
   assert.equal(r.status, 404);
   await assert.rejects(client.completions.create({ model: 'extra', prompt }), (e) => e.status === 404);
   // The base model is not an adapter: the checker's message comes back.
-  r = await call('POST', '/admin/adapters', { name: 'wrong', path: env('PLM_MODEL') });
+  r = await call('POST', '/admin/adapters', { name: 'wrong', path: env('PLM_NOT_ADAPTER_FILE') });
   assert.ok(r.status >= 400 && r.status < 500, JSON.stringify(r.json));
   assert.ok(r.json.error.message.length > 0);
-  if (process.env.PLM_MISMATCHED_ADAPTER) {
-    r = await call('POST', '/admin/adapters', { name: 'wrong', path: process.env.PLM_MISMATCHED_ADAPTER });
+  // A file outside the directory, even an adapter that fits, by its absolute path: refused, naming the field.
+  r = await call('POST', '/admin/adapters', { name: 'outside', path: env('PLM_ADAPTER_PATH') });
+  assert.equal(r.status, 400, JSON.stringify(r.json));
+  assert.equal(r.json.error.param, 'path');
+  if (process.env.PLM_MISMATCHED_ADAPTER_FILE) {
+    r = await call('POST', '/admin/adapters', { name: 'wrong', path: process.env.PLM_MISMATCHED_ADAPTER_FILE });
     assert.equal(r.status, 400, JSON.stringify(r.json));
     assert.match(r.json.error.message, /does not fit the base/);
   }
