@@ -7,6 +7,7 @@
 
 #include "capi/capi_internal.h"
 #include "model/chat_format_choice.h"
+#include "model/stop_matcher.h"
 
 namespace pocketlm::capi {
 namespace {
@@ -30,8 +31,10 @@ Result<GenerateParams> ToGenerateParams(const plm_generate_params& p) {
 // Evaluates the pending token and `tokens` after the session's sequence, then samples. Afterwards the session's
 // history is again exactly what the cache holds, and the last sampled token (which Generate does not evaluate)
 // becomes pending, so the next call continues the same sequence.
+// `end_of_turn`: text that ends the reply (a chat template's end-of-turn marker the vocabulary spells as text),
+// held back and not passed on; "" for none.
 Status Run(plm_session* s, std::vector<int32_t> tokens, const plm_generate_params* params, plm_piece_callback on_piece,
-           void* user_data, plm_generate_result* result) {
+           void* user_data, plm_generate_result* result, const std::string& end_of_turn = "") {
   const plm_generate_params p = params != nullptr ? *params : plm_generate_default_params();
   PLM_ASSIGN_OR_RETURN(const GenerateParams gp, ToGenerateParams(p));
   RepairSequence(s);
@@ -39,18 +42,25 @@ Status Run(plm_session* s, std::vector<int32_t> tokens, const plm_generate_param
   if (old_pending >= 0) tokens.insert(tokens.begin(), old_pending);
   const size_t n_prompt = tokens.size();
 
-  bool stopped = false;
-  std::string piece_buf;  // a NUL-terminated copy for the C callback
-  auto on_text = [&](std::string_view piece) {
-    if (stopped) return false;  // Generate flushes its held-back tail once more after a stop
-    if (on_piece == nullptr) return true;
-    piece_buf.assign(piece);
+  bool stopped = false;     // by the callback
+  bool turn_ended = false;  // by end_of_turn
+  std::string piece_buf;    // a NUL-terminated copy for the C callback
+  auto emit = [&](std::string_view text) {
+    if (on_piece == nullptr || text.empty()) return;
+    piece_buf.assign(text);
     if (on_piece(piece_buf.c_str(), piece_buf.size(), user_data) != 0) stopped = true;
-    return !stopped;
+  };
+  StopMatcher stop(end_of_turn.empty() ? std::vector<std::string>{} : std::vector<std::string>{end_of_turn});
+  auto on_text = [&](std::string_view piece) {
+    if (stopped || turn_ended) return false;  // Generate flushes its held-back tail once more after a stop
+    emit(stop.Push(piece));
+    turn_ended = stop.stopped();
+    return !stopped && !turn_ended;
   };
   std::vector<int32_t> generated;
   const int before = s->ctx->n_past();
   Result<GenerateStats> stats = Generate(*s->ctx, tokens, gp, on_text, &generated);
+  if (!stopped && !turn_ended) emit(stop.Flush());
 
   const auto n_new = static_cast<size_t>(s->ctx->n_past() - before);
   tokens.insert(tokens.end(), generated.begin(), generated.end());
@@ -67,6 +77,8 @@ Status Run(plm_session* s, std::vector<int32_t> tokens, const plm_generate_param
     result->n_generated = stats->n_generated;
     if (stopped) {
       result->stop_reason = PLM_STOP_CALLBACK;
+    } else if (turn_ended) {
+      result->stop_reason = PLM_STOP_END_OF_GENERATION;
     } else if (stats->n_generated >= p.max_tokens) {
       result->stop_reason = PLM_STOP_MAX_TOKENS;
     } else if (s->ctx->n_past() >= s->ctx->n_ctx()) {
@@ -80,8 +92,10 @@ Status Run(plm_session* s, std::vector<int32_t> tokens, const plm_generate_param
   return Status::Ok();
 }
 
+// The conversation's tokens; *end_of_turn gets the text that ends the reply when the template's markers are
+// spelled as text.
 Result<std::vector<int32_t>> RenderAndTokenize(const plm_session& s, const plm_chat_message* messages,
-                                               size_t n_messages, const char* chat_template) {
+                                               size_t n_messages, const char* chat_template, std::string* end_of_turn) {
   ChatFormat format = s.model->chat_format;
   if (chat_template != nullptr) {
     PLM_ASSIGN_OR_RETURN(format, ChooseChatFormat(*s.model->model, chat_template, MissingMarkers::kAsText));
@@ -98,6 +112,7 @@ Result<std::vector<int32_t>> RenderAndTokenize(const plm_session& s, const plm_c
   }
   PLM_ASSIGN_OR_RETURN(TokenizedChat tc, RenderAndTokenizeChat(s.model->model->tokenizer(), format, msgs,
                                                                /*add_generation_prompt=*/true));
+  *end_of_turn = format.end_of_turn_text;
   return std::move(tc.tokens);
 }
 
@@ -145,8 +160,9 @@ plm_status plm_generate_chat(plm_session* session, const plm_chat_message* messa
   return Guard([&]() -> Status {
     if (session == nullptr) return Null("session");
     if (messages == nullptr && n_messages > 0) return Null("messages");
-    PLM_ASSIGN_OR_RETURN(std::vector<int32_t> full,
-                         pocketlm::capi::RenderAndTokenize(*session, messages, n_messages, chat_template));
+    std::string end_of_turn;
+    PLM_ASSIGN_OR_RETURN(std::vector<int32_t> full, pocketlm::capi::RenderAndTokenize(*session, messages, n_messages,
+                                                                                      chat_template, &end_of_turn));
     // Reuse the cache when it holds a strict prefix of the conversation (the previous turns, usually).
     pocketlm::capi::RepairSequence(session);
     std::vector<int32_t> seq = session->history;
@@ -157,7 +173,7 @@ plm_status plm_generate_chat(plm_session* session, const plm_chat_message* messa
     } else {
       pocketlm::capi::ResetSequence(session);
     }
-    return pocketlm::capi::Run(session, std::move(full), params, on_piece, user_data, result);
+    return pocketlm::capi::Run(session, std::move(full), params, on_piece, user_data, result, end_of_turn);
   });
 }
 

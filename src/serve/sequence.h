@@ -9,8 +9,8 @@
 
 #include "model/context.h"
 #include "model/sampler.h"
+#include "model/stop_matcher.h"
 #include "serve/job.h"
-#include "serve/stop_matcher.h"
 #include "tokenizer/tokenizer.h"
 
 namespace pocketlm::serve {

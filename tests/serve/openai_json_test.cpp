@@ -3,8 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include "model/stop_matcher.h"
 #include "serve/api_error.h"
-#include "serve/stop_matcher.h"
 
 namespace pocketlm::serve {
 namespace {

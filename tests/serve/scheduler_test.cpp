@@ -9,8 +9,10 @@
 #include <chrono>
 #include <cstdlib>
 
+#include "model/chat_format_choice.h"
 #include "model/generate.h"
 #include "serve/adapter_registry.h"
+#include "serve/prepare.h"
 #include "test_models.h"
 
 namespace pocketlm::serve {
@@ -254,6 +256,36 @@ TEST_F(ServeScheduler, AdapterBudgetEvictsLeastRecentlyUsed) {
   ASSERT_TRUE(unlimited.Load("a", path).ok());
   ASSERT_TRUE(unlimited.Load("b", path).ok());
   EXPECT_EQ(unlimited.resident_bytes(), 2 * one);
+}
+
+// The random model has no chat template and no <|im_start|>: a chat request is rendered with ChatML spelled as
+// text, and the job stops on the end-of-turn text besides the client's own stop sequences; a completion request
+// gets no such stop.
+TEST_F(ServeScheduler, ChatWithoutTemplateStopsOnTheSpelledEndOfTurn) {
+  PrepareEnv env;
+  env.model = model_.get();
+  env.registry = registry_.get();
+  env.chat_format = ChooseChatFormat(*model_, "", MissingMarkers::kAsText).value();
+  env.n_ctx = 256;
+  env.max_tokens_cap = 16;
+  ASSERT_TRUE(env.chat_format.markers_as_text);
+  CompletionRequest chat;
+  chat.messages = {{ChatRole::kUser, "hello", true}};
+  chat.stop = {"END"};
+  auto job = PrepareJob(chat, env);
+  ASSERT_TRUE(std::holds_alternative<GenerationJob>(job));
+  const GenerationJob& j = std::get<GenerationJob>(job);
+  EXPECT_EQ(j.stop, (std::vector<std::string>{"END", "<|im_end|>"}));
+  EXPECT_EQ(j.prompt, model_->tokenizer()
+                          .Encode("<|im_start|>user\nhello<|im_end|>\n<|im_start|>assistant\n",
+                                  /*add_special=*/true, /*parse_special=*/false)
+                          .value());
+  CompletionRequest text;
+  text.endpoint = Endpoint::kCompletion;
+  text.prompt = "hello";
+  auto tjob = PrepareJob(text, env);
+  ASSERT_TRUE(std::holds_alternative<GenerationJob>(tjob));
+  EXPECT_TRUE(std::get<GenerationJob>(tjob).stop.empty());
 }
 
 }  // namespace

@@ -1,8 +1,8 @@
 #include <cstdio>
 
 #include "model/generate.h"
+#include "model/stop_matcher.h"
 #include "options.h"
-#include "serve/stop_matcher.h"
 
 namespace pocketlm::cli {
 
@@ -47,7 +47,7 @@ int RunCommand(const ModelOptions& m, const SamplingOptions& s, const RunOptions
     std::fwrite(text.data(), 1, text.size(), stdout);
     std::fflush(stdout);
   };
-  serve::StopMatcher stop(stop_text.empty() ? std::vector<std::string>{} : std::vector<std::string>{stop_text});
+  StopMatcher stop(stop_text.empty() ? std::vector<std::string>{} : std::vector<std::string>{stop_text});
   auto stats = Generate(*lm->ctx, ids, gp, [&](std::string_view piece) {
     write(stop.Push(piece));
     return !stop.stopped();

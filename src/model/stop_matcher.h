@@ -8,7 +8,7 @@
 #include <string_view>
 #include <vector>
 
-namespace pocketlm::serve {
+namespace pocketlm {
 
 class StopMatcher {
  public:
@@ -27,4 +27,4 @@ class StopMatcher {
   bool stopped_ = false;
 };
 
-}  // namespace pocketlm::serve
+}  // namespace pocketlm

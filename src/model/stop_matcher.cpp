@@ -1,9 +1,9 @@
-#include "serve/stop_matcher.h"
+#include "model/stop_matcher.h"
 
 #include <algorithm>
 #include <utility>
 
-namespace pocketlm::serve {
+namespace pocketlm {
 
 std::string StopMatcher::Push(std::string_view piece) {
   if (stopped_) return {};
@@ -38,4 +38,4 @@ std::string StopMatcher::Flush() {
   return std::exchange(pending_, {});
 }
 
-}  // namespace pocketlm::serve
+}  // namespace pocketlm
