@@ -3,7 +3,7 @@
 # temporary copy of its seed corpus (the committed corpus is never grown). Exits non-zero on any crash, leak,
 # sanitizer report or timeout.
 #   FUZZ_SECONDS=60   run time per target
-#   FUZZ_JOBS=2       build parallelism
+#   FUZZ_JOBS=2       build parallelism, and how many targets fuzz at once (each is one process)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 seconds="${FUZZ_SECONDS:-60}"
@@ -52,15 +52,20 @@ run() {  # name, corpus dir (may be absent)
   grep -E "^stat::number_of_executed_units|^Done" "$work/$name/log" || true
 }
 
+# The targets run side by side, at most $jobs at once; each reports when it ends.
 status=0
-run fuzz_gguf "$root/fuzz/corpus/gguf" || status=1
+start() {  # runs `run "$@"` in the background once fewer than $jobs are running
+  while (($(jobs -rp | wc -l) >= jobs)); do wait -n || status=1; done
+  run "$@" &
+}
+start fuzz_gguf "$root/fuzz/corpus/gguf"
 if [[ $run_tokenizer == 1 ]]; then
-  PLM_FUZZ_VOCAB="$shared/golden/tokenizers/ggml-vocab-gpt-2.gguf" run fuzz_tokenizer "$root/fuzz/corpus/tokenizer" ||
-    status=1
+  PLM_FUZZ_VOCAB="$shared/golden/tokenizers/ggml-vocab-gpt-2.gguf" start fuzz_tokenizer "$root/fuzz/corpus/tokenizer"
 fi
 if [[ $run_chat_align == 1 ]]; then
   # Its default vocabularies (llama-kq, phi-3, mpt, deepseek-llm, starcoder) are read from PLM_GOLDEN_DIR.
-  PLM_GOLDEN_DIR="$shared/golden" run fuzz_chat_align "$root/fuzz/corpus/chat_align" || status=1
+  PLM_GOLDEN_DIR="$shared/golden" start fuzz_chat_align "$root/fuzz/corpus/chat_align"
 fi
+while (($(jobs -rp | wc -l) > 0)); do wait -n || status=1; done
 if [[ $status == 0 ]]; then echo "run-fuzzers: all targets ran clean"; fi
 exit $status
