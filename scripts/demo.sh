@@ -3,7 +3,7 @@
 # own base model (models/pocketlm-base, 8M parameters), offline: a few words from the base, then
 # scripts/demo_domains.sh - two domain datasets, one LoRA adapter fine-tuned per domain, the base quantized to
 # 4 bits, an exact-match table (base alone, each adapter on the F32 and on the 4-bit base), and one server
-# answering through both adapters. About 6 minutes on 2 cores; outputs land in build/demo.
+# answering through both adapters. About 6.5 minutes on 2 cores from a fresh machine; outputs land in build/demo.
 #   scripts/demo.sh [--quick]   --quick: the smoke run CI makes (4 training steps, 8 test examples: its
 #                               figures mean nothing)
 set -euo pipefail
