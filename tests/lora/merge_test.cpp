@@ -387,8 +387,8 @@ class F32Merge : public ::testing::TestWithParam<ModelPair> {
 // The merged model computes (W + s B A) x where the run-time adapter computes W x + s B (A x): the same up to f32
 // rounding. The KV cache holds f16, and an f32 rounding difference now and then moves a cached key or value across
 // an f16 rounding boundary (a step of 2^-11 of it), which the following layers carry into the logits: measured
-// 2.6e-6 to 9.3e-5 of the logits' spread on x86 and up to 1.4e-4 on AArch64 (about 1e-6 with the f32 cache of
-// earlier sessions). 1e-3 stays far below any wrong merge (kMinAdapterEffect).
+// 2.6e-6 to 9.3e-5 of the logits' spread on x86 and up to 1.4e-4 on AArch64 (about 1e-6 with an f32
+// cache). 1e-3 stays far below any wrong merge (kMinAdapterEffect).
 constexpr double kF32Tolerance = 1e-3;
 // The adapters must move the logits far more than that, or the comparison proves nothing.
 constexpr double kMinAdapterEffect = 0.05;

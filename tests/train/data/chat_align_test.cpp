@@ -20,14 +20,7 @@ namespace {
 constexpr const char* kText = "Price in \xE2\x82\xAC please";  // "Price in € please"
 
 std::unique_ptr<Tokenizer> LlamaKqVocab() {
-  auto f = GgufFile::Open(testing::GoldenDir() + "/models/llama-kq-Q4_K_M.gguf");
-  if (!f.ok()) return nullptr;
-  auto t = Tokenizer::FromGguf(*f);
-  if (!t.ok()) {
-    ADD_FAILURE() << t.status().message();
-    return nullptr;
-  }
-  return std::move(t).value();
+  return testing::LoadVocabFile(testing::GoldenDir() + "/models/llama-kq-Q4_K_M.gguf");
 }
 
 // The tokens of `text` alone, as the vocabulary encodes it (no BOS / EOS).

@@ -22,9 +22,10 @@ inline std::string GoldenDir() {
   return env != nullptr ? env : "../shared/golden";
 }
 
-// nullptr when the file is absent (the caller skips); a load error of a present file is a failure.
-inline std::unique_ptr<Tokenizer> LoadGoldenVocab(const std::string& name) {
-  auto f = GgufFile::Open(GoldenDir() + "/tokenizers/ggml-vocab-" + name + ".gguf");
+// The vocabulary of a GGUF file (a vocabulary or a model). nullptr when the file is absent (the caller skips); a
+// load error of a present file is a failure.
+inline std::unique_ptr<Tokenizer> LoadVocabFile(const std::string& path) {
+  auto f = GgufFile::Open(path);
   if (!f.ok()) return nullptr;
   auto t = Tokenizer::FromGguf(*f);
   if (!t.ok()) {
@@ -32,6 +33,11 @@ inline std::unique_ptr<Tokenizer> LoadGoldenVocab(const std::string& name) {
     return nullptr;
   }
   return std::move(t).value();
+}
+
+// A golden vocabulary: ../shared/golden/tokenizers/ggml-vocab-NAME.gguf.
+inline std::unique_ptr<Tokenizer> LoadGoldenVocab(const std::string& name) {
+  return LoadVocabFile(GoldenDir() + "/tokenizers/ggml-vocab-" + name + ".gguf");
 }
 
 inline std::unique_ptr<Tokenizer> LoadWriter(const GgufWriter& w) {
