@@ -103,6 +103,16 @@ cmp -s "$work/s1" "$work/s2" && echo "ok: same seed, same text" || fail "same se
 cmp -s "$work/s1" "$work/s3" && fail "seeds 7 and 8 gave the same text" || echo "ok: other seed, other text"
 plm run -m "$llama" -p "Once upon a time" -n 8 --lora "$work/llama.lora.gguf" \
   --lora-scaled "$work/llama.lora.gguf" 0.5 >/dev/null 2>&1 && echo "ok: two adapters" || fail "run with two adapters"
+# --lora takes PATH or NAME=PATH in every command (the name matters to serve only): the same text either way, and
+# another text than without the adapter; a path containing '=' that names a file stays a path.
+gen() { plm run -m "$llama" -p "Once upon a time" -n 12 --temp 0 "$@" 2>/dev/null; }
+cp "$work/llama.lora.gguf" "$work/my=lora.gguf"
+with_path=$(gen --lora "$work/llama.lora.gguf")
+[[ "$with_path" != "$(gen)" ]] || fail "the adapter does not change the output (test is vacuous)"
+[[ "$(gen --lora "story=$work/llama.lora.gguf")" == "$with_path" ]] && echo "ok: --lora NAME=PATH" ||
+  fail "--lora NAME=PATH generates other text than --lora PATH"
+[[ "$(gen --lora "$work/my=lora.gguf")" == "$with_path" ]] && echo "ok: --lora PATH with '='" ||
+  fail "--lora with a file named my=lora.gguf"
 
 # --- bench --json ---
 if plm bench -m "$llama" -p 16 -n 4 -r 3 --json >"$work/bench.json" 2>/dev/null &&

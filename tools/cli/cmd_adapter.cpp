@@ -28,36 +28,36 @@ namespace pocketlm::cli {
 
 namespace fs = std::filesystem;
 
-void AdapterOptions::AddTo(CLI::App* adapter) {
-  adapter->require_subcommand(1);
-  convert = adapter->add_subcommand(
-      "convert", "Convert a LoRA adapter: a PEFT directory to GGUF, or a GGUF adapter to a PEFT directory");
-  convert->add_option("input", in, "PEFT adapter directory (adapter_config.json + adapter_model.safetensors) or .gguf")
-      ->required();
-  convert->add_option("output", out, "GGUF file (from PEFT) or directory (from GGUF); written atomically")->required();
-  convert->add_option("-m,--model", base_model,
-                      "Base model GGUF: required from PEFT (architecture, head counts, shapes), and from GGUF for "
-                      "llama adapters on attn_q/attn_k; checked against when given");
-  convert->add_option("--base-name", base_name, "base_model_name_or_path written to adapter_config.json");
-  info = adapter->add_subcommand("info", "Print an adapter's format, architecture, rank, alpha, targets and size");
-  info->add_option("path", info_path, "PEFT adapter directory or GGUF adapter")->required();
-  merge = adapter->add_subcommand(
+void AdapterOptions::Declare(Options& adapter) {
+  adapter.RequireSub();
+  convert =
+      adapter.Sub("convert", "Convert a LoRA adapter: a PEFT directory to GGUF, or a GGUF adapter to a PEFT directory");
+  convert->Add("input", &in, "PEFT adapter directory (adapter_config.json + adapter_model.safetensors) or .gguf")
+      .Required();
+  convert->Add("output", &out, "GGUF file (from PEFT) or directory (from GGUF); written atomically").Required();
+  convert->Add("-m,--model", &base_model,
+               "Base model GGUF: required from PEFT (architecture, head counts, shapes), and from GGUF for llama "
+               "adapters on attn_q/attn_k; checked against when given");
+  convert->Add("--base-name", &base_name, "base_model_name_or_path written to adapter_config.json");
+  info = adapter.Sub("info", "Print an adapter's format, architecture, rank, alpha, targets and size");
+  info->Add("path", &info_path, "PEFT adapter directory or GGUF adapter").Required();
+  merge = adapter.Sub(
       "merge",
       "Merge LoRA adapters into a copy of their base (W + s B A; F32/F16/BF16 or quantized, each tensor keeps its "
       "type). Measured against the adapters applied at run time; a merge into a quantized base that keeps less than "
       "--min-kept of the adapters' effect is refused");
-  merge_model.AddTo(merge, /*with_context=*/false);
-  merge->add_option("-o,--output", merge_out, "Merged model (GGUF), written only when accepted")->required();
-  merge->add_option("--text", merge_text,
-                    "Text to measure the merge on: mean KL divergence of the base and of the merged model from the "
-                    "base with the adapters (default: a built-in English paragraph of about 400 tokens)");
+  merge_model.Declare(*merge, /*with_context=*/false);
+  merge->Add("-o,--output", &merge_out, "Merged model (GGUF), written only when accepted").Required();
+  merge->Add("--text", &merge_text,
+             "Text to measure the merge on: mean KL divergence of the base and of the merged model from the base "
+             "with the adapters (default: a built-in English paragraph of about 400 tokens)");
   merge
-      ->add_option("--min-kept", min_kept,
-                   "Refuse a merge into a quantized base that keeps less than this fraction of the adapters' effect "
-                   "(1 - KL(ref||merged) / KL(ref||base))")
-      ->capture_default_str()
-      ->check(CLI::Range(0.0, 1.0));
-  merge->add_flag("--force", force, "Write a requantized merge even below --min-kept");
+      ->Add("--min-kept", &min_kept,
+            "Refuse a merge into a quantized base that keeps less than this fraction of the adapters' effect "
+            "(1 - KL(ref||merged) / KL(ref||base))")
+      .ShowDefault()
+      .Range(0.0, 1.0);
+  merge->Flag("--force", &force, "Write a requantized merge even below --min-kept");
 }
 
 namespace {
@@ -252,28 +252,9 @@ void PrintMeasurement(const MergeSummary& s, const AdapterOptions& o) {
 
 int MergeCommand(const AdapterOptions& o) {
   const ModelOptions& m = o.merge_model;
-  std::vector<std::unique_ptr<LoraAdapter>> loaded;
-  std::vector<ActiveLora> active;
-  auto add = [&](const std::string& path, float scale) -> Status {
-    auto ad = LoraAdapter::Load(path);
-    if (!ad.ok()) return ad.status();
-    active.push_back({ad.value().get(), scale});
-    loaded.push_back(std::move(ad).value());
-    return Status::Ok();
-  };
-  for (const auto& p : m.lora) {
-    if (Status s = add(p, 1.0f); !s.ok()) return Fail(s);
-  }
-  if (m.lora_scaled_args.size() % 2 != 0) return Fail(InvalidArgument("--lora-scaled takes PATH SCALE"));
-  for (size_t i = 0; i < m.lora_scaled_args.size(); i += 2) {
-    const std::string& v = m.lora_scaled_args[i + 1];
-    char* end = nullptr;
-    const float scale = std::strtof(v.c_str(), &end);
-    if (v.empty() || *end != '\0' || !std::isfinite(scale)) {
-      return Fail(InvalidArgument("--lora-scaled " + m.lora_scaled_args[i] + " " + v + ": the scale is not a number"));
-    }
-    if (Status s = add(m.lora_scaled_args[i], scale); !s.ok()) return Fail(s);
-  }
+  Result<LoadedAdapters> loaded = LoadAdapters(m);
+  if (!loaded.ok()) return Fail(loaded.status());
+  const std::vector<ActiveLora>& active = loaded.value().active;
   if (active.empty()) {
     return Fail(InvalidArgument("nothing to merge: give --lora A.gguf or --lora-scaled A.gguf SCALE"));
   }
@@ -333,8 +314,8 @@ int MergeCommand(const AdapterOptions& o) {
 
 int AdapterCommand(const AdapterOptions& o) {
   std::error_code ec;
-  if (o.merge != nullptr && o.merge->parsed()) return MergeCommand(o);
-  if (o.info != nullptr && o.info->parsed()) {
+  if (o.merge && o.merge->Parsed()) return MergeCommand(o);
+  if (o.info && o.info->Parsed()) {
     if (fs::is_directory(o.info_path, ec)) return InfoPeft(o.info_path);
     return InfoGguf(o.info_path);
   }

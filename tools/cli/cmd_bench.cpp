@@ -25,8 +25,10 @@ unsigned long long FileBytes(const std::string& path) {
 }
 }  // namespace
 
-int BenchCommand(const ModelOptions& m, int n_prompt, int n_gen, int reps, bool json) {
-  ModelOptions o = m;
+int BenchCommand(const BenchOptions& b) {
+  const int n_prompt = b.n_prompt, n_gen = b.n_gen, reps = b.reps;
+  const bool json = b.json;
+  ModelOptions o = b.model;
   o.ctx = n_prompt + n_gen;
   auto lm = LoadModel(o);
   if (!lm.ok()) return Fail(lm.status());
@@ -60,13 +62,13 @@ int BenchCommand(const ModelOptions& m, int n_prompt, int n_gen, int reps, bool 
   }
   const double p = Median(prefill), d = Median(decode);
   const auto weight_bytes = static_cast<unsigned long long>(DecodeWeightBytes(lm->model->weights()));
-  const unsigned long long rss = PeakRssBytes(), file = FileBytes(m.model_path);
+  const unsigned long long rss = PeakRssBytes(), file = FileBytes(b.model.model_path);
   const auto kv = static_cast<unsigned long long>(lm->ctx->kv_cache_bytes());
   const unsigned long long budget = file + kv + (64ull << 20);
   const std::string kernels = QuantKernelsName();
   if (json) {
     std::string path;  // escaped for a JSON string
-    for (char c : m.model_path) {
+    for (char c : b.model.model_path) {
       if (c == '"' || c == '\\') path += '\\';
       if (static_cast<unsigned char>(c) >= 0x20) path += c;
     }
@@ -74,14 +76,14 @@ int BenchCommand(const ModelOptions& m, int n_prompt, int n_gen, int reps, bool 
         "{\"model\": \"%s\", \"threads\": %d, \"n_prompt\": %d, \"n_gen\": %d, \"reps\": %d, "
         "\"prefill_tps\": %.3f, \"decode_tps\": %.3f, \"decode_weight_bytes\": %llu, \"peak_rss_bytes\": %llu, "
         "\"file_bytes\": %llu, \"kv_cache_bytes\": %llu, \"kernels\": \"%s\"}\n",
-        path.c_str(), m.threads, n_prompt, n_gen, reps, p, d, weight_bytes, rss, file, kv, kernels.c_str());
+        path.c_str(), b.model.threads, n_prompt, n_gen, reps, p, d, weight_bytes, rss, file, kv, kernels.c_str());
   } else {
     std::printf(
         "%s, %d threads, %s kernels: prefill %d tokens: %.1f tokens/s | decode %d tokens: %.1f tokens/s (median of "
         "%d); "
         "%.1f MB of weights per decoded token\n"
         "peak resident memory %.1f MiB (file %.1f MiB + KV cache %.1f MiB + 64 MiB = %.1f MiB: %s)\n",
-        m.model_path.c_str(), m.threads, kernels.c_str(), n_prompt, p, n_gen, d, reps, weight_bytes / 1e6,
+        b.model.model_path.c_str(), b.model.threads, kernels.c_str(), n_prompt, p, n_gen, d, reps, weight_bytes / 1e6,
         rss / 1048576.0, file / 1048576.0, kv / 1048576.0, budget / 1048576.0, rss <= budget ? "within" : "OVER");
   }
   return 0;

@@ -10,22 +10,18 @@
 
 namespace pocketlm::cli {
 
-void EvalOptions::AddTo(CLI::App* app) {
-  model.AddTo(app);
-  app->add_option("--perplexity", perplexity_path,
-                  "Perplexity of a text file, or of the trainable tokens of a JSONL dataset (*.jsonl: replies only)");
-  app->add_option("--exact-match", exact_match_path,
-                  "Exact-match accuracy of greedy answers on a JSONL test split ({\"messages\"} whose last message is "
-                  "the expected reply, or {\"prompt\", \"completion\"})");
-  app->add_option("--kl", kl_reference,
-                  "Reference model (GGUF): KL divergence of -m (with adapters) from it on --text");
-  app->add_option("--text", kl_text, "Text (or JSONL dataset) for --kl");
-  app->add_option("--chat-template", chat_template, "chatml, llama3, llama2, gemma or phi3 (default: from the model)");
-  app->add_option("--max-tokens", max_tokens, "Longest answer generated for --exact-match")
-      ->capture_default_str()
-      ->check(CLI::Range(1, 1 << 16));
-  app->add_option("--limit", limit, "Use only the first N examples / items (0: all)")
-      ->check(CLI::Range(int64_t{0}, int64_t{1} << 40));
+void EvalOptions::Declare(Options& o) {
+  model.Declare(o);
+  o.Add("--perplexity", &perplexity_path,
+        "Perplexity of a text file, or of the trainable tokens of a JSONL dataset (*.jsonl: replies only)");
+  o.Add("--exact-match", &exact_match_path,
+        "Exact-match accuracy of greedy answers on a JSONL test split ({\"messages\"} whose last message is "
+        "the expected reply, or {\"prompt\", \"completion\"})");
+  o.Add("--kl", &kl_reference, "Reference model (GGUF): KL divergence of -m (with adapters) from it on --text");
+  o.Add("--text", &kl_text, "Text (or JSONL dataset) for --kl");
+  ChatTemplateOption(o, &chat_template);
+  o.Add("--max-tokens", &max_tokens, "Longest answer generated for --exact-match").ShowDefault().Range(1, 1 << 16);
+  o.Add("--limit", &limit, "Use only the first N examples / items (0: all)").Range(int64_t{0}, int64_t{1} << 40);
 }
 
 namespace {

@@ -1,9 +1,9 @@
 // `pocketlm eval`: perplexity, exact-match accuracy and KL divergence of a model (with adapters).
 #pragma once
 
-#include <CLI/CLI.hpp>
 #include <string>
 
+#include "option_table.h"
 #include "options.h"
 
 namespace pocketlm::cli {
@@ -15,7 +15,7 @@ struct EvalOptions {
   int max_tokens = 64;
   int64_t limit = 0;
 
-  void AddTo(CLI::App* app);
+  void Declare(Options& o);
 };
 
 int EvalCommand(const EvalOptions& o);

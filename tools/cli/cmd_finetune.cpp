@@ -15,69 +15,57 @@
 
 namespace pocketlm::cli {
 
-void FinetuneOptions::AddTo(CLI::App* app) {
-  app->add_option("-m,--model", model_path, "Base model (GGUF; any type pocketlm runs, quantized included)")
-      ->required();
-  app->add_option("--data", data_path,
-                  "Training data, JSONL: {\"text\"}, {\"prompt\",\"completion\"} or {\"messages\":[...]} per line")
-      ->required();
-  app->add_option("--val", val_path, "Validation data (same format); its loss is reported before, during, after");
-  app->add_option("-o,--output", out_path,
-                  "Adapter to write (GGUF, llama.cpp-compatible); with --full, the trained model")
-      ->required();
-  app->add_option("--rank,-r", rank, "LoRA rank")->capture_default_str()->check(CLI::Range(1, 4096));
-  app->add_option("--alpha", alpha, "LoRA alpha; the update is scaled by alpha / rank")->capture_default_str();
-  app->add_option("--dropout", dropout, "LoRA dropout on the adapter input")
-      ->capture_default_str()
-      ->check(CLI::Range(0.0, 0.99));
-  app->add_option("--adapter-type", adapter_type,
-                  "Storage of the adapter's A and B: f32, f16 (half the size and the bytes read per decoded token) "
-                  "or bf16; training itself is f32")
-      ->capture_default_str()
-      ->check(CLI::IsMember({"f32", "f16", "bf16"}));
-  app->add_flag("--rslora", rslora, "Scale by alpha / sqrt(rank) (rank-stabilized LoRA)");
-  app->add_flag("--full", full,
-                "Full fine-tuning: train every weight (f32 copies; 16 bytes per parameter, for small models) and "
-                "write the whole model to -o");
-  app->add_option("--targets", targets, "Projections to adapt: q,k,v,o,gate,up,down or all-linear")
-      ->capture_default_str();
-  app->add_option("--lr", lr, "Peak learning rate (AdamW)")->capture_default_str();
-  app->add_option("--steps", steps, "Optimizer steps (overrides --epochs)")
-      ->check(CLI::Range(int64_t{1}, int64_t{1} << 40));
-  app->add_option("--epochs", epochs, "Passes over the training data")
-      ->capture_default_str()
-      ->check(CLI::Range(0.001, 1e6));
-  app->add_option("--seq-len", seq_len, "Tokens per training sequence; short examples are packed together")
-      ->capture_default_str()
-      ->check(CLI::Range(8, 1 << 16));
-  app->add_option("--batch-tokens", batch_tokens, "Tokens per optimizer step (gradient accumulation over sequences)")
-      ->capture_default_str()
-      ->check(CLI::Range(int64_t{8}, int64_t{1} << 30));
-  app->add_option("--schedule", schedule, "Learning-rate schedule after warmup: constant, linear or cosine")
-      ->capture_default_str();
-  app->add_option("--warmup", warmup, "Warmup steps (default: 3% of the steps)");
-  app->add_option("--weight-decay", weight_decay, "AdamW decoupled weight decay")->capture_default_str();
-  app->add_option("--clip", clip, "Clip the gradient's global norm to this (0: off)")->capture_default_str();
-  app->add_option("--eval-every", eval_every, "Validation loss every N steps (0: before and after only)");
-  app->add_option("--save-every", save_every, "Checkpoint every N steps (needs --checkpoint)");
-  app->add_option("--checkpoint", checkpoint_path, "Checkpoint file (written atomically; also at the end)");
-  app->add_option("--resume", resume_path, "Continue from this checkpoint exactly where it stopped");
-  app->add_option("--stop-after", stop_after, "Stop after N steps of this run, as if interrupted (then --resume)");
-  app->add_option("--export-peft", export_peft_dir,
-                  "Also write the adapter as a PEFT directory (adapter_config.json + adapter_model.safetensors)");
-  app->add_option("--chat-template", chat_template,
-                  "chatml, llama3, llama2, gemma or phi3 (default: detected from the model's metadata)");
-  app->add_flag("--train-on-prompt", train_on_prompt, "Loss on every token, not only replies/completions");
-  app->add_flag("--strict", strict, "Stop at the first bad data line instead of skipping it");
-  app->add_option("--activation-memory", activation_mib,
-                  "MiB for keeping every layer's activations (faster); above it layers are recomputed (0: always)")
-      ->capture_default_str()
-      ->check(CLI::Range(int64_t{0}, int64_t{1} << 30));
-  app->add_option("--seed", seed, "Seed for initialisation, shuffling and dropout")->capture_default_str();
-  app->add_option("-t,--threads", threads, "Threads, including the main one")
-      ->capture_default_str()
-      ->check(CLI::Range(1, 512));
-  app->add_flag("-q,--quiet", quiet, "Only the summary");
+void FinetuneOptions::Declare(Options& o) {
+  o.Add("-m,--model", &model_path, "Base model (GGUF; any type pocketlm runs, quantized included)").Required();
+  o.Add("--data", &data_path,
+        "Training data, JSONL: {\"text\"}, {\"prompt\",\"completion\"} or {\"messages\":[...]} per line")
+      .Required();
+  o.Add("--val", &val_path, "Validation data (same format); its loss is reported before, during, after");
+  o.Add("-o,--output", &out_path, "Adapter to write (GGUF, llama.cpp-compatible); with --full, the trained model")
+      .Required();
+  o.Add("--rank,-r", &rank, "LoRA rank").ShowDefault().Range(1, 4096);
+  o.Add("--alpha", &alpha, "LoRA alpha; the update is scaled by alpha / rank").ShowDefault();
+  o.Add("--dropout", &dropout, "LoRA dropout on the adapter input").ShowDefault().Range(0.0, 0.99);
+  o.Add("--adapter-type", &adapter_type,
+        "Storage of the adapter's A and B: f32, f16 (half the size and the bytes read per decoded token) "
+        "or bf16; training itself is f32")
+      .ShowDefault()
+      .OneOf({"f32", "f16", "bf16"});
+  o.Flag("--rslora", &rslora, "Scale by alpha / sqrt(rank) (rank-stabilized LoRA)");
+  o.Flag("--full", &full,
+         "Full fine-tuning: train every weight (f32 copies; 16 bytes per parameter, for small models) and "
+         "write the whole model to -o");
+  o.Add("--targets", &targets, "Projections to adapt: q,k,v,o,gate,up,down or all-linear").ShowDefault();
+  o.Add("--lr", &lr, "Peak learning rate (AdamW)").ShowDefault();
+  o.Add("--steps", &steps, "Optimizer steps (overrides --epochs)").Range(int64_t{1}, int64_t{1} << 40);
+  o.Add("--epochs", &epochs, "Passes over the training data").ShowDefault().Range(0.001, 1e6);
+  o.Add("--seq-len", &seq_len, "Tokens per training sequence; short examples are packed together")
+      .ShowDefault()
+      .Range(8, 1 << 16);
+  o.Add("--batch-tokens", &batch_tokens, "Tokens per optimizer step (gradient accumulation over sequences)")
+      .ShowDefault()
+      .Range(int64_t{8}, int64_t{1} << 30);
+  o.Add("--schedule", &schedule, "Learning-rate schedule after warmup: constant, linear or cosine").ShowDefault();
+  o.Add("--warmup", &warmup, "Warmup steps (default: 3% of the steps)");
+  o.Add("--weight-decay", &weight_decay, "AdamW decoupled weight decay").ShowDefault();
+  o.Add("--clip", &clip, "Clip the gradient's global norm to this (0: off)").ShowDefault();
+  o.Add("--eval-every", &eval_every, "Validation loss every N steps (0: before and after only)");
+  o.Add("--save-every", &save_every, "Checkpoint every N steps (needs --checkpoint)");
+  o.Add("--checkpoint", &checkpoint_path, "Checkpoint file (written atomically; also at the end)");
+  o.Add("--resume", &resume_path, "Continue from this checkpoint exactly where it stopped");
+  o.Add("--stop-after", &stop_after, "Stop after N steps of this run, as if interrupted (then --resume)");
+  o.Add("--export-peft", &export_peft_dir,
+        "Also write the adapter as a PEFT directory (adapter_config.json + adapter_model.safetensors)");
+  ChatTemplateOption(o, &chat_template);
+  o.Flag("--train-on-prompt", &train_on_prompt, "Loss on every token, not only replies/completions");
+  o.Flag("--strict", &strict, "Stop at the first bad data line instead of skipping it");
+  o.Add("--activation-memory", &activation_mib,
+        "MiB for keeping every layer's activations (faster); above it layers are recomputed (0: always)")
+      .ShowDefault()
+      .Range(int64_t{0}, int64_t{1} << 30);
+  o.Add("--seed", &seed, "Seed for initialisation, shuffling and dropout").ShowDefault();
+  ThreadsOption(o, &threads);
+  o.Flag("-q,--quiet", &quiet, "Only the summary");
 }
 
 namespace {
@@ -240,7 +228,7 @@ int FinetuneCommand(const FinetuneOptions& o) {
   auto summary = trainer.Run([&rep](const TrainEvent& e) { rep(e); });
   rep.ClearBar();
   if (!summary.ok()) return Fail(summary.status());
-  const DType adapter_type = quantize::ParseDTypeName(o.adapter_type).value_or(DType::kF32);  // checked by CLI11
+  const DType adapter_type = quantize::ParseDTypeName(o.adapter_type).value_or(DType::kF32);  // OneOf checked it
   if (Status s = trainer.WriteOutput(o.out_path, adapter_type); !s.ok()) return Fail(s);
   if (!o.export_peft_dir.empty()) {
     if (Status s = ExportPeft(o.out_path, model, o.export_peft_dir); !s.ok()) return Fail(s);

@@ -1,9 +1,9 @@
 // `pocketlm finetune`: LoRA fine-tuning from JSONL data on the CPU.
 #pragma once
 
-#include <CLI/CLI.hpp>
 #include <string>
 
+#include "option_table.h"
 #include "train/trainer.h"
 
 namespace pocketlm::cli {
@@ -39,7 +39,7 @@ struct FinetuneOptions {
   bool no_pack = false;
   bool quiet = false;
 
-  void AddTo(CLI::App* app);
+  void Declare(Options& o);
 };
 
 int FinetuneCommand(const FinetuneOptions& o);

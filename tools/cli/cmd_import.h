@@ -2,22 +2,22 @@
 // directories <-> GGUF (src/convert/hf_convert.h holds the conversion and its conventions).
 #pragma once
 
-#include <CLI/CLI.hpp>
 #include <string>
+
+#include "option_table.h"
 
 namespace pocketlm::cli {
 
-struct HfCommandOptions {
-  CLI::App* import = nullptr;
-  CLI::App* exporter = nullptr;
-  std::string dir, out, dtype = "f16";  // import
-  std::string gguf, out_dir;            // export
-
-  // Adds both subcommands to the top-level app.
-  void AddTo(CLI::App* app);
-  bool parsed() const { return import->parsed() || exporter->parsed(); }
+struct ImportOptions {
+  std::string dir, out, dtype = "f16";
+  void Declare(Options& o);
 };
+int ImportCommand(const ImportOptions& o);
 
-int HfCommand(const HfCommandOptions& o);
+struct ExportOptions {
+  std::string gguf, out_dir;
+  void Declare(Options& o);
+};
+int ExportCommand(const ExportOptions& o);
 
 }  // namespace pocketlm::cli

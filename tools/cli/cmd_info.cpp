@@ -92,7 +92,9 @@ std::string HumanBytes(double b) {
 
 }  // namespace
 
-int InfoCommand(const std::string& path, bool all) {
+int InfoCommand(const InfoOptions& o) {
+  const std::string& path = o.path;
+  const bool all = o.all_metadata;
   auto f = GgufFile::Open(path);
   if (!f.ok()) return Fail(f.status());
   std::printf("file: %s\nGGUF version %u, %zu metadata entries, %zu tensors, alignment %lu, %s\n\nmetadata:\n",

@@ -10,10 +10,13 @@ namespace pocketlm::cli {
 
 static_assert(std::endian::native == std::endian::little, "the logits format is little-endian");
 
-int LogitsCommand(const ModelOptions& m, const std::string& prompt_file, const std::string& out_path, int n_gen) {
+int LogitsCommand(const LogitsOptions& o) {
+  const std::string& prompt_file = o.prompt_file;
+  const std::string& out_path = o.out_path;
+  const int n_gen = o.n_gen;
   std::string prompt;
   if (Status st = ReadTextFile(prompt_file, &prompt); !st.ok()) return Fail(st);
-  auto lm = LoadModel(m);
+  auto lm = LoadModel(o.model);
   if (!lm.ok()) return Fail(lm.status());
   auto ids = lm->model->tokenizer().Encode(prompt, /*add_special=*/true, /*parse_special=*/true);
   if (!ids.ok()) return Fail(ids.status());

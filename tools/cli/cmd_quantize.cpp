@@ -84,19 +84,21 @@ Status ParseOverride(const std::string& option, const std::string& name, std::op
 
 }  // namespace
 
-int QuantizeCommand(const std::string& in, const std::string& out, const std::string& type, int threads,
-                    bool allow_requantize, bool pure, const std::string& output_type, const std::string& embd_type) {
+int QuantizeCommand(const QuantizeOptions& q) {
+  const std::string& out = q.out;
   quantize::QuantizeOptions o;
-  o.preset = type;
-  o.n_threads = threads;
-  o.allow_requantize = allow_requantize;
-  o.pure = pure;
-  if (Status s = ParseOverride("--output-tensor-type", output_type, &o.overrides.output); !s.ok()) return Fail(s);
-  if (Status s = ParseOverride("--token-embedding-type", embd_type, &o.overrides.token_embd); !s.ok()) return Fail(s);
+  o.preset = q.type;
+  o.n_threads = q.threads;
+  o.allow_requantize = q.allow_requantize;
+  o.pure = q.pure;
+  if (Status s = ParseOverride("--output-tensor-type", q.output_type, &o.overrides.output); !s.ok()) return Fail(s);
+  if (Status s = ParseOverride("--token-embedding-type", q.embd_type, &o.overrides.token_embd); !s.ok()) {
+    return Fail(s);
+  }
 
   ProgressView view;
   view.tty = ::isatty(::fileno(stderr)) != 0;
-  auto r = quantize::QuantizeModel(in, out, o, OnProgress, &view);
+  auto r = quantize::QuantizeModel(q.in, out, o, OnProgress, &view);
   if (!r.ok()) {
     if (view.bar_shown) std::fprintf(stderr, "\n");
     return Fail(r.status());

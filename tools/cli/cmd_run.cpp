@@ -6,7 +6,9 @@
 
 namespace pocketlm::cli {
 
-int RunCommand(const ModelOptions& m, const SamplingOptions& s, const RunOptions& r) {
+int RunCommand(const RunOptions& r) {
+  const ModelOptions& m = r.model;
+  const SamplingOptions& s = r.sampling;
   if (!r.prompt.empty() && !r.prompt_file.empty()) return Fail(InvalidArgument("give either -p or -f, not both"));
   if (!r.chat && !r.chat_template.empty()) return Fail(InvalidArgument("--chat-template needs --chat"));
   std::string prompt = r.prompt;

@@ -8,60 +8,53 @@
 
 namespace pocketlm::cli {
 
-void ServeCliOptions::AddTo(CLI::App* app) {
-  app->add_option("-m,--model", o.model_path, "Base model (GGUF)")->required();
-  app->add_option("--lora", lora,
-                  "Adapter to keep resident, as NAME=PATH; requests select it with \"model\": \"NAME\". Repeat "
-                  "for several");
-  app->add_option("--alias", o.alias, "The base model's id in the API (default: the file name without .gguf)");
-  app->add_option("--chat-template", o.chat_template,
-                  "Chat template: chatml, llama3, llama2, gemma, phi3 (default: detected from the model)");
-  app->add_option("--host", o.host, "Address to listen on")->capture_default_str();
-  app->add_option("--port", o.port, "Port; 0 picks a free one (printed at start)")
-      ->capture_default_str()
-      ->check(CLI::Range(0, 65535));
-  app->add_option("-t,--threads", o.threads, "Threads per decoding step, including the scheduler thread")
-      ->capture_default_str()
-      ->check(CLI::Range(1, 512));
-  app->add_option("-c,--ctx", o.ctx, "Context positions per sequence (0: the model's, at most 4096)")
-      ->capture_default_str()
-      ->check(CLI::Range(0, 1 << 20));
-  app->add_option("--parallel", o.parallel, "Sequences generated concurrently, each with its own KV cache")
-      ->capture_default_str()
-      ->check(CLI::Range(1, 256));
-  app->add_option("--queue", o.max_queue, "Requests that may wait for a free sequence; more get 429")
-      ->capture_default_str()
-      ->check(CLI::Range(0, 4096));
-  app->add_option("--max-tokens", o.max_tokens, "Largest max_tokens a request may ask for, and the default")
-      ->capture_default_str()
-      ->check(CLI::Range(1, 1 << 20));
-  app->add_option("--max-body-kib", max_body_kib, "Largest request body in KiB; larger ones get 413")
-      ->capture_default_str()
-      ->check(CLI::Range(1, 1 << 20));
-  app->add_option("--adapter-budget-mib", adapter_budget_mib,
-                  "Memory for resident adapters in MiB (0: no limit); beyond it the least recently used are evicted "
-                  "and loaded again from their files when next requested")
-      ->capture_default_str()
-      ->check(CLI::Range(0, 1 << 24));
-  app->add_option("--shutdown-grace", o.shutdown_grace_seconds,
-                  "Seconds requests in flight may take to finish after SIGINT/SIGTERM")
-      ->capture_default_str()
-      ->check(CLI::Range(0, 3600));
-  app->add_option("--api-key", api_keys,
-                  "Require 'Authorization: Bearer KEY' on every endpoint but /health (401 otherwise); repeat for "
-                  "several keys. Other local users can read a command line (ps): prefer --api-key-file, or the "
-                  "environment variable POCKETLM_API_KEY, whose key is accepted too")
-      ->type_name("KEY");
-  app->add_option("--api-key-file", api_key_file,
-                  "Accept the API keys in FILE, one per line (blank lines and lines starting with # are ignored)")
-      ->type_name("FILE");
-  app->add_option("--adapter-dir", o.adapter_dir,
-                  "Turn on POST /admin/adapters {\"name\": NAME, \"path\": FILE} and DELETE /admin/adapters/NAME, "
-                  "which load only files inside DIR, FILE relative to it (without this option they are off: they "
-                  "open files on the server)")
-      ->type_name("DIR");
-  // Hidden (empty group): the admin API is off unless --adapter-dir is given; the flag only keeps old scripts going.
-  app->add_flag("--no-admin", no_admin, "The admin API is off unless --adapter-dir is given")->group("");
+void ServeCliOptions::Declare(Options& t) {
+  t.Add("-m,--model", &o.model_path, "Base model (GGUF)").Required();
+  LoraOption(t, &lora,
+             "Adapter to keep resident, as NAME=PATH or PATH (named after its file without .gguf); requests select "
+             "it with \"model\": \"NAME\". Repeat for several");
+  t.Add("--alias", &o.alias, "The base model's id in the API (default: the file name without .gguf)");
+  ChatTemplateOption(t, &o.chat_template);
+  t.Add("--host", &o.host, "Address to listen on").ShowDefault();
+  t.Add("--port", &o.port, "Port; 0 picks a free one (printed at start)").ShowDefault().Range(0, 65535);
+  ThreadsOption(t, &o.threads, "Threads per decoding step, including the scheduler thread");
+  ContextOption(t, &o.ctx, "Context positions per sequence (0: the model's, at most 4096)");
+  t.Add("--parallel", &o.parallel, "Sequences generated concurrently, each with its own KV cache")
+      .ShowDefault()
+      .Range(1, 256);
+  t.Add("--queue", &o.max_queue, "Requests that may wait for a free sequence; more get 429")
+      .ShowDefault()
+      .Range(0, 4096);
+  t.Add("--max-tokens", &o.max_tokens, "Largest max_tokens a request may ask for, and the default")
+      .ShowDefault()
+      .Range(1, 1 << 20);
+  t.Add("--max-body-kib", &max_body_kib, "Largest request body in KiB; larger ones get 413")
+      .ShowDefault()
+      .Range(1, 1 << 20);
+  t.Add("--adapter-budget-mib", &adapter_budget_mib,
+        "Memory for resident adapters in MiB (0: no limit); beyond it the least recently used are evicted "
+        "and loaded again from their files when next requested")
+      .ShowDefault()
+      .Range(0, 1 << 24);
+  t.Add("--shutdown-grace", &o.shutdown_grace_seconds,
+        "Seconds requests in flight may take to finish after SIGINT/SIGTERM")
+      .ShowDefault()
+      .Range(0, 3600);
+  t.Add("--api-key", &api_keys,
+        "Require 'Authorization: Bearer KEY' on every endpoint but /health (401 otherwise); repeat for "
+        "several keys. Other local users can read a command line (ps): prefer --api-key-file, or the "
+        "environment variable POCKETLM_API_KEY, whose key is accepted too")
+      .Metavar("KEY");
+  t.Add("--api-key-file", &api_key_file,
+        "Accept the API keys in FILE, one per line (blank lines and lines starting with # are ignored)")
+      .Metavar("FILE");
+  t.Add("--adapter-dir", &o.adapter_dir,
+        "Turn on POST /admin/adapters {\"name\": NAME, \"path\": FILE} and DELETE /admin/adapters/NAME, "
+        "which load only files inside DIR, FILE relative to it (without this option they are off: they "
+        "open files on the server)")
+      .Metavar("DIR");
+  // Hidden: the admin API is off unless --adapter-dir is given; the flag only keeps old scripts going.
+  t.Flag("--no-admin", &no_admin, "The admin API is off unless --adapter-dir is given").Hidden();
 }
 
 namespace {
@@ -99,11 +92,11 @@ int ServeCommand(const ServeCliOptions& opts) {
                         "is given, so drop --no-admin"));
   }
   for (const std::string& spec : opts.lora) {
-    const size_t eq = spec.find('=');
-    if (eq == std::string::npos || eq == 0 || eq + 1 == spec.size()) {
-      return Fail(InvalidArgument("--lora " + spec + ": expected NAME=PATH"));
+    LoraSpec lora = ParseLoraSpec(spec);
+    if (lora.name.empty() || lora.path.empty()) {
+      return Fail(InvalidArgument("--lora " + spec + ": expected PATH or NAME=PATH"));
     }
-    o.adapters.emplace_back(spec.substr(0, eq), spec.substr(eq + 1));
+    o.adapters.emplace_back(std::move(lora.name), std::move(lora.path));
   }
   o.max_body_bytes = static_cast<size_t>(opts.max_body_kib) * 1024;
   o.adapter_budget_bytes = static_cast<size_t>(opts.adapter_budget_mib) << 20;

@@ -1,10 +1,10 @@
 // `pocketlm serve`: the OpenAI-compatible HTTP server (src/serve/http_server.h).
 #pragma once
 
-#include <CLI/CLI.hpp>
 #include <string>
 #include <vector>
 
+#include "option_table.h"
 #include "serve/http_server.h"
 
 namespace pocketlm::cli {
@@ -18,7 +18,7 @@ struct ServeCliOptions {
   int adapter_budget_mib = 0;
   bool no_admin = false;  // hidden: the admin API is off by default now; kept so that scripts passing it still start
 
-  void AddTo(CLI::App* app);
+  void Declare(Options& o);
 };
 
 // Keys come from --api-key, --api-key-file and the environment variable POCKETLM_API_KEY together.

@@ -8,13 +8,13 @@
 
 namespace pocketlm::cli {
 
-int TokenizeCommand(const std::string& vocab_path, bool no_bos, bool special) {
-  auto f = GgufFile::Open(vocab_path);
+int TokenizeCommand(const TokenizeOptions& o) {
+  auto f = GgufFile::Open(o.vocab_path);
   if (!f.ok()) return Fail(f.status());
   auto tok = Tokenizer::FromGguf(*f);
   if (!tok.ok()) return Fail(tok.status());
   std::string text((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
-  auto ids = (*tok)->Encode(text, !no_bos, special);
+  auto ids = (*tok)->Encode(text, !o.no_bos, o.special);
   if (!ids.ok()) return Fail(ids.status());
   std::string out;
   for (size_t i = 0; i < ids->size(); ++i) {

@@ -1,8 +1,9 @@
-// Option sets shared by several subcommands, each declared once: defaults, help text and parsing together.
+// Options and option sets shared by several commands, each declared once (defaults, help text and checks together),
+// and the arguments of the small commands.
 #pragma once
 
-#include <CLI/CLI.hpp>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -13,20 +14,43 @@
 #include "model/context.h"
 #include "model/model.h"
 #include "model/sampler.h"
+#include "option_table.h"
 #include "tokenizer/chat_template.h"
 
 namespace pocketlm::cli {
 
+// -t/--threads, -c/--ctx, --chat-template and --lora, as every command that has them spells them.
+Option ThreadsOption(Options& o, int* threads, const std::string& help = "Threads, including the main one");
+Option ContextOption(Options& o, int* ctx,
+                     const std::string& help = "Context size in tokens (0: the model's, at most 4096)");
+Option ChatTemplateOption(Options& o, std::string* name);
+// --lora [NAME=]PATH, repeatable. The name matters to `serve` (requests select the adapter by it; default: the file
+// name without .gguf) and is accepted and ignored elsewhere, so one spelling works in every command.
+Option LoraOption(Options& o, std::vector<std::string>* specs, const std::string& help);
+struct LoraSpec {
+  std::string name, path;
+};
+// "NAME=PATH" when the text before the first '=' is a plain name (letters, digits, '-', '_', '.') and the whole
+// argument is not an existing file; otherwise all of it is the path, named after its file.
+LoraSpec ParseLoraSpec(const std::string& spec);
+
 struct ModelOptions {
   std::string model_path;
-  std::vector<std::string> lora;
+  std::vector<std::string> lora;              // [NAME=]PATH
   std::vector<std::string> lora_scaled_args;  // PATH SCALE pairs, flattened
   int threads = 2;
   int ctx = 0;
   bool gguf_layout = false;  // keep the file's row layout (no load-time interleaving)
 
-  void AddTo(CLI::App* app, bool with_context = true);
+  void Declare(Options& o, bool with_context = true);
 };
+
+// The adapters of --lora (scale 1) and --lora-scaled, loaded, in that order.
+struct LoadedAdapters {
+  std::vector<std::unique_ptr<LoraAdapter>> adapters;
+  std::vector<ActiveLora> active;  // points into `adapters`
+};
+Result<LoadedAdapters> LoadAdapters(const ModelOptions& o);
 
 // A model with its adapters loaded and a context ready to evaluate.
 struct LoadedModel {
@@ -38,7 +62,7 @@ Result<LoadedModel> LoadModel(const ModelOptions& o);
 
 struct SamplingOptions {
   SamplingParams p;
-  void AddTo(CLI::App* app);
+  void Declare(Options& o);
 };
 
 // Prints "error: <message>" on one line to stderr and returns exit code 1.
@@ -47,25 +71,58 @@ int Fail(const Status& s);
 // `pocketlm run`: with `chat`, the prompt is one user message rendered with the model's chat template
 // (`chat_template` overrides it) and generation stops at the end of the assistant's turn.
 struct RunOptions {
+  ModelOptions model;
+  SamplingOptions sampling;
   std::string prompt, prompt_file, chat_template;
   int n_predict = 128;
   bool no_bos = false;
   bool chat = false;
+  void Declare(Options& o);
 };
-int RunCommand(const ModelOptions& m, const SamplingOptions& s, const RunOptions& r);
-int InfoCommand(const std::string& path, bool all_metadata);
-int TokenizeCommand(const std::string& vocab_path, bool no_bos, bool special);
-int LogitsCommand(const ModelOptions& m, const std::string& prompt_file, const std::string& out_path, int n_gen);
-int BenchCommand(const ModelOptions& m, int n_prompt, int n_gen, int reps, bool json);
-int QuantizeCommand(const std::string& in, const std::string& out, const std::string& type, int threads,
-                    bool allow_requantize, bool pure, const std::string& output_type, const std::string& embd_type);
+int RunCommand(const RunOptions& r);
+
+struct InfoOptions {
+  std::string path;
+  bool all_metadata = false;
+  void Declare(Options& o);
+};
+int InfoCommand(const InfoOptions& o);
+
+struct TokenizeOptions {
+  std::string vocab_path;
+  bool no_bos = false, special = false;
+  void Declare(Options& o);
+};
+int TokenizeCommand(const TokenizeOptions& o);
+
+struct LogitsOptions {
+  ModelOptions model;
+  std::string prompt_file, out_path;
+  int n_gen = 16;
+  void Declare(Options& o);
+};
+int LogitsCommand(const LogitsOptions& o);
+
+struct BenchOptions {
+  ModelOptions model;
+  int n_prompt = 256, n_gen = 64, reps = 5;
+  bool json = false;
+  void Declare(Options& o);
+};
+int BenchCommand(const BenchOptions& o);
+
+struct QuantizeOptions {
+  std::string in, out, type, output_type, embd_type;
+  int threads = 2;
+  bool allow_requantize = false, pure = false;
+  void Declare(Options& o);
+};
+int QuantizeCommand(const QuantizeOptions& o);
 
 // `pocketlm adapter convert|info|merge`: conversion between PEFT LoRA directories and GGUF LoRA adapters, and
 // adapters merged into a copy of their base.
 struct AdapterOptions {
-  CLI::App* convert = nullptr;
-  CLI::App* info = nullptr;
-  CLI::App* merge = nullptr;
+  std::optional<Options> convert, info, merge;  // the subcommands, to tell which one was given
   std::string in, out, base_model, base_name;
   std::string info_path;
   ModelOptions merge_model;  // -m BASE, --lora, --lora-scaled, -t
@@ -73,7 +130,7 @@ struct AdapterOptions {
   double min_kept = 0.9;
   bool force = false;
 
-  void AddTo(CLI::App* adapter);
+  void Declare(Options& adapter);
 };
 int AdapterCommand(const AdapterOptions& o);
 
