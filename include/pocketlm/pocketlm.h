@@ -55,7 +55,8 @@ typedef enum plm_status {
   PLM_OUT_OF_RANGE = 6,     /* a size or position beyond a limit (context full, prompt too long) */
   PLM_OUT_OF_MEMORY = 7,    /* an allocation failed */
   PLM_BUFFER_TOO_SMALL = 8, /* a caller buffer is too small; the required size was reported */
-  PLM_INTERNAL = 9          /* a bug in pocketlm: please report the message */
+  PLM_INTERNAL = 9,         /* a bug in pocketlm: please report the message */
+  PLM_UNAVAILABLE = 10      /* refused for now (cancelled, shutting down), not for what was asked */
 } plm_status;
 
 /* Constant name of a status ("PLM_OK", "PLM_NOT_FOUND", ...; "PLM_UNKNOWN_STATUS" otherwise). Never freed. */

@@ -16,6 +16,8 @@ enum class ErrorCode : int {
   kUnsupported,      // well-formed, but a feature pocketlm does not (yet) implement
   kIo,               // the operating system refused (open, read, mmap, write, rename)
   kOutOfRange,       // a size or position beyond a limit (context length, file size)
+  kUnavailable,      // refused for now, not for what was asked: shutting down, cancelled; retrying later may work
+  kInternal,         // a broken invariant inside pocketlm (a bug): the message is for a bug report
 };
 
 class [[nodiscard]] Status {
@@ -56,6 +58,12 @@ inline Status IoError(std::string m) {
 }
 inline Status OutOfRange(std::string m) {
   return {ErrorCode::kOutOfRange, std::move(m)};
+}
+inline Status Unavailable(std::string m) {
+  return {ErrorCode::kUnavailable, std::move(m)};
+}
+inline Status Internal(std::string m) {
+  return {ErrorCode::kInternal, std::move(m)};
 }
 
 // Holds either a value or a non-OK Status.

@@ -24,8 +24,10 @@ plm_status ToC(ErrorCode code) {
     case ErrorCode::kUnsupported: return PLM_UNSUPPORTED;
     case ErrorCode::kIo: return PLM_IO;
     case ErrorCode::kOutOfRange: return PLM_OUT_OF_RANGE;
+    case ErrorCode::kUnavailable: return PLM_UNAVAILABLE;
+    case ErrorCode::kInternal: return PLM_INTERNAL;
   }
-  return PLM_INTERNAL;  // a code added to ErrorCode but not here
+  return PLM_INTERNAL;  // a value outside the enum
 }
 
 }  // namespace
@@ -82,6 +84,7 @@ const char* plm_status_name(plm_status status) {
     case PLM_OUT_OF_MEMORY: return "PLM_OUT_OF_MEMORY";
     case PLM_BUFFER_TOO_SMALL: return "PLM_BUFFER_TOO_SMALL";
     case PLM_INTERNAL: return "PLM_INTERNAL";
+    case PLM_UNAVAILABLE: return "PLM_UNAVAILABLE";
   }
   return "PLM_UNKNOWN_STATUS";
 }

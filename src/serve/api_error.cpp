@@ -15,16 +15,22 @@ ApiError ErrorFromStatus(const Status& s, std::string param) {
   ApiError e;
   e.message = s.message();
   e.param = std::move(param);
+  const auto server_side = [&e](int http_status, const char* code) {
+    e.http_status = http_status;
+    e.type = "server_error";
+    e.code = code;
+  };
   switch (s.code()) {
     case ErrorCode::kNotFound: e.http_status = 404; break;
     case ErrorCode::kOutOfRange: e.code = "context_length_exceeded"; break;
     case ErrorCode::kInvalidArgument:
     case ErrorCode::kUnsupported:
-    case ErrorCode::kCorrupt:
-    case ErrorCode::kIo: break;
+    case ErrorCode::kCorrupt: break;
+    case ErrorCode::kUnavailable: server_side(503, "unavailable"); break;
+    case ErrorCode::kIo: server_side(500, ""); break;
+    case ErrorCode::kInternal: server_side(500, "internal_error"); break;
     case ErrorCode::kOk:
-      e.http_status = 500;
-      e.type = "server_error";
+      server_side(500, "internal_error");
       e.message = "internal error: an OK status reported as an error";
       break;
   }

@@ -19,8 +19,9 @@ struct ApiError {
   nlohmann::json ToJson() const;
 };
 
-// Maps an engine Status to an API error: kNotFound -> 404, kInvalidArgument / kOutOfRange / kUnsupported /
-// kCorrupt / kIo -> 400 (all of them describe what the caller sent or named), kOk is a caller bug -> 500.
+// The one map from an engine Status to an API error, wherever in a request's life it happens: kNotFound -> 404;
+// kInvalidArgument / kOutOfRange / kUnsupported / kCorrupt -> 400 (they describe what the caller sent or named);
+// kUnavailable -> 503 (shutting down); kIo (the server's own files) and kInternal -> 500; kOk is a caller bug -> 500.
 ApiError ErrorFromStatus(const Status& s, std::string param = "");
 
 ApiError BadRequest(std::string message, std::string param = "", std::string code = "");

@@ -15,12 +15,6 @@ namespace {
 
 using std::chrono::milliseconds;
 
-ApiError FromEvent(const JobEvent& e) {
-  ApiError err = e.http_status == 503 ? ApiError{503, e.error.message(), "server_error", "", "shutting_down"}
-                                      : ServerError(e.error.message());
-  return err;
-}
-
 // Decrements in_flight when the response is complete, whichever way it ends.
 struct InFlight {
   explicit InFlight(std::atomic<int>& n) : n_(n) { n_.fetch_add(1); }
@@ -40,7 +34,7 @@ void RespondWhole(const ResponseMeta& meta, JobChannel& channel, httplib::Respon
       if (e.kind == JobEvent::kText) {
         text += e.text;
       } else if (e.kind == JobEvent::kError) {
-        return SendError(res, FromEvent(e));
+        return SendError(res, ErrorFromStatus(e.error));
       } else {
         return SendJson(res, 200, CompletionJson(meta, text, e.finish, Usage{e.n_prompt, e.n_generated, e.n_cached}));
       }
@@ -73,7 +67,7 @@ bool StreamStep(Stream& s, httplib::DataSink& sink) {
     }
     if (e.kind == JobEvent::kError) {
       // Headers are sent already: the error goes in the stream, as OpenAI does; its SDKs raise it as APIError.
-      if (!write(SseData(FromEvent(e).ToJson()))) return false;
+      if (!write(SseData(ErrorFromStatus(e.error).ToJson()))) return false;
     } else {
       if (!write(SseData(FinishChunkJson(s.meta, e.finish)))) return false;
       if (s.include_usage && !write(SseData(UsageChunkJson(s.meta, Usage{e.n_prompt, e.n_generated, e.n_cached})))) {
@@ -115,7 +109,7 @@ void HandleCompletion(ServerState& st, const httplib::Request& req, httplib::Res
                                          " queued); retry later",
                                      "rate_limit_error", "", "queue_full"});
     case Scheduler::SubmitResult::kShuttingDown:
-      return SendError(res, ApiError{503, "the server is shutting down", "server_error", "", "shutting_down"});
+      return SendError(res, ErrorFromStatus(Unavailable("the server is shutting down")));
   }
   if (!r.stream) return RespondWhole(meta, *channel, res);
 

@@ -30,8 +30,7 @@ struct JobEvent {
   FinishReason finish = FinishReason::kStop;  // kDone
   int n_prompt = 0, n_generated = 0;          // kDone: usage
   int n_cached = 0;                           // kDone: prompt tokens whose cache entries were reused
-  Status error;                               // kError
-  int http_status = 500;                      // kError: 503 when the server is shutting down
+  Status error;                               // kError (its code decides the HTTP status: ErrorFromStatus)
 };
 
 // One producer (the scheduler), one consumer (the handler). Cancel() is the consumer telling the producer that

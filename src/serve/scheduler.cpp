@@ -48,8 +48,7 @@ void Scheduler::BeginShutdown() {
   for (GenerationJob& job : dropped) {
     JobEvent e;
     e.kind = JobEvent::kError;
-    e.error = Unsupported("the server is shutting down");
-    e.http_status = 503;
+    e.error = Unavailable("the server is shutting down");
     job.channel->Push(std::move(e));
   }
 }
@@ -129,8 +128,7 @@ void Scheduler::Loop() {
           if (slot.seq == nullptr) continue;
           JobEvent e;
           e.kind = JobEvent::kError;
-          e.error = Unsupported("cancelled: the server is shutting down");
-          e.http_status = 503;
+          e.error = Unavailable("cancelled: the server is shutting down");
           slot.seq->job().channel->Push(std::move(e));
           slot.seq.reset();
           --n_active_;
@@ -181,7 +179,7 @@ void Scheduler::Loop() {
           batch_tokens.push_back(token);
         }
       } catch (const std::exception& ex) {
-        fail(slot, Unsupported(std::string("internal error: ") + ex.what()));
+        fail(slot, Internal(std::string("internal error: ") + ex.what()));
         continue;
       }
       if (done) {
@@ -194,7 +192,7 @@ void Scheduler::Loop() {
       try {
         st = batch_ctx.front()->DecodeBatch(batch_ctx, batch_tokens, &batch_logits_);
       } catch (const std::exception& ex) {
-        st = Unsupported(std::string("internal error: ") + ex.what());
+        st = Internal(std::string("internal error: ") + ex.what());
       }
       const auto n_vocab = static_cast<size_t>(batch_ctx.front()->model().config().n_vocab);
       for (size_t i = 0; i < batch.size(); ++i) {

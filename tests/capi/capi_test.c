@@ -97,6 +97,8 @@ static int run_random(const char* make_model, const char* work) {
   CHECK(plm_api_version() == PLM_API_VERSION);
   CHECK(strlen(plm_version()) >= 5);
   CHECK(strcmp(plm_status_name(PLM_CORRUPT), "PLM_CORRUPT") == 0);
+  CHECK(strcmp(plm_status_name(PLM_UNAVAILABLE), "PLM_UNAVAILABLE") == 0);
+  CHECK(strcmp(plm_status_name((plm_status)99), "PLM_UNKNOWN_STATUS") == 0);
 
   /* Loading: bad path, truncated file, NULLs. */
   plm_model* model = (plm_model*)&g_failures; /* must be reset to NULL on failure */

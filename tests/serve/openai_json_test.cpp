@@ -95,8 +95,37 @@ TEST(ServeJson, ErrorShape) {
   const json k = BadRequest("bad").ToJson();
   EXPECT_TRUE(k["error"]["param"].is_null());
   EXPECT_TRUE(k["error"]["code"].is_null());
-  EXPECT_EQ(ErrorFromStatus(NotFound("x")).http_status, 404);
-  EXPECT_EQ(ErrorFromStatus(OutOfRange("x")).code, "context_length_exceeded");
+}
+
+// Every code has its HTTP status, whether the error comes before a job starts or from the scheduler after.
+TEST(ServeJson, ErrorFromStatusMapsEveryCode) {
+  struct Case {
+    Status s;
+    int http_status;
+    const char* type;
+    const char* code;
+  };
+  const Case cases[] = {
+      {InvalidArgument("x"), 400, "invalid_request_error", ""},
+      {NotFound("x"), 404, "invalid_request_error", ""},
+      {Corrupt("x"), 400, "invalid_request_error", ""},
+      {Unsupported("x"), 400, "invalid_request_error", ""},
+      {OutOfRange("x"), 400, "invalid_request_error", "context_length_exceeded"},
+      {Unavailable("x"), 503, "server_error", "unavailable"},
+      {IoError("x"), 500, "server_error", ""},
+      {Internal("x"), 500, "server_error", "internal_error"},
+      {Status::Ok(), 500, "server_error", "internal_error"},
+  };
+  for (const Case& c : cases) {
+    const ApiError e = ErrorFromStatus(c.s, "prompt");
+    EXPECT_EQ(e.http_status, c.http_status) << static_cast<int>(c.s.code());
+    EXPECT_EQ(e.type, c.type) << static_cast<int>(c.s.code());
+    EXPECT_EQ(e.code, c.code) << static_cast<int>(c.s.code());
+    EXPECT_EQ(e.param, "prompt");
+    if (!c.s.ok()) {
+      EXPECT_EQ(e.message, "x");
+    }
+  }
 }
 
 TEST(ServeStop, HoldsBackPrefixesAndCutsAtTheMatch) {
