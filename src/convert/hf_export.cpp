@@ -31,9 +31,8 @@ Status AddTensor(SafetensorsWriter& st, const GgufTensorInfo& t, const TensorMap
                  const std::string& path) {
   const std::optional<StDType> st_type = DTypeToStDType(t.type);
   if (!st_type) {
-    return Unsupported(
-        "'" + path + "': tensor '" + m.gguf + "' is " + std::string(DTypeName(t.type)) +
-        "; export needs an F32, F16 or BF16 model (quantize back with: pocketlm quantize IN OUT --type F16)");
+    return Unsupported("'" + path + "': tensor '" + m.gguf + "' is " + std::string(DTypeName(t.type)) +
+                       "; export needs an F32, F16 or BF16 model (convert it to F16 first)");
   }
   if (m.hf_shape.size() == 1 && t.type != DType::kF32) {
     return Unsupported("'" + path + "': vector tensor '" + m.gguf + "' is not f32");

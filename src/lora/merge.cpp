@@ -333,8 +333,8 @@ Result<MergeSummary> MergeAdapters(const std::string& base_path, const std::vect
       std::snprintf(buf, sizeof(buf),
                     "the adapters' effect does not survive requantization to %s: the merged model keeps %.1f%% of "
                     "it (mean KL from base+adapters over %lld positions: merged %.6f, base %.6f nats), below the "
-                    "minimum %.1f%% (--min-kept); merge into an F16 base and quantize the result after, or pass "
-                    "--force to write it anyway",
+                    "minimum %.1f%%; merge into an F16 base and quantize the result after, or force the merge to "
+                    "write it anyway",
                     TypeList(s.merged_types, true).c_str(), 100.0 * s.quality.kept,
                     static_cast<long long>(s.quality.n_positions), s.quality.kl_merged, s.quality.kl_base,
                     100.0 * o.min_kept);

@@ -65,7 +65,7 @@ Status Context::Eval(std::span<const int32_t> tokens, bool all_logits, std::vect
   if (static_cast<int64_t>(n_past_) + static_cast<int64_t>(tokens.size()) > n_ctx_) {
     return OutOfRange("prompt and output need " + std::to_string(n_past_ + tokens.size()) +
                       " positions but the context holds " + std::to_string(n_ctx_) +
-                      " (shorten the prompt or raise --ctx)");
+                      " (shorten the prompt or use a larger context)");
   }
   for (int32_t t : tokens) PLM_RETURN_IF_ERROR(CheckToken(t));
   const size_t n = tokens.size();

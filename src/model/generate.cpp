@@ -16,7 +16,7 @@ Result<GenerateStats> Generate(Context& ctx, std::span<const int32_t> prompt, co
   if (prompt.empty()) return InvalidArgument("the prompt is empty (and the model adds no BOS token)");
   if (ctx.n_past() + static_cast<int64_t>(prompt.size()) > ctx.n_ctx()) {
     return OutOfRange("the prompt has " + std::to_string(prompt.size()) + " tokens but the context holds " +
-                      std::to_string(ctx.n_ctx() - ctx.n_past()) + " more (shorten it or raise --ctx)");
+                      std::to_string(ctx.n_ctx() - ctx.n_past()) + " more (shorten it or use a larger context)");
   }
   const Tokenizer& tok = ctx.model().tokenizer();
   GenerateStats stats;

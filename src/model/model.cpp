@@ -11,7 +11,7 @@ Result<std::unique_ptr<Model>> Model::Load(const std::string& path, const ModelL
   if (const GgufValue* t = m->file_.Find("general.type");
       t != nullptr && t->type == GgufType::kString && t->str == "adapter") {
     return InvalidArgument("'" + path +
-                           "' is a LoRA adapter, not a model: pass it with --lora and give the base with -m");
+                           "' is a LoRA adapter, not a model: load its base model and apply it as an adapter");
   }
   PLM_ASSIGN_OR_RETURN(m->config_, ReadModelConfig(m->file_));
   PLM_ASSIGN_OR_RETURN(m->weights_, BindWeights(m->file_, m->config_));

@@ -7,11 +7,11 @@
 namespace pocketlm {
 
 Status SamplingParams::Validate() const {
-  if (!std::isfinite(temperature) || temperature < 0) return InvalidArgument("--temp must be >= 0");
-  if (!(top_p > 0) || top_p > 1) return InvalidArgument("--top-p must be in (0, 1]");
-  if (!(min_p >= 0) || min_p >= 1) return InvalidArgument("--min-p must be in [0, 1)");
-  if (!(repeat_penalty > 0) || !std::isfinite(repeat_penalty)) return InvalidArgument("--repeat-penalty must be > 0");
-  if (repeat_last_n < 0) return InvalidArgument("--repeat-last-n must be >= 0");
+  if (!std::isfinite(temperature) || temperature < 0) return InvalidArgument("temperature must be >= 0");
+  if (!(top_p > 0) || top_p > 1) return InvalidArgument("top_p must be in (0, 1]");
+  if (!(min_p >= 0) || min_p >= 1) return InvalidArgument("min_p must be in [0, 1)");
+  if (!(repeat_penalty > 0) || !std::isfinite(repeat_penalty)) return InvalidArgument("repeat_penalty must be > 0");
+  if (repeat_last_n < 0) return InvalidArgument("repeat_last_n must be >= 0");
   return Status::Ok();
 }
 

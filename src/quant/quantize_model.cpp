@@ -81,7 +81,7 @@ Result<QuantizePlan> PlanQuantization(const GgufFile& in, const QuantizeOptions&
       if (GetDTypeInfo(t.from).quantized && !o.allow_requantize) {
         return InvalidArgument("'" + in.path() + "' is already quantized (tensor '" + t.name + "' is " +
                                TypeName(t.from) + "); quantizing it again loses more quality than quantizing the " +
-                               "F16/F32 original: start from that, or pass --allow-requantize");
+                               "F16/F32 original: start from that, or allow requantization");
       }
       if (quant::GetQuantTraits(t.from).dequantize_row == nullptr) {
         return Unsupported("tensor '" + t.name + "' is " + TypeName(t.from) + ", which pocketlm cannot read yet");

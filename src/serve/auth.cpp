@@ -94,11 +94,11 @@ Result<std::vector<std::string>> ParseApiKeyFile(std::string_view text, const st
     text.remove_prefix(nl == std::string_view::npos ? text.size() : nl + 1);
     ++line_no;
     if (line.empty() || line.front() == '#') continue;
-    PLM_RETURN_IF_ERROR(ValidateApiKey(line, "--api-key-file " + file + " line " + std::to_string(line_no)));
+    PLM_RETURN_IF_ERROR(ValidateApiKey(line, "API key file " + file + " line " + std::to_string(line_no)));
     keys.emplace_back(line);
   }
   if (keys.empty()) {
-    return InvalidArgument("--api-key-file " + file +
+    return InvalidArgument("API key file " + file +
                            ": no key in it (one key per line; blank lines and lines starting with # are ignored)");
   }
   return keys;
@@ -117,12 +117,12 @@ bool IsLoopbackHost(const std::string& host) {
 }
 
 Result<std::filesystem::path> CanonicalAdapterDir(const std::string& dir) {
-  if (dir.empty()) return InvalidArgument("--adapter-dir: the directory name is empty");
+  if (dir.empty()) return InvalidArgument("adapter directory: the name is empty");
   std::error_code ec;
   std::filesystem::path canonical = std::filesystem::canonical(dir, ec);
-  if (ec) return IoError("--adapter-dir " + dir + ": " + ec.message());
+  if (ec) return IoError("adapter directory " + dir + ": " + ec.message());
   if (!std::filesystem::is_directory(canonical, ec))
-    return InvalidArgument("--adapter-dir " + dir + ": not a directory");
+    return InvalidArgument("adapter directory " + dir + ": not a directory");
   return canonical;
 }
 

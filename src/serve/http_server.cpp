@@ -68,8 +68,9 @@ void HandleHealth(ServerState& st, httplib::Response& res) {
 // tell a prober that something guarded is there to break into. The message says how to turn them on; with API
 // keys set, only clients holding a key get this far (the key check runs before routing).
 ApiError AdminOff() {
-  return NotFoundError("the admin API is off: start the server with --adapter-dir DIR to load adapters from DIR", "",
-                       "unknown_url");
+  return NotFoundError(
+      "the admin API is off: the server loads adapters at run time only when started with an adapter directory", "",
+      "unknown_url");
 }
 
 std::string ReplaceAll(std::string s, const std::string& from, const std::string& to) {
@@ -181,7 +182,7 @@ Status Setup(const ServeOptions& o, ServerState* st) {
   const std::string id = !o.alias.empty() ? o.alias : std::filesystem::path(o.model_path).stem().string();
   st->registry = std::make_unique<AdapterRegistry>(*st->model, id, o.adapter_budget_bytes);
   for (const auto& [name, path] : o.adapters) {
-    PLM_RETURN_IF_ERROR(st->registry->Load(name, path).WithContext("--lora " + name + "=" + path));
+    PLM_RETURN_IF_ERROR(st->registry->Load(name, path).WithContext("adapter " + name + " (" + path + ")"));
   }
   // The chat template, by the rule every front end shares; markers the vocabulary lacks are spelled as text, as
   // llama-server does, so chat requests are always served.
@@ -208,17 +209,17 @@ void PrintProtections(const ServerState& st) {
   if (n_keys > 0) {
     std::fprintf(stderr, "serve: API key required (%zu key%s)\n", n_keys, n_keys == 1 ? "" : "s");
   } else {
-    std::fprintf(stderr, "serve: no API key (--api-key): every endpoint is open to whoever can connect\n");
+    std::fprintf(stderr, "serve: no API key: every endpoint is open to whoever can connect\n");
   }
   if (st.adapter_dir.empty()) {
-    std::fprintf(stderr, "serve: admin API off (no --adapter-dir)\n");
+    std::fprintf(stderr, "serve: admin API off (no adapter directory)\n");
   } else {
     std::fprintf(stderr, "serve: admin API loads adapters from %s\n", st.adapter_dir.c_str());
   }
   if (n_keys == 0 && !IsLoopbackHost(o.host)) {
     std::fprintf(stderr,
                  "serve: warning: listening on %s, which other machines may reach, without an API key: anyone who "
-                 "can connect may use the server%s; set --api-key or --api-key-file\n",
+                 "can connect may use the server%s; set an API key\n",
                  o.host.c_str(), st.adapter_dir.empty() ? "" : " and load adapters");
   }
 }
@@ -260,7 +261,7 @@ struct SignalMask {
 }  // namespace
 
 Status RunServer(const ServeOptions& o) {
-  if (o.max_tokens < 1) return InvalidArgument("--max-tokens must be >= 1");
+  if (o.max_tokens < 1) return InvalidArgument("the max_tokens limit must be >= 1");
   for (size_t i = 0; i < o.api_keys.size(); ++i) {
     PLM_RETURN_IF_ERROR(ValidateApiKey(o.api_keys[i], "API key " + std::to_string(i + 1)));
   }

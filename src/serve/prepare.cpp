@@ -63,12 +63,12 @@ std::variant<GenerationJob, ApiError> PrepareJob(const CompletionRequest& r, con
   const char* where = r.endpoint == Endpoint::kChat ? "messages" : "prompt";
   if (n_prompt > env.n_ctx) {
     return BadRequest("the prompt has " + std::to_string(n_prompt) + " tokens but the context holds " +
-                          std::to_string(env.n_ctx) + " (shorten it, or start the server with a larger --ctx)",
+                          std::to_string(env.n_ctx) + " (shorten it, or start the server with a larger context)",
                       where, "context_length_exceeded");
   }
   if (r.max_tokens && *r.max_tokens > env.max_tokens_cap) {
     return BadRequest("max_tokens " + std::to_string(*r.max_tokens) + " is above this server's limit of " +
-                          std::to_string(env.max_tokens_cap) + " (--max-tokens)",
+                          std::to_string(env.max_tokens_cap),
                       "max_tokens");
   }
   // Generation also ends when the context is full (finish_reason "length").

@@ -6,8 +6,8 @@
 namespace pocketlm::serve {
 
 Result<std::unique_ptr<Scheduler>> Scheduler::Create(const Model& model, const SchedulerOptions& opts) {
-  if (opts.parallel < 1 || opts.parallel > 256) return InvalidArgument("--parallel must be 1..256");
-  if (opts.max_queue < 0) return InvalidArgument("--queue must be >= 0");
+  if (opts.parallel < 1 || opts.parallel > 256) return InvalidArgument("parallel sequences must be 1..256");
+  if (opts.max_queue < 0) return InvalidArgument("the queue length must be >= 0");
   std::vector<Slot> slots(static_cast<size_t>(opts.parallel));
   for (Slot& s : slots) {
     PLM_ASSIGN_OR_RETURN(s.ctx, Context::Create(model, opts.context));

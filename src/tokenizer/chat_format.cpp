@@ -53,14 +53,14 @@ Result<ChatFormat> ChooseChatFormat(const Tokenizer& tok, std::optional<std::str
   } else if (!jinja || jinja->empty()) {
     f.kind = ChatTemplateKind::kChatML;
     f.fell_back = true;
-    why = "the model has no tokenizer.chat_template; name another with --chat-template";
+    why = "the model has no tokenizer.chat_template; name another template to use it";
   } else if (auto detected = DetectChatTemplate(*jinja); detected.ok()) {
     f.kind = detected.value();
     why = "recognized from the model's tokenizer.chat_template";
   } else {
     f.kind = ChatTemplateKind::kChatML;
     f.fell_back = true;
-    why = "the model's tokenizer.chat_template is not one pocketlm has built in; name one with --chat-template";
+    why = "the model's tokenizer.chat_template is not one pocketlm has built in; name a template to use another";
   }
   const TemplateMarkers markers = InspectMarkers(tok, f.kind);
   if (!markers.missing.empty()) {

@@ -225,7 +225,7 @@ Result<ChatTemplateKind> ChatTemplateFromName(std::string_view name) {
 // The markers and their order follow llama.cpp's llm_chat_detect_template.
 Result<ChatTemplateKind> DetectChatTemplate(std::string_view jinja) {
   auto has = [&](std::string_view s) { return jinja.find(s) != std::string_view::npos; };
-  const std::string hint = "; pass --chat-template with one of: " + std::string(kNameList);
+  const std::string hint = "; name one of these chat templates: " + std::string(kNameList);
   if (jinja.empty()) return NotFound("the model has no tokenizer.chat_template" + hint);
   if (auto by_name = ChatTemplateFromName(jinja); by_name.ok()) return by_name;
   if (has("<|im_start|>")) {

@@ -44,7 +44,7 @@ class ChatTokenizer {
     if (!id || !(attr & (kAttrControl | kAttrUserDefined | kAttrUnknown))) {
       return InvalidArgument("the chat template needs the special token '" + seg.text + "', which this vocabulary " +
                              (id ? "has only as ordinary text" : "lacks") +
-                             "; choose the template that matches the model (--chat-template)");
+                             "; choose the chat template that matches the model");
     }
     PLM_RETURN_IF_ERROR(Flush((attr & kAttrLstrip) != 0));
     Push(*id, seg.trainable ? kTrainable : 0);

@@ -79,7 +79,7 @@ Result<LoraSet> LoraSet::Create(const Model& model, const LoraConfig& config) {
     if (config.rank > std::min(t.n_in(), t.n_out())) {
       status = InvalidArgument("LoRA rank " + std::to_string(config.rank) + " exceeds the dimensions of '" +
                                std::string(t.name) + "' (" + std::to_string(t.n_in()) + " -> " +
-                               std::to_string(t.n_out()) + "); choose a smaller --rank");
+                               std::to_string(t.n_out()) + "); choose a smaller rank");
       return;
     }
     LoraModule m;

@@ -59,10 +59,10 @@ Trainer::Trainer(const Model& model, const TrainerConfig& config)
 Result<std::unique_ptr<Trainer>> Trainer::Create(const Model& model, const TrainerConfig& config, SequenceSource* train,
                                                  SequenceSource* val) {
   if (config.n_threads < 1 || config.n_threads > 512) return InvalidArgument("thread count must be 1..512");
-  if (config.seq_len < 2) return InvalidArgument("--seq-len must be at least 2");
-  if (config.batch_tokens < 1) return InvalidArgument("--batch-tokens must be positive");
-  if (!(config.lr > 0) || !std::isfinite(config.lr)) return InvalidArgument("--lr must be positive");
-  if (config.steps < 0 || !(config.epochs > 0)) return InvalidArgument("--steps / --epochs must be positive");
+  if (config.seq_len < 2) return InvalidArgument("the sequence length must be at least 2");
+  if (config.batch_tokens < 1) return InvalidArgument("the tokens per batch must be positive");
+  if (!(config.lr > 0) || !std::isfinite(config.lr)) return InvalidArgument("the learning rate must be positive");
+  if (config.steps < 0 || !(config.epochs > 0)) return InvalidArgument("the steps and epochs must be positive");
   if (train == nullptr || train->SizeOfEpoch(0) == 0) return InvalidArgument("no training sequences");
   std::unique_ptr<Trainer> t(new Trainer(model, config));
   PLM_ASSIGN_OR_RETURN(t->graph_, TrainGraph::Create(model, config.seq_len, &t->pool_, config.activation_budget));
@@ -194,7 +194,7 @@ Result<TrainSummary> Trainer::Run(const std::function<void(const TrainEvent&)>& 
     const double loss = n_targets > 0 ? loss_sum / static_cast<double>(n_targets) : 0.0;
     if (!std::isfinite(loss)) {
       return InvalidArgument("the loss became " + std::to_string(loss) + " at step " + std::to_string(pos.step) +
-                             "; lower --lr");
+                             "; lower the learning rate");
     }
     losses.push_back(loss);
     TrainEvent ev;

@@ -565,7 +565,8 @@ TEST_F(QuantizedMerge, RefusesBelowTheThresholdUnlessForced) {
   const std::string& msg = r.status().message();
   EXPECT_NE(msg.find("does not survive requantization to q4_0"), std::string::npos) << msg;
   EXPECT_NE(msg.find("F16 base"), std::string::npos) << msg;
-  EXPECT_NE(msg.find("--force"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("force the merge"), std::string::npos) << msg;
+  EXPECT_EQ(msg.find("--"), std::string::npos) << "library messages name no command-line flag: " << msg;
   EXPECT_EQ(seen.size(), 1u) << "the measurement is reported before the refusal";
   EXPECT_FALSE(fs::exists(out));
   EXPECT_EQ(dir_.Entries().size(), 1u) << "only the quantized base, no temp file";

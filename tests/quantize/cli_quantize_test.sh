@@ -105,7 +105,7 @@ fi
 
 # --- errors: one line, exit 1, nothing written ---
 o="$work/out/x.gguf"
-expect_error "already quantized" "allow-requantize" plm quantize "$work/random-Q4_0.gguf" "$o" --type q4_k_m
+expect_error "already quantized" "allow requantization" plm quantize "$work/random-Q4_0.gguf" "$o" --type q4_k_m
 expect_error "unknown preset" "Q4_K_M.*IQ4_XS" plm quantize "$f32" "$o" --type q4_k_z
 expect_error "bad override type" "not a tensor type" plm quantize "$f32" "$o" --type q4_k_m --output-tensor-type q9
 expect_error "unwritable output" "cannot create" plm quantize "$f32" "$work/out/none/x.gguf" --type q8_0

@@ -121,12 +121,12 @@ check_admin_off() {
   local port
   port=$(wait_for_port serve-off.log $off_pid)
   grep -q "serve: API key required (1 key)" serve-off.log || { cat serve-off.log; fail "second server: keys line"; }
-  grep -q "serve: admin API off (no --adapter-dir)" serve-off.log || { cat serve-off.log; fail "no admin-off line"; }
+  grep -q "serve: admin API off (no adapter directory)" serve-off.log || { cat serve-off.log; fail "no admin-off line"; }
   http POST /admin/adapters "" '{"name": "x", "path": "adapter-a.gguf"}'
   expect_status 401 "admin without a key on a server without --adapter-dir"
   http POST /admin/adapters "Bearer $key3" '{"name": "x", "path": "adapter-a.gguf"}'
   expect_status 404 "admin load without --adapter-dir"
-  [[ "$(error_message)" == *"start the server with --adapter-dir"* ]] || fail "admin off: $(cat resp.json)"
+  [[ "$(error_message)" == *"started with an adapter directory"* ]] || fail "admin off: $(cat resp.json)"
   http POST /admin/adapters "Bearer $key3" "{\"name\": \"x\", \"path\": \"$PWD/adapter-a.gguf\"}"
   expect_status 404 "admin load of an absolute path without --adapter-dir"
   http DELETE /admin/adapters/x "Bearer $key3"

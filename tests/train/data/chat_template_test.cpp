@@ -191,7 +191,10 @@ TEST(ChatTemplateTest, DetectsFromJinja) {
        {"", "{{ 'USER: ' + message['content'] }}", "[INST] mistral [/INST]", "<|im_start|>system<|im_sep|>"}) {
     auto r = DetectChatTemplate(unknown);
     ASSERT_FALSE(r.ok()) << unknown;
-    EXPECT_NE(r.status().message().find("--chat-template"), std::string::npos) << r.status().message();
+    // The remedy, in words the C API's users can follow too (they have no command-line flags).
+    EXPECT_NE(r.status().message().find("name one of these chat templates: chatml"), std::string::npos)
+        << r.status().message();
+    EXPECT_EQ(r.status().message().find("--"), std::string::npos) << r.status().message();
   }
 }
 
