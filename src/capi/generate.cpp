@@ -7,7 +7,6 @@
 
 #include "capi/capi_internal.h"
 #include "model/chat_format_choice.h"
-#include "model/stop_matcher.h"
 
 namespace pocketlm::capi {
 namespace {
@@ -42,25 +41,17 @@ Status Run(plm_session* s, std::vector<int32_t> tokens, const plm_generate_param
   if (old_pending >= 0) tokens.insert(tokens.begin(), old_pending);
   const size_t n_prompt = tokens.size();
 
-  bool stopped = false;     // by the callback
-  bool turn_ended = false;  // by end_of_turn
-  std::string piece_buf;    // a NUL-terminated copy for the C callback
-  auto emit = [&](std::string_view text) {
-    if (on_piece == nullptr || text.empty()) return;
+  std::string piece_buf;  // a NUL-terminated copy for the C callback
+  auto on_text = [&](std::string_view text) {
+    if (on_piece == nullptr) return true;
     piece_buf.assign(text);
-    if (on_piece(piece_buf.c_str(), piece_buf.size(), user_data) != 0) stopped = true;
+    return on_piece(piece_buf.c_str(), piece_buf.size(), user_data) == 0;
   };
-  StopMatcher stop(end_of_turn.empty() ? std::vector<std::string>{} : std::vector<std::string>{end_of_turn});
-  auto on_text = [&](std::string_view piece) {
-    if (stopped || turn_ended) return false;  // Generate flushes its held-back tail once more after a stop
-    emit(stop.Push(piece));
-    turn_ended = stop.stopped();
-    return !stopped && !turn_ended;
-  };
+  GenerateParams with_stop = gp;
+  if (!end_of_turn.empty()) with_stop.stop.push_back(end_of_turn);
   std::vector<int32_t> generated;
   const int before = s->ctx->n_past();
-  Result<GenerateStats> stats = Generate(*s->ctx, tokens, gp, on_text, &generated);
-  if (!stopped && !turn_ended) emit(stop.Flush());
+  Result<GenerateStats> stats = Generate(*s->ctx, tokens, with_stop, on_text, &generated);
 
   const auto n_new = static_cast<size_t>(s->ctx->n_past() - before);
   tokens.insert(tokens.end(), generated.begin(), generated.end());
@@ -75,16 +66,14 @@ Status Run(plm_session* s, std::vector<int32_t> tokens, const plm_generate_param
   if (result != nullptr) {
     result->n_prompt_tokens = static_cast<int32_t>(n_prompt);
     result->n_generated = stats->n_generated;
-    if (stopped) {
-      result->stop_reason = PLM_STOP_CALLBACK;
-    } else if (turn_ended) {
-      result->stop_reason = PLM_STOP_END_OF_GENERATION;
-    } else if (stats->n_generated >= p.max_tokens) {
-      result->stop_reason = PLM_STOP_MAX_TOKENS;
-    } else if (s->ctx->n_past() >= s->ctx->n_ctx()) {
-      result->stop_reason = PLM_STOP_CONTEXT_FULL;
-    } else {
-      result->stop_reason = PLM_STOP_END_OF_GENERATION;
+    switch (stats->reason) {
+      case StopReason::kNone: result->stop_reason = PLM_STOP_CALLBACK; break;
+      case StopReason::kMaxTokens: result->stop_reason = PLM_STOP_MAX_TOKENS; break;
+      case StopReason::kContextFull: result->stop_reason = PLM_STOP_CONTEXT_FULL; break;
+      case StopReason::kEndOfGeneration:
+      case StopReason::kStopString:  // the chat template's end of turn, spelled as text
+        result->stop_reason = PLM_STOP_END_OF_GENERATION;
+        break;
     }
     result->prefill_seconds = stats->prefill_seconds;
     result->decode_seconds = stats->decode_seconds;

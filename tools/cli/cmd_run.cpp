@@ -1,7 +1,6 @@
 #include <cstdio>
 
 #include "model/generate.h"
-#include "model/stop_matcher.h"
 #include "options.h"
 
 namespace pocketlm::cli {
@@ -49,12 +48,11 @@ int RunCommand(const RunOptions& r) {
     std::fwrite(text.data(), 1, text.size(), stdout);
     std::fflush(stdout);
   };
-  StopMatcher stop(stop_text.empty() ? std::vector<std::string>{} : std::vector<std::string>{stop_text});
+  if (!stop_text.empty()) gp.stop.push_back(stop_text);
   auto stats = Generate(*lm->ctx, ids, gp, [&](std::string_view piece) {
-    write(stop.Push(piece));
-    return !stop.stopped();
+    write(piece);
+    return true;
   });
-  if (!stop.stopped()) write(stop.Flush());
   std::fputc('\n', stdout);
   if (!stats.ok()) return Fail(stats.status());
   const auto& st = *stats;
