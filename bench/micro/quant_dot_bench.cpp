@@ -27,7 +27,7 @@ struct Data {
     std::normal_distribution<float> g(0.0f, 1.0f);
     std::vector<float> row(static_cast<size_t>(n_in));
     const auto& tr = quant::GetQuantTraits(t);
-    const size_t rb = static_cast<size_t>(n_in) / tr.block_size * tr.type_size;
+    const size_t rb = static_cast<size_t>(n_in) / GetDTypeInfo(tr.type).block_size * GetDTypeInfo(tr.type).type_size;
     w.resize(rb * static_cast<size_t>(n_out));
     for (int64_t r = 0; r < n_out; ++r) {
       for (auto& v : row) v = g(rng);

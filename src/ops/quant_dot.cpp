@@ -226,8 +226,8 @@ void MatMulB32(const uint8_t* w_rows, size_t w_row_bytes, Acts& a, int64_t n_tok
 // QuantActs::d / s / sums (see quant_dot.h).
 void PrepareQuantActsImpl(DType wt, const uint8_t* act, size_t act_row_bytes, int64_t n_tokens, int64_t n,
                           QuantActs* out) {
-  const DType at = GetQuantTraits(wt).vec_dot_type;
-  const size_t qk = GetQuantTraits(at).block_size, block_bytes = GetQuantTraits(at).type_size;
+  const DType at = GetDTypeInfo(wt).vec_dot_type;
+  const size_t qk = GetDTypeInfo(at).block_size, block_bytes = GetDTypeInfo(at).type_size;
   const size_t nb = static_cast<size_t>(n) / qk, nt = static_cast<size_t>(n_tokens);
   out->wt = wt;
   out->rows = act;
@@ -300,14 +300,14 @@ void PrepareQuantActsImpl(DType wt, const uint8_t* act, size_t act_row_bytes, in
 
 // The kernels' view of prepared activations.
 Acts MakeActs(const QuantActs& act) {
-  const DType at = GetQuantTraits(act.wt).vec_dot_type;
+  const DType at = GetDTypeInfo(act.wt).vec_dot_type;
   Acts a;
   a.rows = act.rows;
   a.row_bytes = act.row_bytes;
-  a.block_bytes = GetQuantTraits(at).type_size;
+  a.block_bytes = GetDTypeInfo(at).type_size;
   a.qs_offset = at == DType::kQ8_0 ? offsetof(BlockQ8_0, qs)
                                    : (at == DType::kQ8_1 ? offsetof(BlockQ8_1, qs) : offsetof(BlockQ8_K, qs));
-  a.qk = GetQuantTraits(at).block_size;
+  a.qk = GetDTypeInfo(at).block_size;
   a.nb = static_cast<size_t>(act.n) / a.qk;
   a.d = act.d.data();
   a.s = act.s.data();
@@ -379,11 +379,10 @@ void QuantMatMulRowsImpl(const QuantActs& act, const uint8_t* w_rows, size_t w_r
 }
 
 // Whether QuantMatMulRowsX16Impl has its own kernel for t here (otherwise interleaving only adds a deinterleave):
-// q4_0, q5_0, q4_K and q6_K on AVX-512, q8_0 with AVX512-VNNI.
+// the registry's kCapX16Kernels types on AVX-512; q8_0's kernel needs AVX512-VNNI.
 bool InterleavedIsFasterImpl(DType t) {
 #if PLM_QUANT_DOT_U8 && HWY_TARGET != HWY_AVX2
-  return t == DType::kQ4_0 || t == DType::kQ5_0 || t == DType::kQ4_K || t == DType::kQ6_K ||
-         (t == DType::kQ8_0 && kVnni);
+  return GetDTypeInfo(t).Has(kCapX16Kernels) && (t != DType::kQ8_0 || kVnni);
 #else
   (void)t;
   return false;
@@ -488,27 +487,13 @@ HWY_EXPORT(InterleavedIsFasterImpl);
 HWY_EXPORT(TargetNameImpl);
 
 bool HasQuantDot(DType wt) {
-  switch (wt) {
-    case DType::kQ4_0:
-    case DType::kQ4_1:
-    case DType::kQ5_0:
-    case DType::kQ5_1:
-    case DType::kQ8_0:
-    case DType::kQ2_K:
-    case DType::kQ3_K:
-    case DType::kQ4_K:
-    case DType::kQ5_K:
-    case DType::kQ6_K:
-    case DType::kIQ4_NL:
-    case DType::kIQ4_XS: return true;
-    default: return false;
-  }
+  return GetDTypeInfo(wt).Has(kCapQuantDot);
 }
 
 size_t ActivationRowBytes(DType wt, int64_t n) {
   if (!HasQuantDot(wt)) return 0;
-  const auto& at = quant::GetQuantTraits(quant::GetQuantTraits(wt).vec_dot_type);
-  return static_cast<size_t>(n) / at.block_size * at.type_size;
+  const auto& at = quant::GetQuantTraits(GetDTypeInfo(wt).vec_dot_type);
+  return static_cast<size_t>(n) / GetDTypeInfo(at.type).block_size * GetDTypeInfo(at.type).type_size;
 }
 
 void PrepareQuantActs(DType wt, const uint8_t* act, size_t act_row_bytes, int64_t n_tokens, int64_t n, QuantActs* out) {

@@ -2,7 +2,7 @@
 // CPU backend does (ggml-cpu: quantize_row_q8_0/q8_1/q8_K, then ggml_vec_dot_<weight>_q8_<x>). Decoding reads each
 // weight once per token, so working on the packed blocks instead of an f32 copy is what makes it fast.
 //
-// Activation types (GetQuantTraits(w).vec_dot_type): Q8_0 blocks of 32 for q4_0, q5_0, q8_0 and iq4_nl; Q8_1 for
+// Activation types (GetDTypeInfo(w).vec_dot_type): Q8_0 blocks of 32 for q4_0, q5_0, q8_0 and iq4_nl; Q8_1 for
 // q4_1 and q5_1 (its `s` field carries the min term); Q8_K blocks of 256 for the k-quants and iq4_xs.
 //
 // SIMD code is written once with Highway and picked at run time once per QuantMatMulRows call; on AArch64 CPUs with

@@ -140,7 +140,7 @@ size_t QuantizeActivations(DType wt, const float* x, int64_t n_tokens, int64_t n
   const size_t row_bytes = ActivationRowBytes(wt, n);
   if (row_bytes == 0) return 0;
   HWY_DYNAMIC_DISPATCH(QuantizeActivationsImpl)
-  (quant::GetQuantTraits(wt).vec_dot_type, x, n_tokens, n, out, row_bytes);
+  (GetDTypeInfo(wt).vec_dot_type, x, n_tokens, n, out, row_bytes);
   return row_bytes;
 }
 

@@ -57,18 +57,7 @@ void SetArmDotLevelCap(ArmDotLevel cap) {
 namespace arm_dot {
 
 bool Handles(DType wt) {
-  switch (wt) {
-    case DType::kQ4_0:
-    case DType::kQ4_1:
-    case DType::kQ5_0:
-    case DType::kQ5_1:
-    case DType::kQ8_0:
-    case DType::kIQ4_NL:
-    case DType::kQ4_K:
-    case DType::kQ5_K:
-    case DType::kQ6_K: return true;
-    default: return false;
-  }
+  return GetDTypeInfo(wt).Has(kCapArmDot);
 }
 
 #if !PLM_ARM_DOT_KERNELS
@@ -219,16 +208,16 @@ bool MatMulRows(const QuantActs& act, const uint8_t* w_rows, size_t w_row_bytes,
                 bool accumulate, int64_t r0, int64_t r1) {
   const ArmDotLevel level = ActiveArmDotLevel();
   if (level == ArmDotLevel::kNone || !Handles(act.wt)) return false;
-  const DType at = quant::GetQuantTraits(act.wt).vec_dot_type;
+  const DType at = GetDTypeInfo(act.wt).vec_dot_type;
   const auto& atr = quant::GetQuantTraits(at);
   Acts a;
   a.rows = act.rows;
   a.row_bytes = act.row_bytes;
-  a.block_bytes = atr.type_size;
+  a.block_bytes = GetDTypeInfo(atr.type).type_size;
   a.qs_offset = at == DType::kQ8_0
                     ? offsetof(quant::BlockQ8_0, qs)
                     : (at == DType::kQ8_1 ? offsetof(quant::BlockQ8_1, qs) : offsetof(quant::BlockQ8_K, qs));
-  a.nb = static_cast<size_t>(act.n) / atr.block_size;
+  a.nb = static_cast<size_t>(act.n) / GetDTypeInfo(atr.type).block_size;
   a.d = act.d.data();
   a.s = act.s.data();
   const Out o{y, y_stride, accumulate};

@@ -151,7 +151,7 @@ namespace {
 
 // `v` in `type` (f32, f16 or bf16: one value per block) as raw little-endian bytes.
 Result<std::vector<uint8_t>> StoredAs(const std::vector<float>& v, DType type) {
-  std::vector<uint8_t> out(v.size() * quant::GetQuantTraits(type).type_size);
+  std::vector<uint8_t> out(v.size() * GetDTypeInfo(type).type_size);
   PLM_RETURN_IF_ERROR(quant::QuantizeRow(type, v.data(), out.data(), static_cast<int64_t>(v.size())));
   return out;
 }

@@ -64,7 +64,8 @@ struct Weights {
 Weights MakeWeights(DType type, int64_t n_embd, int64_t n_vocab, uint32_t seed) {
   const auto& tr = quant::GetQuantTraits(type);
   Weights w;
-  const size_t row_bytes = static_cast<size_t>(n_embd) / tr.block_size * tr.type_size;
+  const size_t row_bytes =
+      static_cast<size_t>(n_embd) / GetDTypeInfo(tr.type).block_size * GetDTypeInfo(tr.type).type_size;
   w.bytes.resize(row_bytes * static_cast<size_t>(n_vocab));
   const auto values = Cast<float>(RandomFloatValues(static_cast<size_t>(n_embd * n_vocab), seed, -0.5, 0.5));
   for (int64_t o = 0; o < n_vocab; ++o) {

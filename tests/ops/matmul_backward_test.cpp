@@ -162,7 +162,8 @@ struct QuantWeights {
 QuantWeights Quantize(DType type, int64_t n_in, int64_t n_out, std::mt19937& rng) {
   const auto& tr = quant::GetQuantTraits(type);
   QuantWeights w;
-  const size_t row_bytes = static_cast<size_t>(n_in) / tr.block_size * tr.type_size;
+  const size_t row_bytes =
+      static_cast<size_t>(n_in) / GetDTypeInfo(tr.type).block_size * GetDTypeInfo(tr.type).type_size;
   w.bytes.resize(row_bytes * static_cast<size_t>(n_out) + 4);
   // 4 bytes past an allocation: aligned for the block structs' fields (at most 4 bytes, Q8_K's float d), not for
   // SIMD vectors, as a tensor inside a GGUF file may be.

@@ -36,13 +36,13 @@ constexpr int64_t kNTokens[] = {1, 2, 3, 4, 5, 7, 9, 19};
 
 // Row lengths: 1, 2, 3 and 11 blocks of 32, or 1, 2 and 5 super-blocks of 256.
 std::vector<int64_t> Sizes(DType t) {
-  if (GetQuantTraits(t).block_size == 32) return {32, 64, 96, 352};
+  if (GetDTypeInfo(t).block_size == 32) return {32, 64, 96, 352};
   return {256, 512, 1280};
 }
 
 size_t RowBytes(DType t, int64_t n) {
   const auto& tr = GetQuantTraits(t);
-  return static_cast<size_t>(n) / tr.block_size * tr.type_size;
+  return static_cast<size_t>(n) / GetDTypeInfo(tr.type).block_size * GetDTypeInfo(tr.type).type_size;
 }
 
 // Bytes starting one past a 64-byte boundary: blocks in GGUF files start at any address.
@@ -117,23 +117,23 @@ void FillGrid(Case& c, std::mt19937& rng) {
     case DType::kQ6_K: d_off = offsetof(BlockQ6_K, d); break;
     default: break;  // d first in every other block
   }
-  const int64_t nb = c.n / tr.block_size;
+  const int64_t nb = c.n / GetDTypeInfo(tr.type).block_size;
   for (int64_t r = 0; r < c.n_out; ++r) {
     for (int64_t b = 0; b < nb; ++b) {
-      uint8_t* blk = c.WRow(r) + static_cast<size_t>(b) * tr.type_size;
-      for (size_t i = 0; i < tr.type_size; ++i) blk[i] = static_cast<uint8_t>(byte(rng));
+      uint8_t* blk = c.WRow(r) + static_cast<size_t>(b) * GetDTypeInfo(tr.type).type_size;
+      for (size_t i = 0; i < GetDTypeInfo(tr.type).type_size; ++i) blk[i] = static_cast<uint8_t>(byte(rng));
       PutF16(blk + d_off, 0x1p-4f);
       if (has_m) PutF16(blk + m_off, 0x1p-5f);
     }
   }
-  const DType at = tr.vec_dot_type;
+  const DType at = GetDTypeInfo(tr.type).vec_dot_type;
   const int64_t qk = at == DType::kQ8_K ? kQK_K : 32;
   for (int64_t t = 0; t < c.n_tokens; ++t) {
     for (int64_t b = 0; b < c.n / qk; ++b) {
       int8_t qs[kQK_K];
       int sum = 0;
       for (int64_t i = 0; i < qk; ++i) sum += qs[i] = static_cast<int8_t>(small(rng));
-      uint8_t* blk = c.ARow(t) + static_cast<size_t>(b) * GetQuantTraits(at).type_size;
+      uint8_t* blk = c.ARow(t) + static_cast<size_t>(b) * GetDTypeInfo(at).type_size;
       if (at == DType::kQ8_K) {
         BlockQ8_K y;
         y.d = 0x1p-3f;
@@ -173,7 +173,7 @@ void FillRandom(Case& c, std::mt19937& rng, std::vector<float>* wdq, std::vector
   for (auto& v : xa) v = g(rng) * 3.0f;
   ASSERT_EQ(QuantizeActivations(c.type, xa.data(), c.n_tokens, c.n, c.act.p), c.act_row_bytes);
   adq->resize(xa.size());
-  const auto& at = GetQuantTraits(tr.vec_dot_type);
+  const auto& at = GetQuantTraits(GetDTypeInfo(tr.type).vec_dot_type);
   std::vector<uint8_t> arow(c.act_row_bytes);
   for (int64_t t = 0; t < c.n_tokens; ++t) {
     std::memcpy(arow.data(), c.ARow(t), c.act_row_bytes);  // aligned copy for the struct-based dequantizer
@@ -185,7 +185,7 @@ void FillRandom(Case& c, std::mt19937& rng, std::vector<float>* wdq, std::vector
 // of kernel and reference, including the separate min terms (|m|-parts are at most M for data from the reference
 // quantizers, whose smallest level is attained in each block).
 double Magnitude(DType t, const float* w, const float* a, int64_t n) {
-  const int64_t qk = GetQuantTraits(t).block_size;
+  const int64_t qk = GetDTypeInfo(t).block_size;
   double s = 0;
   for (int64_t b = 0; b < n; b += qk) {
     double m = 0;
@@ -390,7 +390,7 @@ GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(QuantDotArmTest);
 TEST_P(QuantDotTargetTest, InterleavedMatchesReference) {
   std::mt19937 rng(8);
   for (DType type : {DType::kQ4_0, DType::kQ5_0, DType::kQ8_0, DType::kQ4_K, DType::kQ6_K}) {
-    const bool k_quant = GetQuantTraits(type).block_size == 256;
+    const bool k_quant = GetDTypeInfo(type).block_size == 256;
     const bool kernels = InterleavedIsFaster(type);
     const std::vector<int64_t> sizes = k_quant ? std::vector<int64_t>{256, 768} : std::vector<int64_t>{32, 352};
     for (int64_t n : kernels ? sizes : std::vector<int64_t>{sizes.back()}) {
@@ -432,7 +432,7 @@ std::vector<float> ActivationTestData(int64_t n, int64_t n_tokens, std::mt19937&
 TEST_P(QuantDotTargetTest, QuantizeActivationsBitExact) {
   std::mt19937 rng(3);
   for (DType wt : {DType::kQ8_0, DType::kQ4_1, DType::kQ4_K}) {
-    const DType at = GetQuantTraits(wt).vec_dot_type;
+    const DType at = GetDTypeInfo(wt).vec_dot_type;
     for (int64_t n : Sizes(wt)) {
       const int64_t n_tokens = 3;
       const std::vector<float> x = ActivationTestData(n, n_tokens, rng);
@@ -478,7 +478,7 @@ TEST_P(QuantDotScalarTest, ReferenceMatchesDequantizedDotInDouble) {
           for (int64_t i = 0; i < n; ++i) exact += double{w[i]} * a[i];
           // Q8_1 carries d * sum(q) rounded to f16 (relative error 2^-11) for the min term m * s of q4_1/q5_1.
           double s_error = 0;
-          if (GetQuantTraits(type).vec_dot_type == DType::kQ8_1) {
+          if (GetDTypeInfo(type).vec_dot_type == DType::kQ8_1) {
             for (int64_t b = 0; b < n; b += 32) {
               double m = 0, sum = 0;
               for (int64_t i = b; i < b + 32; ++i) m = std::max(m, std::fabs(double{w[i]})), sum += a[i];
@@ -500,7 +500,7 @@ TEST_P(QuantDotScalarTest, InterleaveRoundTrips) {
   std::mt19937 rng(9);
   std::uniform_int_distribution<int> byte(0, 255);
   for (DType type : {DType::kQ4_0, DType::kQ5_0, DType::kQ8_0, DType::kQ4_K, DType::kQ6_K}) {
-    const size_t rb = 3 * GetQuantTraits(type).type_size;
+    const size_t rb = 3 * GetDTypeInfo(type).type_size;
     const int64_t n_out = 37;
     std::vector<uint8_t> rows(rb * n_out), x16, back(rb * 16), row(rb);
     for (auto& b : rows) b = static_cast<uint8_t>(byte(rng));

@@ -61,7 +61,7 @@ TEST_P(GoldenFileTest, DequantizeMatchesF32) {
     ASSERT_EQ(ref->type, DType::kF32);
     ASSERT_EQ(ref->n_elements(), t.n_elements()) << t.name;
     const QuantTraits& tr = GetQuantTraits(t.type);
-    ASSERT_NE(tr.dequantize_row, nullptr) << t.name << " has unsupported type " << tr.name;
+    ASSERT_NE(tr.dequantize_row, nullptr) << t.name << " has unsupported type " << GetDTypeInfo(tr.type).name;
     const int64_t n = t.ne[0];
     const uint64_t row_bytes = *RowBytes(t.type, static_cast<uint64_t>(n));
     std::vector<float> row(static_cast<size_t>(n));
@@ -71,7 +71,7 @@ TEST_P(GoldenFileTest, DequantizeMatchesF32) {
       acc.Add(reinterpret_cast<const float*>(ref->data) + r * n, row.data(), n);
     }
     const double rel = acc.Relative();
-    EXPECT_LT(rel, RelRmsBudget(t.type)) << t.name << " (" << tr.name << ")";
+    EXPECT_LT(rel, RelRmsBudget(t.type)) << t.name << " (" << GetDTypeInfo(tr.type).name << ")";
     per_type[t.type].Add(acc);
     worst[t.type] = std::max(worst[t.type], rel);
     ++checked;
@@ -94,7 +94,7 @@ TEST_P(GoldenFileTest, ReferenceQuantizerMatchesLlamaCppBytes) {
     const GgufTensorInfo* ref = f32->FindTensor(t.name);
     ASSERT_NE(ref, nullptr) << t.name;
     const QuantTraits& tr = GetQuantTraits(t.type);
-    ASSERT_NE(tr.quantize_row, nullptr) << tr.name;
+    ASSERT_NE(tr.quantize_row, nullptr) << GetDTypeInfo(tr.type).name;
     const int64_t n = t.ne[0];
     const uint64_t row_bytes = *RowBytes(t.type, static_cast<uint64_t>(n));
     std::vector<uint8_t> mine(row_bytes);
@@ -102,8 +102,8 @@ TEST_P(GoldenFileTest, ReferenceQuantizerMatchesLlamaCppBytes) {
     for (int64_t r = 0; r < Rows(t); ++r) {
       tr.quantize_row(reinterpret_cast<const float*>(ref->data) + r * n, mine.data(), n);
       const uint8_t* theirs = t.data + r * row_bytes;
-      for (uint64_t b = 0; b < row_bytes; b += tr.type_size) {
-        same += std::memcmp(mine.data() + b, theirs + b, tr.type_size) == 0;
+      for (uint64_t b = 0; b < row_bytes; b += GetDTypeInfo(tr.type).type_size) {
+        same += std::memcmp(mine.data() + b, theirs + b, GetDTypeInfo(tr.type).type_size) == 0;
         ++total;
       }
     }
@@ -140,7 +140,7 @@ TEST_P(RoundTripTest, F32ModelWithinBudget) {
   double worst = 0;
   int checked = 0;
   for (const auto& t : f32->tensors()) {
-    if (t.type != DType::kF32 || t.n_dims < 2 || t.ne[0] % tr.block_size != 0) continue;
+    if (t.type != DType::kF32 || t.n_dims < 2 || t.ne[0] % GetDTypeInfo(tr.type).block_size != 0) continue;
     const int64_t n = t.ne[0];
     std::vector<uint8_t> blocks(*RowBytes(type, static_cast<uint64_t>(n)));
     std::vector<float> back(static_cast<size_t>(n));
@@ -158,7 +158,7 @@ TEST_P(RoundTripTest, F32ModelWithinBudget) {
   }
   EXPECT_GT(checked, 0);
   std::printf("[ random  ] round trip %-6s rel RMS: all %.5f, worst tensor %.5f (budget %.4f)\n",
-              std::string(tr.name).c_str(), all.Relative(), worst, RelRmsBudget(type));
+              std::string(GetDTypeInfo(tr.type).name).c_str(), all.Relative(), worst, RelRmsBudget(type));
 }
 
 std::string TypeName(const ::testing::TestParamInfo<DType>& info) {

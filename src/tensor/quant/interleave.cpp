@@ -115,7 +115,7 @@ void DeinterleaveQ4_KRow(const uint8_t* unit, size_t row_bytes, int i, uint8_t* 
 }
 
 bool HasInterleavedLayout(DType t) {
-  return t == DType::kQ4_0 || t == DType::kQ5_0 || t == DType::kQ8_0 || t == DType::kQ6_K || t == DType::kQ4_K;
+  return GetDTypeInfo(t).Has(kCapInterleaved);
 }
 
 void InterleaveUnit(DType t, const uint8_t* rows, size_t row_bytes, uint8_t* unit) {

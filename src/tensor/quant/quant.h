@@ -1,5 +1,5 @@
-// Row conversion between f32 and every GGUF storage type pocketlm reads, plus the traits table that binds a DType
-// to its block geometry, converters and dot-product activation type (ggml's type_traits / type_traits_cpu).
+// Row conversion between f32 and every GGUF storage type pocketlm reads: the converters of each DType (ggml's
+// type_traits to_float / from_float_ref; the type's other facts are its record in tensor/dtype.h).
 //
 // Dequantization reproduces ggml's dequantize_row_* bit for bit (same operation order, f16 via F16ToF32).
 // Quantization follows ggml's reference path, i.e. what `llama-quantize` does without an importance matrix
@@ -52,23 +52,16 @@ PLM_QUANT_DECLARE(kIQ4_XS)
 using DequantizeRowFn = void (*)(const void* src, float* dst, int64_t n);
 using QuantizeRowFn = void (*)(const float* src, void* dst, int64_t n);
 
+// The converters of one type (its geometry and dot-product partner are in tensor/dtype.h's record).
 struct QuantTraits {
   DType type;
-  std::string_view name;           // as dtype.cpp / llama.cpp print it
-  uint32_t block_size;             // values per block
-  uint32_t type_size;              // bytes per block
   DequantizeRowFn dequantize_row;  // nullptr: pocketlm cannot read this type yet
   QuantizeRowFn quantize_row;      // reference quantizer; nullptr: cannot write this type yet
-  // The type the other operand is converted to by ggml's fast dot product for this weight type (its
-  // vec_dot_type): Q8_0 for Q4_0/Q5_0/Q8_0/IQ4_NL, Q8_1 for Q4_1/Q5_1 (the s field carries the min term), Q8_K for
-  // the k-quants and IQ4_XS, the type itself for f32/f16/bf16. For types that are never a weight operand
-  // (Q8_K, integers) it is the type itself.
-  DType vec_dot_type;
 };
 
 // Traits of every defined DType (never null for a defined enum value).
 const QuantTraits& GetQuantTraits(DType t);
-// The whole table, one entry per DType in dtype.cpp's order (for tests and `pocketlm info`).
+// The whole table, one entry per DType in dtype.cpp's order (for tests).
 const QuantTraits* QuantTraitsTable(int* count);
 
 // Checked conversions: InvalidArgument when n is not a multiple of the block size, Unsupported when pocketlm
