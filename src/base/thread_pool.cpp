@@ -48,6 +48,7 @@ constexpr uint32_t Generation(uint64_t state) {
 
 ThreadPool::ThreadPool(int n_threads) : n_threads_(n_threads < 1 ? 1 : n_threads) {
   for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this] { WorkerLoop(); });
+  live_workers_.fetch_add(static_cast<int>(workers_.size()), std::memory_order_relaxed);
 }
 
 ThreadPool::~ThreadPool() {
@@ -57,6 +58,7 @@ ThreadPool::~ThreadPool() {
   }
   start_cv_.notify_all();
   for (auto& t : workers_) t.join();
+  live_workers_.fetch_sub(static_cast<int>(workers_.size()), std::memory_order_relaxed);
 }
 
 bool ThreadPool::RunOneChunk(uint32_t gen) {

@@ -1,6 +1,7 @@
 // A persistent pool of worker threads. ParallelFor splits [0, n) into contiguous chunks, one per thread, and
-// runs them with the calling thread taking part; it returns when every chunk is done. A pool is created once per
-// model context, not per op.
+// runs them with the calling thread taking part; it returns when every chunk is done. A pool lives as long as the
+// contexts that use it (never one per op); contexts that never evaluate at the same time share one (a server's
+// sequences, a merge's measurement), so idle workers do not pile up.
 //
 // Decoding a token runs ~200 short parallel regions (one per matmul, ~20-200 us each), so the hand-off costs
 // matter:
@@ -32,6 +33,8 @@ class ThreadPool {
   ThreadPool& operator=(const ThreadPool&) = delete;
 
   int size() const { return n_threads_; }
+  // Worker threads of all pools alive in this process (for tests of who shares a pool).
+  static int LiveWorkers() { return live_workers_.load(std::memory_order_relaxed); }
 
   // fn(begin, end) over a partition of [0, n) into size() chunks as even as possible (empty chunks are skipped),
   // each run by one of the threads.
@@ -42,6 +45,7 @@ class ThreadPool {
   // Claims and runs one chunk of region `gen`; false when it has no unclaimed chunk left (or is over).
   bool RunOneChunk(uint32_t gen);
 
+  static inline std::atomic<int> live_workers_{0};
   int n_threads_;
   std::vector<std::thread> workers_;
   // The current region; written by the caller before it publishes the region in state_ (release).

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <system_error>
 
 #include "base/thread_pool.h"
@@ -242,8 +243,9 @@ Status WriteMergedModel(const GgufFile& base, const std::vector<ActiveLora>& ada
 Result<MergeQuality> MeasureMerge(const Model& base, const Model& merged, const std::vector<ActiveLora>& adapters,
                                   const std::string& text, int n_ctx, int n_threads) {
   ContextParams cp;
-  cp.n_threads = n_threads;
   cp.n_ctx = n_ctx;
+  if (n_threads < 1 || n_threads > 512) return InvalidArgument("thread count must be 1..512");
+  cp.pool = std::make_shared<ThreadPool>(n_threads);  // the three contexts take turns
   if (base.config().n_ctx_train > 0) cp.n_ctx = std::min(cp.n_ctx, base.config().n_ctx_train);
   PLM_ASSIGN_OR_RETURN(std::vector<TrainExample> windows, TextWindows(text, base.tokenizer(), cp.n_ctx));
   PLM_ASSIGN_OR_RETURN(std::unique_ptr<Context> ref, Context::Create(base, cp));

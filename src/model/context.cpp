@@ -11,7 +11,10 @@
 namespace pocketlm {
 
 Context::Context(const Model& model, const ContextParams& params, int n_ctx)
-    : model_(model), params_(params), n_ctx_(n_ctx), pool_(params.n_threads) {
+    : model_(model),
+      params_(params),
+      n_ctx_(n_ctx),
+      pool_(params.pool ? params.pool : std::make_shared<ThreadPool>(params.n_threads)) {
   const ModelConfig& c = model.config();
   const auto B = static_cast<size_t>(params.n_batch);
   kv_elems_ = static_cast<size_t>(c.n_layer) * static_cast<size_t>(n_ctx) * static_cast<size_t>(c.kv_dim());
@@ -148,7 +151,7 @@ void Context::PrepareLora(const float* x, std::initializer_list<const TensorView
   if (work < 16384) {
     rows(0, total);
   } else {
-    pool_.ParallelFor(total, rows);
+    pool_->ParallelFor(total, rows);
   }
 }
 
@@ -159,7 +162,7 @@ bool Context::HasLoraTerms(const TensorView& w) const {
 
 void Context::Linear(const TensorView& w, const float* x, int n, float* y, int64_t y_stride) {
   if (!HasLoraTerms(w)) {
-    MatMulWeightsT(w, x, n, y, y_stride, /*accumulate=*/false, &pool_, &act_scratch_);
+    MatMulWeightsT(w, x, n, y, y_stride, /*accumulate=*/false, pool_.get(), &act_scratch_);
     return;
   }
   const auto prepared = [&] {
@@ -175,7 +178,7 @@ void Context::Linear(const TensorView& w, const float* x, int n, float* y, int64
                                      y + d.row0 * y_stride, y_stride, r0, r1);
     }
   };
-  MatMulWeightsT(w, x, n, y, y_stride, /*accumulate=*/false, &pool_, &act_scratch_, &add_lora);
+  MatMulWeightsT(w, x, n, y, y_stride, /*accumulate=*/false, pool_.get(), &act_scratch_, &add_lora);
   for (LoraDown& d : lora_down_) {
     if (d.weight == w.data && d.x == x) d.used = true;
   }
@@ -186,7 +189,7 @@ void Context::LinearGroup(std::initializer_list<MatMulOutput> outs, const float*
     for (const MatMulOutput& o : outs) Linear(*o.w, x, n, o.y, o.y_stride);
     return;
   }
-  MatMulWeightsTGroup(std::span<const MatMulOutput>(outs.begin(), outs.size()), x, n, &pool_, &act_scratch_);
+  MatMulWeightsTGroup(std::span<const MatMulOutput>(outs.begin(), outs.size()), x, n, pool_.get(), &act_scratch_);
 }
 
 void Context::Norm(const float* x, const TensorView& w, int n, float* y) {
@@ -234,7 +237,7 @@ void Context::EvalRows(std::span<const Row> rows, int first_logit, float* logits
     }
     // Biases, rotary embedding (angles once per position for all heads) and the cache rows: tokens in parallel
     // (each writes only its own row and cache position).
-    pool_.ParallelFor(static_cast<size_t>(n), [&](size_t t0, size_t t1) {
+    pool_->ParallelFor(static_cast<size_t>(n), [&](size_t t0, size_t t1) {
       std::vector<float> cs(static_cast<size_t>(c.rope_dim));
       for (auto t = static_cast<int>(t0); t < static_cast<int>(t1); ++t) {
         float* row = q + t * QKV;
@@ -257,7 +260,7 @@ void Context::EvalRows(std::span<const Row> rows, int first_logit, float* logits
     const AttentionParams ap = AttentionParamsFor(c, il);
     for (const Run& run : runs_) {
       AttentionForward(ap, q + run.row0 * QD, run.n, run.pos0, cache(run.seq->k_cache_, run.seq, il),
-                       cache(run.seq->v_cache_, run.seq, il), KVD, attn_.data() + run.row0 * QD, &pool_);
+                       cache(run.seq->v_cache_, run.seq, il), KVD, attn_.data() + run.row0 * QD, pool_.get());
     }
     Linear(l.wo, attn_.data(), n, h_.data(), E);
     if (c.post_norms) Norm(h_.data(), l.post_attn_norm, n, h_.data());
@@ -272,7 +275,7 @@ void Context::EvalRows(std::span<const Row> rows, int first_logit, float* logits
     } else {
       Linear(l.w_up, h_.data(), n, ffn_.data(), FS);  // Phi-3: fused [gate; up]
     }
-    pool_.ParallelFor(static_cast<size_t>(n), [&](size_t t0, size_t t1) {
+    pool_->ParallelFor(static_cast<size_t>(n), [&](size_t t0, size_t t1) {
       for (size_t t = t0; t < t1; ++t) {
         float* row = ffn_.data() + t * static_cast<size_t>(FS);
         if (c.activation == Activation::kSilu) {

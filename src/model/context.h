@@ -18,8 +18,11 @@ namespace pocketlm {
 
 struct ContextParams {
   int n_ctx = 0;      // positions held by the KV cache; 0 = min(training context, 4096)
-  int n_threads = 2;  // including the calling thread
+  int n_threads = 2;  // including the calling thread; ignored when `pool` is given
   int n_batch = 256;  // prompt tokens evaluated together (chunked prefill)
+  // Threads shared with other contexts that never evaluate at the same time as this one (the sequences of one
+  // scheduler); null: the context starts a pool of n_threads of its own.
+  std::shared_ptr<ThreadPool> pool;
 };
 
 class Context {
@@ -49,7 +52,7 @@ class Context {
   // Bytes held by the KV cache (keys and values, every layer, n_ctx positions).
   size_t kv_cache_bytes() const { return 2 * kv_elems_ * sizeof(uint16_t); }
   const Model& model() const { return model_; }
-  ThreadPool& pool() { return pool_; }
+  ThreadPool& pool() { return *pool_; }
 
  private:
   Context(const Model& model, const ContextParams& params, int n_ctx);
@@ -84,7 +87,7 @@ class Context {
   ContextParams params_;
   int n_ctx_;
   int n_past_ = 0;
-  ThreadPool pool_;
+  std::shared_ptr<ThreadPool> pool_;
   LoraIndex lora_;
 
   // KV cache: (n_layer, n_ctx, kv_dim) for keys and values, IEEE binary16 bits (ops/attention.h), kv_elems_ each.

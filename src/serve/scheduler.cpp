@@ -9,8 +9,14 @@ Result<std::unique_ptr<Scheduler>> Scheduler::Create(const Model& model, const S
   if (opts.parallel < 1 || opts.parallel > 256) return InvalidArgument("parallel sequences must be 1..256");
   if (opts.max_queue < 0) return InvalidArgument("the queue length must be >= 0");
   std::vector<Slot> slots(static_cast<size_t>(opts.parallel));
+  // One pool for every slot: the scheduler thread steps them one after another (and a batch on the first one's).
+  ContextParams cp = opts.context;
+  if (!cp.pool) {
+    if (cp.n_threads < 1 || cp.n_threads > 512) return InvalidArgument("thread count must be 1..512");
+    cp.pool = std::make_shared<ThreadPool>(cp.n_threads);
+  }
   for (Slot& s : slots) {
-    PLM_ASSIGN_OR_RETURN(s.ctx, Context::Create(model, opts.context));
+    PLM_ASSIGN_OR_RETURN(s.ctx, Context::Create(model, cp));
   }
   return std::unique_ptr<Scheduler>(new Scheduler(opts, std::move(slots)));
 }

@@ -84,6 +84,26 @@ class ServeScheduler : public ::testing::Test {
   std::unique_ptr<AdapterRegistry> registry_;
 };
 
+// `serve --parallel 4 -t 4` runs 3 worker threads, not 3 per sequence: the slots take turns on one pool.
+TEST_F(ServeScheduler, SlotsShareOneThreadPool) {
+  const int before = ThreadPool::LiveWorkers();
+  SchedulerOptions so;
+  so.parallel = 4;
+  so.context.n_ctx = 64;
+  so.context.n_threads = 4;
+  {
+    auto sched = Scheduler::Create(*model_, so);
+    ASSERT_TRUE(sched.ok()) << sched.status().message();
+    EXPECT_EQ(ThreadPool::LiveWorkers() - before, 3);
+    GenerationJob j = Job("Once upon a time", {}, 0.0f, 1);
+    auto channel = j.channel;
+    ASSERT_EQ((*sched)->Submit(std::move(j)), Scheduler::SubmitResult::kQueued);
+    EXPECT_EQ(Collect(*channel), Alone(Job("Once upon a time", {}, 0.0f, 1)));
+    (*sched)->Stop();
+  }
+  EXPECT_EQ(ThreadPool::LiveWorkers(), before);
+}
+
 TEST_F(ServeScheduler, MixedAdaptersInterleavedEqualAlone) {
   const AdapterPtr r8 = registry_->Find("r8");
   std::vector<GenerationJob> jobs;
