@@ -9,7 +9,7 @@
 #include "../base/test_tmpdir.h"
 #include "convert/hf_convert.h"
 #include "hf_test_util.h"
-#include "quant/quantize_model.h"
+#include "quantize/quantize_model.h"
 
 namespace pocketlm {
 namespace {

@@ -1,4 +1,4 @@
-// Merging LoRA adapters into their base (src/lora/merge.h).
+// Merging LoRA adapters into their base (src/merge/merge.h).
 //  - Row arithmetic on a small file made here, in every storage type the merge writes (runs without golden data):
 //    each merged row against W + sum s B A computed in double, within the rounding of its type.
 //  - Merged versus unmerged logits: the merged model alone against the base with the adapters applied at run time,
@@ -7,7 +7,7 @@
 //    golden qwen2 model (an architecture pocketlm's generator does not make; skipped without ../shared/golden).
 //  - Quantized bases: the measurement of how much of the adapters' effect survives requantization, refusal below
 //    the threshold (no output file), --force, and adapters made for another model.
-#include "lora/merge.h"
+#include "merge/merge.h"
 
 #include <gtest/gtest.h>
 

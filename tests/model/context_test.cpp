@@ -16,7 +16,7 @@
 #include <tuple>
 
 #include "ops/quant_dot.h"
-#include "quant/quantize_model.h"
+#include "quantize/quantize_model.h"
 #include "test_models.h"
 
 namespace pocketlm {

@@ -1,6 +1,6 @@
 // Preset names, llama_ftype numbers and llama.cpp's per-tensor type rules on model shapes the golden files do not
 // cover (32 and 80 layers, GQA, MoE, tied embeddings, rows that do not split into 256-value blocks).
-#include "quant/presets.h"
+#include "quantize/presets.h"
 
 #include <gtest/gtest.h>
 
@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "quant/quantize_model.h"
+#include "quantize/quantize_model.h"
 
 namespace pocketlm::quantize {
 namespace {

@@ -13,7 +13,7 @@
 #include "io/gguf/gguf_reader.h"
 #include "io/gguf/gguf_stream_writer.h"
 #include "io/gguf/gguf_writer.h"
-#include "quant/quantize_model.h"
+#include "quantize/quantize_model.h"
 #include "quantize_test_util.h"
 #include "tensor/quant/quant.h"
 #include "test_models.h"

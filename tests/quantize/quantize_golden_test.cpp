@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "io/gguf/gguf_reader.h"
-#include "quant/quantize_model.h"
+#include "quantize/quantize_model.h"
 #include "quantize_test_util.h"
 
 namespace pocketlm::quantize {

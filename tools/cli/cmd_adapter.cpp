@@ -2,7 +2,7 @@
 // directories and llama.cpp GGUF files (src/io/peft/peft_adapter.h holds the conversion and its conventions).
 // `pocketlm adapter merge -m BASE.gguf --lora A.gguf [--lora-scaled B.gguf 0.5 ...] -o OUT.gguf [--text FILE]
 // [--min-kept 0.9] [--force] [-t N]`: the adapters folded into a copy of the base, W' = W + sum s B A, each merged
-// tensor kept in its storage type (src/lora/merge.h). The merge is measured against the adapters applied at run
+// tensor kept in its storage type (src/merge/merge.h). The merge is measured against the adapters applied at run
 // time (mean KL divergence on --text, default a built-in paragraph); into a quantized base it is refused when it
 // keeps less than --min-kept of the adapters' effect, unless --force. Progress on stderr (on a terminal), the
 // measurement and a summary on stdout.
@@ -21,7 +21,7 @@
 
 #include "io/gguf/gguf_reader.h"
 #include "io/peft/peft_adapter.h"
-#include "lora/merge.h"
+#include "merge/merge.h"
 #include "options.h"
 
 namespace pocketlm::cli {

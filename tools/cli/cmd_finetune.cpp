@@ -9,7 +9,7 @@
 
 #include "io/peft/peft_adapter.h"
 #include "options.h"
-#include "quant/presets.h"
+#include "quantize/presets.h"
 #include "tokenizer/chat_template.h"
 #include "train/data/dataset.h"
 

@@ -7,7 +7,7 @@
 #include <string>
 
 #include "options.h"
-#include "quant/quantize_model.h"
+#include "quantize/quantize_model.h"
 
 namespace pocketlm::cli {
 

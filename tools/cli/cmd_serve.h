@@ -1,11 +1,11 @@
-// `pocketlm serve`: the OpenAI-compatible HTTP server (src/serve/http_server.h).
+// `pocketlm serve`: the OpenAI-compatible HTTP server (src/serve/http/http_server.h).
 #pragma once
 
 #include <string>
 #include <vector>
 
 #include "option_table.h"
-#include "serve/http_server.h"
+#include "serve/http/http_server.h"
 
 namespace pocketlm::cli {
 

@@ -1,5 +1,5 @@
 // RunServer for builds without cpp-httplib: an honest error instead of a server.
-#include "serve/http_server.h"
+#include "serve/http/http_server.h"
 
 namespace pocketlm::serve {
 

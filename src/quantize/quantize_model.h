@@ -16,7 +16,7 @@
 
 #include "base/status.h"
 #include "io/gguf/gguf_reader.h"
-#include "quant/presets.h"
+#include "quantize/presets.h"
 
 namespace pocketlm::quantize {
 

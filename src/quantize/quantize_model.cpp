@@ -1,4 +1,4 @@
-#include "quant/quantize_model.h"
+#include "quantize/quantize_model.h"
 
 #include <algorithm>
 #include <atomic>

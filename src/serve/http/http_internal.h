@@ -13,7 +13,7 @@
 #include "model/model.h"
 #include "serve/adapter_registry.h"
 #include "serve/api_error.h"
-#include "serve/http_server.h"
+#include "serve/http/http_server.h"
 #include "serve/prepare.h"
 #include "serve/scheduler.h"
 

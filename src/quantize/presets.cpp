@@ -1,4 +1,4 @@
-#include "quant/presets.h"
+#include "quantize/presets.h"
 
 #include <cctype>
 #include <cstdio>

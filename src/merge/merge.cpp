@@ -1,4 +1,4 @@
-#include "lora/merge.h"
+#include "merge/merge.h"
 
 #include <unistd.h>
 

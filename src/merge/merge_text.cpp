@@ -1,7 +1,7 @@
 // The default text `pocketlm adapter merge` measures a merge on: ordinary English prose (narrative, a little
 // dialogue, numbers and a list), written for pocketlm, about 400 tokens in Llama-2's vocabulary. Short enough to
 // evaluate in seconds on a laptop, long enough that the mean KL divergence over its positions is stable.
-#include "lora/merge.h"
+#include "merge/merge.h"
 
 namespace pocketlm {
 

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "serve/http_internal.h"
+#include "serve/http/http_internal.h"
 #include "serve/openai_json.h"
 
 namespace pocketlm::serve {

@@ -1,6 +1,6 @@
 // The HTTP server: routes, limits, signal handling and shutdown. Every handler runs inside Guarded(), so no
 // exception reaches cpp-httplib's worker threads: a failure becomes a 500 JSON error, never a crash.
-#include "serve/http_server.h"
+#include "serve/http/http_server.h"
 
 #include <pthread.h>
 #include <signal.h>
@@ -14,7 +14,7 @@
 
 #include "model/chat_format_choice.h"
 #include "serve/auth.h"
-#include "serve/http_internal.h"
+#include "serve/http/http_internal.h"
 #include "serve/openai_json.h"
 
 namespace pocketlm::serve {
