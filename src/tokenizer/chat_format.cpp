@@ -6,12 +6,6 @@
 namespace pocketlm {
 namespace {
 
-// A special-token segment the vocabulary can emit as one token (the test TokenizeChat applies).
-bool VocabHasMarker(const Tokenizer& tok, const std::string& text) {
-  const std::optional<int32_t> id = tok.FindToken(text);
-  return id && (tok.TokenAttributes(*id) & (kAttrControl | kAttrUserDefined | kAttrUnknown)) != 0;
-}
-
 // The template's markers, seen by rendering a short conversation that every template accepts (user, assistant,
 // user, generation prompt). The end of turn is the special token that closes the (trainable) assistant reply.
 struct TemplateMarkers {
@@ -28,14 +22,14 @@ TemplateMarkers InspectMarkers(const Tokenizer& tok, ChatTemplateKind kind) {
   for (const ChatSegment& s : segments.value()) {
     if (s.kind != ChatSegment::kSpecialToken) continue;
     if (s.trainable && m.end_of_turn.empty()) m.end_of_turn = s.text;
-    if (!VocabHasMarker(tok, s.text) && std::find(m.missing.begin(), m.missing.end(), s.text) == m.missing.end()) {
+    if (!tok.FindSpecialToken(s.text) && std::find(m.missing.begin(), m.missing.end(), s.text) == m.missing.end()) {
       m.missing.push_back(s.text);
     }
   }
   return m;
 }
 
-std::string JoinQuoted(const std::vector<std::string>& v) {
+std::string JoinWithSpaces(const std::vector<std::string>& v) {
   std::string out;
   for (const std::string& s : v) out += (out.empty() ? "" : " ") + s;
   return out;
@@ -67,9 +61,9 @@ Result<ChatFormat> ChooseChatFormat(const Tokenizer& tok, std::optional<std::str
     if (missing == MissingMarkers::kAsText) {
       f.markers_as_text = true;
       f.end_of_turn_text = markers.end_of_turn;
-      why += "; the vocabulary lacks " + JoinQuoted(markers.missing) + ", so they are tokenized as plain text";
+      why += "; the vocabulary lacks " + JoinWithSpaces(markers.missing) + ", so they are tokenized as plain text";
     } else {
-      why += "; the vocabulary lacks " + JoinQuoted(markers.missing) + ", so conversations cannot be tokenized";
+      why += "; the vocabulary lacks " + JoinWithSpaces(markers.missing) + ", so conversations cannot be tokenized";
     }
   }
   f.description = "chat template " + std::string(ChatTemplateName(f.kind)) + " (" + why + ")";
@@ -81,7 +75,7 @@ Result<TokenizedChat> RenderAndTokenizeChat(const Tokenizer& tok, const ChatForm
   PLM_ASSIGN_OR_RETURN(std::vector<ChatSegment> segments, RenderChat(format.kind, messages, add_generation_prompt));
   if (format.markers_as_text) {
     for (ChatSegment& s : segments) {
-      if (s.kind == ChatSegment::kSpecialToken && !VocabHasMarker(tok, s.text)) s.kind = ChatSegment::kTemplateText;
+      if (s.kind == ChatSegment::kSpecialToken && !tok.FindSpecialToken(s.text)) s.kind = ChatSegment::kTemplateText;
     }
   }
   return TokenizeChat(tok, segments);

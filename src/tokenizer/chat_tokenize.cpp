@@ -39,13 +39,13 @@ class ChatTokenizer {
                                                    (seg.kind == ChatSegment::kContent ? kContent : 0)));
       return Status::Ok();
     }
-    const std::optional<int32_t> id = tok_.FindToken(seg.text);
-    const uint32_t attr = id ? tok_.TokenAttributes(*id) : 0;
-    if (!id || !(attr & (kAttrControl | kAttrUserDefined | kAttrUnknown))) {
+    const std::optional<int32_t> id = tok_.FindSpecialToken(seg.text);
+    if (!id) {
       return InvalidArgument("the chat template needs the special token '" + seg.text + "', which this vocabulary " +
-                             (id ? "has only as ordinary text" : "lacks") +
+                             (tok_.FindToken(seg.text) ? "has only as ordinary text" : "lacks") +
                              "; choose the chat template that matches the model");
     }
+    const uint32_t attr = tok_.TokenAttributes(*id);
     PLM_RETURN_IF_ERROR(Flush((attr & kAttrLstrip) != 0));
     Push(*id, seg.trainable ? kTrainable : 0);
     markers_.push_back(*id);

@@ -23,6 +23,11 @@ std::optional<int32_t> Tokenizer::FindToken(std::string_view text) const {
   return id < 0 ? std::nullopt : std::optional<int32_t>(id);
 }
 
+std::optional<int32_t> Tokenizer::FindSpecialToken(std::string_view text) const {
+  const std::optional<int32_t> id = FindToken(text);
+  return id && (TokenAttributes(*id) & kAttrSpecial) != 0 ? id : std::nullopt;
+}
+
 const std::string& Tokenizer::TokenText(int32_t id) const {
   static const std::string kEmpty;
   return (id >= 0 && id < n_vocab()) ? tokens_[id].text : kEmpty;

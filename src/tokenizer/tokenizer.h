@@ -37,6 +37,9 @@ enum TokenAttr : uint32_t {
   kAttrLstrip = 1u << 7,
   kAttrRstrip = 1u << 8,
 };
+// Tokens that special-token text (a chat template's markers, <|im_start|>) maps to, as llama.cpp's
+// tokenizer_st_partition treats them.
+constexpr uint32_t kAttrSpecial = kAttrControl | kAttrUserDefined | kAttrUnknown;
 
 // What Decode does beyond concatenating pieces; the fields are llama_detokenize's arguments plus the vocab's
 // clean_up_tokenization_spaces pass, which llama.cpp always applies when the vocab asks for it.
@@ -74,6 +77,9 @@ class Tokenizer {
   bool add_eos() const { return add_eos_; }
   bool add_space_prefix() const { return add_space_prefix_; }
   std::optional<int32_t> FindToken(std::string_view text) const;
+  // The token `text` is as a special token (kAttrSpecial); nullopt when the vocabulary lacks it or has it only as
+  // ordinary text.
+  std::optional<int32_t> FindSpecialToken(std::string_view text) const;
   uint32_t TokenAttributes(int32_t id) const;  // TokenAttr bits; 0 when out of range
   VocabType type() const { return type_; }
   std::string_view model() const { return model_; }

@@ -225,7 +225,7 @@ class TokenizerLoader {
       set("<mask>", kAttrLstrip, true);
     } else if (name.find("phi-3") != std::string::npos || name.find("phi3") != std::string::npos) {
       for (auto& tok : t_.tokens_) {
-        if (tok.attr & (kAttrControl | kAttrUserDefined | kAttrUnknown)) tok.attr |= kAttrRstrip;
+        if (tok.attr & kAttrSpecial) tok.attr |= kAttrRstrip;
       }
       set("</s>", kAttrRstrip, true);
       for (const char* s : {"<unk>", "<s>", "<|endoftext|>"}) set(s, kAttrRstrip, false);
@@ -236,7 +236,7 @@ class TokenizerLoader {
     t_.bos_ = bos_, t_.eos_ = eos_, t_.eot_ = eot_, t_.eom_ = eom_, t_.unk_ = unk_;
     auto& special = t_.special_by_length_;
     for (int32_t i = 0; i < t_.n_vocab(); ++i) {
-      if (t_.tokens_[i].attr & (kAttrControl | kAttrUserDefined | kAttrUnknown)) special.push_back(i);
+      if (t_.tokens_[i].attr & kAttrSpecial) special.push_back(i);
     }
     std::stable_sort(special.begin(), special.end(),
                      [&](int32_t a, int32_t b) { return t_.tokens_[a].text.size() > t_.tokens_[b].text.size(); });
