@@ -1,6 +1,7 @@
 #include "serve/adapter_registry.h"
 
 #include <algorithm>
+#include <filesystem>
 
 namespace pocketlm::serve {
 
@@ -26,8 +27,31 @@ void AdapterRegistry::EvictLocked(const std::string& keep) const {
   }
 }
 
-Status AdapterRegistry::Load(const std::string& name, const std::string& path) {
+namespace {
+
+// Names reach the server's log and every client's model list: printable ASCII only, so that no name can forge a log
+// line or a terminal escape (OpenAI's model ids fit: letters, digits and - _ . : /).
+Status ValidateName(const std::string& name) {
   if (name.empty()) return InvalidArgument("an adapter needs a non-empty name");
+  if (name.size() > 128) return InvalidArgument("an adapter name has at most 128 bytes");
+  for (const char c : name) {
+    if (c <= ' ' || c > '~') {
+      return InvalidArgument("an adapter name holds printable ASCII without spaces only (letters, digits, - _ . : /)");
+    }
+  }
+  return Status::Ok();
+}
+
+std::string Resolved(const std::string& path) {
+  std::error_code ec;
+  std::filesystem::path p = std::filesystem::canonical(path, ec);
+  return ec ? std::string() : p.string();
+}
+
+}  // namespace
+
+Status AdapterRegistry::Load(const std::string& name, const std::string& path, Removal removal) {
+  PLM_RETURN_IF_ERROR(ValidateName(name));
   if (name == base_id_) return InvalidArgument("'" + name + "' is the base model's id; choose another adapter name");
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -36,9 +60,10 @@ Status AdapterRegistry::Load(const std::string& name, const std::string& path) {
     }
   }
   // Load and check outside the lock: it reads the file, and lookups must not wait for that.
+  const std::string resolved = Resolved(path);
   PLM_ASSIGN_OR_RETURN(AdapterPtr ad, LoadChecked(name, path));
   std::lock_guard<std::mutex> lock(mu_);
-  auto [it, inserted] = adapters_.emplace(name, Entry{path, std::move(ad), ++clock_});
+  auto [it, inserted] = adapters_.emplace(name, Entry{path, resolved, std::move(ad), ++clock_, removal});
   if (!inserted) return InvalidArgument("an adapter named '" + name + "' was loaded meanwhile");
   EvictLocked(name);
   return Status::Ok();
@@ -46,12 +71,17 @@ Status AdapterRegistry::Load(const std::string& name, const std::string& path) {
 
 Status AdapterRegistry::Unload(const std::string& name) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (adapters_.erase(name) == 0) return NotFound("no adapter named '" + name + "' is loaded");
+  auto it = adapters_.find(name);
+  if (it == adapters_.end()) return NotFound("no adapter named '" + name + "' is loaded");
+  if (it->second.removal == Removal::kPinned) {
+    return InvalidArgument("adapter '" + name + "' was loaded when the server started and stays loaded");
+  }
+  adapters_.erase(it);
   return Status::Ok();
 }
 
 AdapterPtr AdapterRegistry::Find(const std::string& name) const {
-  std::string path;
+  std::string path, resolved;
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = adapters_.find(name);
@@ -59,8 +89,12 @@ AdapterPtr AdapterRegistry::Find(const std::string& name) const {
     it->second.last_used = ++clock_;
     if (it->second.adapter != nullptr) return it->second.adapter;
     path = it->second.path;
+    resolved = it->second.resolved;
   }
-  // Evicted: load it again outside the lock (two requests may both load it; the first to finish wins).
+  // Evicted: load it again outside the lock (two requests may both load it; the first to finish wins), from the
+  // same file only: the admin API checked where the path led when it was loaded, and a link swapped in since must
+  // not lead the server elsewhere.
+  if (Resolved(path) != resolved) return nullptr;
   Result<AdapterPtr> ad = LoadChecked(name, path);
   if (!ad.ok()) return nullptr;
   std::lock_guard<std::mutex> lock(mu_);

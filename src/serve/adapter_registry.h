@@ -36,12 +36,16 @@ class AdapterRegistry {
   AdapterRegistry(const Model& base, std::string base_id, size_t budget_bytes = 0)
       : base_(base), base_id_(std::move(base_id)), budget_(budget_bytes) {}
 
+  // Whether Unload may remove an adapter: the ones the server started with stay for its lifetime.
+  enum class Removal { kAllowed, kPinned };
   // Loads `path` (mmap) and checks it against the base (architecture, tensor names and shapes); the checker's
-  // message is returned on mismatch. Errors: empty or taken name (kInvalidArgument), unreadable file.
-  Status Load(const std::string& name, const std::string& path);
-  // kNotFound when no adapter has that name.
+  // message is returned on mismatch. Errors: a name that is empty, taken, longer than 128 bytes or holds other
+  // than printable ASCII without spaces (it is logged and echoed) (kInvalidArgument); an unreadable file.
+  Status Load(const std::string& name, const std::string& path, Removal removal = Removal::kAllowed);
+  // kNotFound when no adapter has that name; kInvalidArgument for a pinned one.
   Status Unload(const std::string& name);
-  // nullptr when unknown, or when an evicted adapter's file no longer loads. Marks the adapter as just used.
+  // nullptr when unknown, or when an evicted adapter's file no longer loads or no longer resolves to the file it was
+  // loaded from (a symbolic link swapped in meanwhile). Marks the adapter as just used.
   AdapterPtr Find(const std::string& name) const;
   // Registered names in order, with their adapter (nullptr while evicted).
   std::vector<std::pair<std::string, AdapterPtr>> List() const;
@@ -53,8 +57,10 @@ class AdapterRegistry {
  private:
   struct Entry {
     std::string path;
-    AdapterPtr adapter;  // nullptr while evicted
+    std::string resolved;  // `path` with every symbolic link resolved, when it was loaded
+    AdapterPtr adapter;    // nullptr while evicted
     uint64_t last_used = 0;
+    Removal removal = Removal::kAllowed;
   };
   // Loads and checks `path` for adapter `name`.
   Result<AdapterPtr> LoadChecked(const std::string& name, const std::string& path) const;

@@ -5,9 +5,12 @@
 #include "serve/scheduler.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdlib>
+#include <filesystem>
+#include <string>
 
 #include "model/chat_format_choice.h"
 #include "model/generate.h"
@@ -276,6 +279,51 @@ TEST_F(ServeScheduler, AdapterBudgetEvictsLeastRecentlyUsed) {
   ASSERT_TRUE(unlimited.Load("a", path).ok());
   ASSERT_TRUE(unlimited.Load("b", path).ok());
   EXPECT_EQ(unlimited.resident_bytes(), 2 * one);
+}
+
+// Names are logged and listed: control characters, spaces and overlong names are refused; OpenAI-style ids pass.
+TEST_F(ServeScheduler, AdapterNamesArePrintableAscii) {
+  AdapterRegistry reg(*model_, "random-base");
+  for (const std::string& bad : {std::string("line\nbreak"), std::string("esc\x1b[31m"), std::string("two words"),
+                                 std::string("caf\xc3\xa9"), std::string(129, 'a')}) {
+    const Status s = reg.Load(bad, adapter_path_);
+    EXPECT_EQ(s.code(), ErrorCode::kInvalidArgument) << bad;
+  }
+  EXPECT_TRUE(reg.Load("ft:my-org/wellness_v1.2", adapter_path_).ok());
+  EXPECT_TRUE(reg.Load(std::string(128, 'b'), adapter_path_).ok());
+}
+
+// Adapters the server started with stay loaded; those the admin API added can go.
+TEST_F(ServeScheduler, PinnedAdaptersCannotBeUnloaded) {
+  AdapterRegistry reg(*model_, "random-base");
+  ASSERT_TRUE(reg.Load("startup", adapter_path_, AdapterRegistry::Removal::kPinned).ok());
+  ASSERT_TRUE(reg.Load("added", adapter_path_).ok());
+  EXPECT_EQ(reg.Unload("startup").code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(reg.Find("startup"), nullptr);
+  EXPECT_TRUE(reg.Unload("added").ok());
+  EXPECT_EQ(reg.Unload("added").code(), ErrorCode::kNotFound);
+}
+
+// An evicted adapter is loaded again only from the file it came from: a symbolic link swapped in for that file
+// (pointing at another adapter here; at /etc/passwd in an attack) is not followed.
+TEST_F(ServeScheduler, EvictedAdapterIsNotReloadedThroughASwappedLink) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / ("plm-registry-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  const fs::path file = dir / "a.gguf";
+  fs::copy_file(adapter_path_, file, fs::copy_options::overwrite_existing);
+  const size_t one = registry_->Find("r8")->ResidentBytes();
+  AdapterRegistry reg(*model_, "random-base", one + one / 2);
+  ASSERT_TRUE(reg.Load("a", file.string()).ok());
+  ASSERT_TRUE(reg.Load("b", adapter_path_).ok());  // evicts "a"
+  fs::remove(file);
+  fs::create_symlink(adapter_path_, file);
+  EXPECT_EQ(reg.Find("a"), nullptr);
+  // The file itself back in place: it loads again.
+  fs::remove(file);
+  fs::copy_file(adapter_path_, file);
+  EXPECT_NE(reg.Find("a"), nullptr);
+  fs::remove_all(dir);
 }
 
 // The random model has no chat template and no <|im_start|>: a chat request is rendered with ChatML spelled as

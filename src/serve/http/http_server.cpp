@@ -182,7 +182,8 @@ Status Setup(const ServeOptions& o, ServerState* st) {
   const std::string id = !o.alias.empty() ? o.alias : std::filesystem::path(o.model_path).stem().string();
   st->registry = std::make_unique<AdapterRegistry>(*st->model, id, o.adapter_budget_bytes);
   for (const auto& [name, path] : o.adapters) {
-    PLM_RETURN_IF_ERROR(st->registry->Load(name, path).WithContext("adapter " + name + " (" + path + ")"));
+    PLM_RETURN_IF_ERROR(st->registry->Load(name, path, AdapterRegistry::Removal::kPinned)
+                            .WithContext("adapter " + name + " (" + path + ")"));
   }
   // The chat template, by the rule every front end shares; markers the vocabulary lacks are spelled as text, as
   // llama-server does, so chat requests are always served.
