@@ -1,6 +1,7 @@
 #include "model/weights.h"
 
 #include "ops/matmul.h"
+#include "tensor/quant/quant.h"
 
 namespace pocketlm {
 
@@ -20,9 +21,8 @@ class Binder {
     }
     if (!MatMulSupports(t->type)) {
       return Unsupported("model '" + f_.path() + "': tensor '" + name + "' is stored as " +
-                         std::string(DTypeName(t->type)) +
-                         ", which pocketlm cannot read yet (supported: f32, f16, bf16, q4_0, q4_1, q5_0, q5_1, q8_0, "
-                         "q2_K..q6_K, iq4_nl, iq4_xs)");
+                         std::string(DTypeName(t->type)) + ", which pocketlm cannot read yet (it reads " +
+                         quant::ReadableTypeNames() + ")");
     }
     *out = ViewOf(*t);
     return Status::Ok();

@@ -2,9 +2,9 @@
 // POD of uint8_t/uint16_t/int8_t fields in ggml's field order with no padding, so a pointer into a mapped GGUF
 // tensor can be read as an array of these blocks. f16 fields are raw IEEE binary16 bits (see tensor/half.h).
 //
-// Naming: "32-blocks" (Q4_0 .. Q8_1, IQ4_NL) hold 32 values with one scale; "super-blocks" (k-quants, IQ4_XS)
-// hold QK_K = 256 values split into 8 or 16 sub-blocks whose scales are themselves quantized against the
-// super-block scale `d` (and `dmin` for the formats with a per-sub-block minimum).
+// Naming: "32-blocks" (Q4_0 .. Q8_1, IQ4_NL) hold 32 values with one scale; "super-blocks" (k-quants, IQ4_XS, the
+// lattice i-quants) hold QK_K = 256 values split into 8 or 16 sub-blocks whose scales are themselves quantized
+// against the super-block scale `d` (and `dmin` for the formats with a per-sub-block minimum).
 #pragma once
 
 #include <cstdint>
@@ -149,6 +149,83 @@ struct BlockIQ4_XS {
   uint8_t qs[kQK_K / 2];
 };
 static_assert(sizeof(BlockIQ4_XS) == 136, "iq4_xs block is 2 + 2 + 4 + 128 bytes");
+
+// ---- lattice i-quants -------------------------------------------------------------------------------------------
+// 256-value super-blocks of 8 sub-blocks of 32 values, coded in groups of 8 (IQ3: two halves of 4) as indices into
+// the codebooks of iq_grids.h, signs and sub-block scales beside them (ggml-quants.c, dequantize_row_iq*). Read-only
+// in pocketlm. Multi-byte fields are little-endian, as everywhere in GGUF.
+
+// x = d * (0.5 + s) / 4 * grid[g][j] * sign. Sub-block ib is qs[4ib .. 4ib+3] read as two little-endian u32 words:
+// word 0 holds the 4 group indices (byte l -> kIQ2XXSGrid), word 1 holds 4 x 7 sign bits (group l at bit 7l,
+// expanded by kIQ2XSSigns) and the 4-bit scale s in bits 28-31.
+struct BlockIQ2_XXS {
+  uint16_t d;              // f16 super-scale
+  uint16_t qs[kQK_K / 8];  // 2 x u32 per sub-block
+};
+static_assert(sizeof(BlockIQ2_XXS) == 66, "iq2_xxs block is 2 + 64 bytes");
+
+// x = d * (0.5 + s) / 4 * grid[g][j] * sign. Group l of sub-block ib: qs[4ib + l] = 9-bit index into kIQ2XSGrid
+// | 7 sign bits << 9; s = low nibble of scales[ib] for groups 0-1, high nibble for groups 2-3.
+struct BlockIQ2_XS {
+  uint16_t d;                  // f16 super-scale
+  uint16_t qs[kQK_K / 8];      // index | signs << 9
+  uint8_t scales[kQK_K / 32];  // two 4-bit scales per sub-block
+};
+static_assert(sizeof(BlockIQ2_XS) == 74, "iq2_xs block is 2 + 64 + 8 bytes");
+
+// x = d * (0.5 + s) / 4 * grid[g][j] * sign, 10-bit indices into kIQ2SGrid: group l of sub-block ib has the low
+// 8 bits in qs[4ib + l] and bits 8-9 in bits 2l..2l+1 of qh[ib]; its 8 sign bits are qs[32 + 4ib + l] (plain, not
+// expanded). Scales as in IQ2_XS.
+struct BlockIQ2_S {
+  uint16_t d;                  // f16 super-scale
+  uint8_t qs[kQK_K / 4];       // 32 index bytes, then 32 sign bytes
+  uint8_t qh[kQK_K / 32];      // index bits 8-9
+  uint8_t scales[kQK_K / 32];  // two 4-bit scales per sub-block
+};
+static_assert(sizeof(BlockIQ2_S) == 82, "iq2_s block is 2 + 64 + 8 + 8 bytes");
+
+// x = d * (0.5 + s) / 2 * grid[h][j] * sign, groups of 8 made of two halves of 4 (kIQ3XXSGrid): sub-block ib has
+// its 8 half indices in qs[8ib .. 8ib+7] and a little-endian u32 at qs[64 + 4ib] with 4 x 7 sign bits (as IQ2_XXS)
+// and s in bits 28-31.
+struct BlockIQ3_XXS {
+  uint16_t d;                 // f16 super-scale
+  uint8_t qs[3 * kQK_K / 8];  // 64 index bytes, then 8 x u32 scales-and-signs
+};
+static_assert(sizeof(BlockIQ3_XXS) == 98, "iq3_xxs block is 2 + 96 bytes");
+
+// x = d * (1 + 2s) * grid[h][j] * sign, 9-bit indices into kIQ3SGrid: half k (0..7) of sub-block ib has the low
+// 8 bits in qs[8ib + k] and bit 8 in bit k of qh[ib]; signs[4ib + l] holds the 8 plain sign bits of group l; s is
+// the low nibble of scales[ib / 2] for even ib, the high nibble for odd ib.
+struct BlockIQ3_S {
+  uint16_t d;                  // f16 super-scale
+  uint8_t qs[kQK_K / 4];       // index bits 0-7
+  uint8_t qh[kQK_K / 32];      // index bit 8
+  uint8_t signs[kQK_K / 8];    // one bit per value
+  uint8_t scales[kQK_K / 64];  // 4-bit scales, two sub-blocks per byte
+};
+static_assert(sizeof(BlockIQ3_S) == 110, "iq3_s block is 2 + 64 + 8 + 32 + 4 bytes");
+
+// x = d * (2s + 1) * (grid[g][j] + delta), grid values in {-1, 0, 1} (kIQ1SGrid), delta = +-kIQ1Delta. Sub-block
+// ib: qh[ib] holds bits 8-10 of the 11-bit index of group l at bits 3l..3l+2, the 3-bit s at bits 12-14 and the
+// sign of delta at bit 15 (set: negative); qs[4ib + l] holds the index's low 8 bits.
+struct BlockIQ1_S {
+  uint16_t d;               // f16 super-scale
+  uint8_t qs[kQK_K / 8];    // index bits 0-7
+  uint16_t qh[kQK_K / 32];  // index bits 8-10, scale, delta sign
+};
+static_assert(sizeof(BlockIQ1_S) == 50, "iq1_s block is 2 + 32 + 16 bytes");
+
+// x = d * (2s + 1) * (grid[g][j] + delta) as IQ1_S, with a 3-bit scale per half sub-block (16 values) and a delta
+// sign per group. Group l of sub-block ib: index low bits in qs[4ib + l], bits 8-10 in the low (l even) or high
+// (l odd) nibble of qh[2ib + l / 2], whose remaining bit (3 or 7) is the delta sign. scales, read as 4 little-endian
+// u16 words w[0..3]: w[ib / 2] holds the scales of halves 2ib, 2ib+1 at bits 6(ib % 2) and 6(ib % 2) + 3; the top
+// nibbles of w[0..3] together (w[0] lowest) form the f16 super-scale d. No separate d field.
+struct BlockIQ1_M {
+  uint8_t qs[kQK_K / 8];       // index bits 0-7
+  uint8_t qh[kQK_K / 16];      // index bits 8-10 and delta sign, one nibble per group
+  uint8_t scales[kQK_K / 32];  // 3-bit half-sub-block scales and the f16 super-scale in 4 nibbles
+};
+static_assert(sizeof(BlockIQ1_M) == 56, "iq1_m block is 32 + 16 + 8 bytes");
 
 // The 16 levels of IQ4_NL / IQ4_XS (ggml's kvalues_iq4nl), sorted ascending.
 inline constexpr int8_t kIQ4NLValues[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};

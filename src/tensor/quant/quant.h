@@ -1,7 +1,8 @@
 // Row conversion between f32 and every GGUF storage type pocketlm reads: the converters of each DType (ggml's
 // type_traits to_float / from_float_ref; the type's other facts are its record in tensor/dtype.h).
 //
-// Dequantization reproduces ggml's dequantize_row_* bit for bit (same operation order, f16 via F16ToF32).
+// Dequantization reproduces ggml's dequantize_row_* bit for bit (same operation order, f16 via F16ToF32). Some
+// types are read-only: they have a dequantizer and no quantizer (see QuantTraits).
 // Quantization follows ggml's reference path, i.e. what `llama-quantize` does without an importance matrix
 // (quantize_qX_K(..., imatrix = NULL) calls quantize_row_qX_K_ref; IQ4_NL/IQ4_XS run the best-scale search with
 // ntry = 7). The reference quantizers are the specification later SIMD code is tested against.
@@ -11,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <string_view>
 
 #include "base/status.h"
@@ -49,10 +51,24 @@ PLM_QUANT_DECLARE(kIQ4_NL)  // iquants.cpp
 PLM_QUANT_DECLARE(kIQ4_XS)
 #undef PLM_QUANT_DECLARE
 
+// Types pocketlm reads but cannot write: no QuantizeRow specialization exists for them.
+#define PLM_QUANT_DECLARE_READ_ONLY(T) \
+  template <>                          \
+  void DequantizeRow<DType::T>(const void* src, float* dst, int64_t n);
+PLM_QUANT_DECLARE_READ_ONLY(kIQ2_XXS)  // iquants_lattice.cpp
+PLM_QUANT_DECLARE_READ_ONLY(kIQ2_XS)
+PLM_QUANT_DECLARE_READ_ONLY(kIQ2_S)
+PLM_QUANT_DECLARE_READ_ONLY(kIQ3_XXS)
+PLM_QUANT_DECLARE_READ_ONLY(kIQ3_S)
+PLM_QUANT_DECLARE_READ_ONLY(kIQ1_S)
+PLM_QUANT_DECLARE_READ_ONLY(kIQ1_M)
+#undef PLM_QUANT_DECLARE_READ_ONLY
+
 using DequantizeRowFn = void (*)(const void* src, float* dst, int64_t n);
 using QuantizeRowFn = void (*)(const float* src, void* dst, int64_t n);
 
-// The converters of one type (its geometry and dot-product partner are in tensor/dtype.h's record).
+// The converters of one type (its geometry and dot-product partner are in tensor/dtype.h's record). A type has both,
+// only dequantize_row (read-only types: the lattice i-quants) or neither; never a quantizer alone.
 struct QuantTraits {
   DType type;
   DequantizeRowFn dequantize_row;  // nullptr: pocketlm cannot read this type yet
@@ -63,6 +79,9 @@ struct QuantTraits {
 const QuantTraits& GetQuantTraits(DType t);
 // The whole table, one entry per DType in dtype.cpp's order (for tests).
 const QuantTraits* QuantTraitsTable(int* count);
+
+// The types pocketlm can read (with a dequantizer), comma-separated, as the registry names them: for messages.
+std::string ReadableTypeNames();
 
 // Checked conversions: InvalidArgument when n is not a multiple of the block size, Unsupported when pocketlm
 // has no converter for the type.

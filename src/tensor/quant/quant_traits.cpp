@@ -12,28 +12,40 @@ template <DType T>
 constexpr QuantTraits Row() {
   return {T, &DequantizeRow<T>, &QuantizeRow<T>};
 }
-// A type pocketlm cannot convert yet (the i-quants with lattice codebooks, ternary types, integers).
+// A type pocketlm reads but cannot write (the i-quants with lattice codebooks: no quantizer yet).
+template <DType T>
+constexpr QuantTraits ReadOnly() {
+  return {T, &DequantizeRow<T>, nullptr};
+}
+// A type pocketlm cannot convert yet (ternary types, integers).
 constexpr QuantTraits NoConverter(DType t) {
   return {t, nullptr, nullptr};
 }
 
 using D = DType;
 constexpr std::array<QuantTraits, 31> kTraits = {{
-    Row<D::kF32>(),           Row<D::kF16>(),         Row<D::kQ4_0>(),          Row<D::kQ4_1>(),
-    Row<D::kQ5_0>(),          Row<D::kQ5_1>(),        Row<D::kQ8_0>(),          Row<D::kQ8_1>(),
-    Row<D::kQ2_K>(),          Row<D::kQ3_K>(),        Row<D::kQ4_K>(),          Row<D::kQ5_K>(),
-    Row<D::kQ6_K>(),          Row<D::kQ8_K>(),        NoConverter(D::kIQ2_XXS), NoConverter(D::kIQ2_XS),
-    NoConverter(D::kIQ3_XXS), NoConverter(D::kIQ1_S), Row<D::kIQ4_NL>(),        NoConverter(D::kIQ3_S),
-    NoConverter(D::kIQ2_S),   Row<D::kIQ4_XS>(),      NoConverter(D::kI8),      NoConverter(D::kI16),
-    NoConverter(D::kI32),     NoConverter(D::kI64),   NoConverter(D::kF64),     NoConverter(D::kIQ1_M),
-    Row<D::kBF16>(),          NoConverter(D::kTQ1_0), NoConverter(D::kTQ2_0),
+    Row<D::kF32>(),          Row<D::kF16>(),         Row<D::kQ4_0>(),         Row<D::kQ4_1>(),
+    Row<D::kQ5_0>(),         Row<D::kQ5_1>(),        Row<D::kQ8_0>(),         Row<D::kQ8_1>(),
+    Row<D::kQ2_K>(),         Row<D::kQ3_K>(),        Row<D::kQ4_K>(),         Row<D::kQ5_K>(),
+    Row<D::kQ6_K>(),         Row<D::kQ8_K>(),        ReadOnly<D::kIQ2_XXS>(), ReadOnly<D::kIQ2_XS>(),
+    ReadOnly<D::kIQ3_XXS>(), ReadOnly<D::kIQ1_S>(),  Row<D::kIQ4_NL>(),       ReadOnly<D::kIQ3_S>(),
+    ReadOnly<D::kIQ2_S>(),   Row<D::kIQ4_XS>(),      NoConverter(D::kI8),     NoConverter(D::kI16),
+    NoConverter(D::kI32),    NoConverter(D::kI64),   NoConverter(D::kF64),    ReadOnly<D::kIQ1_M>(),
+    Row<D::kBF16>(),         NoConverter(D::kTQ1_0), NoConverter(D::kTQ2_0),
 }};
 
-Status CheckRow(const QuantTraits& t, int64_t n, bool has_fn, const char* what) {
+enum class Direction { kRead, kWrite };
+
+Status CheckRow(const QuantTraits& t, int64_t n, bool has_fn, Direction dir) {
   const DTypeInfo& info = GetDTypeInfo(t.type);
-  if (!has_fn) {
-    return pocketlm::Unsupported(std::string("pocketlm cannot ") + what + " tensors of type " + std::string(info.name) +
+  if (!has_fn && dir == Direction::kRead) {
+    return pocketlm::Unsupported("pocketlm cannot read tensors of type " + std::string(info.name) +
                                  " yet; convert the model to q8_0, q4_K or another k-quant with llama-quantize");
+  }
+  if (!has_fn) {
+    // The caller chose the output type (a read-only type too): name ones that can be written.
+    return pocketlm::Unsupported("pocketlm cannot write tensors of type " + std::string(info.name) +
+                                 " yet; choose q8_0, q4_K or another k-quant as the output type");
   }
   if (n < 0 || n % info.block_size != 0) {
     return InvalidArgument("row of " + std::to_string(n) + " values is not a multiple of the " +
@@ -51,6 +63,15 @@ const QuantTraits& GetQuantTraits(DType t) {
   return kTraits[0];  // unreachable for a defined DType
 }
 
+std::string ReadableTypeNames() {
+  std::string out;
+  for (const QuantTraits& t : kTraits) {
+    if (t.dequantize_row == nullptr) continue;
+    out += (out.empty() ? "" : ", ") + std::string(GetDTypeInfo(t.type).name);
+  }
+  return out;
+}
+
 const QuantTraits* QuantTraitsTable(int* count) {
   *count = static_cast<int>(kTraits.size());
   return kTraits.data();
@@ -58,14 +79,14 @@ const QuantTraits* QuantTraitsTable(int* count) {
 
 Status DequantizeRow(DType t, const void* src, float* dst, int64_t n) {
   const QuantTraits& tr = GetQuantTraits(t);
-  Status s = CheckRow(tr, n, tr.dequantize_row != nullptr, "read");
+  Status s = CheckRow(tr, n, tr.dequantize_row != nullptr, Direction::kRead);
   if (s.ok()) tr.dequantize_row(src, dst, n);
   return s;
 }
 
 Status QuantizeRow(DType t, const float* src, void* dst, int64_t n) {
   const QuantTraits& tr = GetQuantTraits(t);
-  Status s = CheckRow(tr, n, tr.quantize_row != nullptr, "write");
+  Status s = CheckRow(tr, n, tr.quantize_row != nullptr, Direction::kWrite);
   if (s.ok()) tr.quantize_row(src, dst, n);
   return s;
 }
