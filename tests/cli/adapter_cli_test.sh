@@ -31,6 +31,12 @@ made "$mkmodel" "$llama" --ff 160
 made "$mklora" "$llama" "$adapter" --rank 8 --alpha 16
 made "$mkmodel" "$work/other-shape.gguf" --embd 128 --seed 2
 made "$mklora" "$llama" "$work/qwen2.lora.gguf" --arch qwen2
+# The merges below measure on this sentence (108 positions: the random vocabulary spells words letter by letter);
+# the built-in paragraph is 1846 positions for each of the measurement's three forward passes, several seconds per
+# merge under emulation. One merge at the end measures on the built-in text, on a model made small for it.
+text="$work/measure.txt"
+echo "Once upon a time, a small fox lived at the edge of a quiet forest. Every morning she walked to the river." \
+  >"$text"
 
 # round_trip LABEL BASE ADAPTER: GGUF -> PEFT -> GGUF; both describe themselves alike and generate the same text.
 round_trip() {
@@ -82,7 +88,8 @@ peft="$work/random/peft"
 cp "$work/random/g-orig" "$work/g-orig"
 
 # --- merge: the merged model alone generates what the base does with the adapter at run time ---
-if plm adapter merge -m "$llama" --lora "$adapter" -o "$work/merged.gguf" >"$work/merge-out" 2>"$work/log" &&
+if plm adapter merge -m "$llama" --lora "$adapter" -o "$work/merged.gguf" --text "$text" \
+     >"$work/merge-out" 2>"$work/log" &&
    grep -q '^KL(base+adapters || base): ' "$work/merge-out" && grep -q '^KL(base+adapters || merged): ' "$work/merge-out" &&
    grep -q "^kept: 100.0% of the adapters' effect (f32" "$work/merge-out" &&
    grep -q '^wrote .*: 14 of 21 tensors merged (f32) from 1 adapter' "$work/merge-out"; then
@@ -92,7 +99,8 @@ plm run -m "$work/merged.gguf" -p "Once upon a time" -n 12 --temp 0 >"$work/g-me
 cmp -s "$work/g-orig" "$work/g-merged" && echo "ok: merged model generates what base + adapter does" ||
   fail "merged generation differs"
 plm run -m "$llama" --lora-scaled "$adapter" 0.5 -p "Once upon a time" -n 12 --temp 0 >"$work/g-half" 2>/dev/null
-plm adapter merge -m "$llama" --lora-scaled "$adapter" 0.5 -o "$work/merged-half.gguf" >/dev/null 2>&1 || fail "merge at 0.5"
+plm adapter merge -m "$llama" --lora-scaled "$adapter" 0.5 -o "$work/merged-half.gguf" --text "$text" >/dev/null 2>&1 ||
+  fail "merge at 0.5"
 plm run -m "$work/merged-half.gguf" -p "Once upon a time" -n 12 --temp 0 >"$work/g-merged-half" 2>/dev/null
 cmp -s "$work/g-half" "$work/g-merged-half" && echo "ok: merged at scale 0.5" || fail "merged at 0.5 differs"
 
@@ -100,23 +108,35 @@ cmp -s "$work/g-half" "$work/g-merged-half" && echo "ok: merged at scale 0.5" ||
 for t in q8_0 q4_0; do
   plm quantize "$llama" "$work/llama-$t.gguf" --type "$t" --pure >/dev/null 2>&1 || fail "quantize $t"
 done
-if plm adapter merge -m "$work/llama-q8_0.gguf" --lora "$adapter" -o "$work/merged-q8.gguf" >"$work/merge-out" 2>"$work/log" &&
+if plm adapter merge -m "$work/llama-q8_0.gguf" --lora "$adapter" -o "$work/merged-q8.gguf" --text "$text" \
+     >"$work/merge-out" 2>"$work/log" &&
    grep -qE "^kept: (9[0-9]|100)\.[0-9]% of the adapters' effect through requantization to q8_0 \(minimum 90\.0%\)$" \
      "$work/merge-out"; then
   echo "ok: merge into q8_0: $(grep '^kept' "$work/merge-out")"
 else fail "merge into q8_0"; cat "$work/merge-out" "$work/log"; fi
 expect_error "merge below --min-kept" "does not survive requantization to q4_0" \
-  plm adapter merge -m "$work/llama-q4_0.gguf" --lora "$adapter" -o "$work/merged-q4.gguf" --min-kept 0.999
+  plm adapter merge -m "$work/llama-q4_0.gguf" --lora "$adapter" -o "$work/merged-q4.gguf" --min-kept 0.999 \
+    --text "$text"
 grep -q "^kept: .*requantization to q4_0 (minimum 99.9%)" "$work/out" || fail "the refusal does not print the measurement"
 [[ -e "$work/merged-q4.gguf" ]] && fail "a refused merge left its output"
 if plm adapter merge -m "$work/llama-q4_0.gguf" --lora "$adapter" -o "$work/merged-q4.gguf" --min-kept 0.999 --force \
-     >"$work/merge-out" 2>"$work/log" && grep -q "written because of --force" "$work/log" && [[ -f "$work/merged-q4.gguf" ]]; then
+     --text "$text" >"$work/merge-out" 2>"$work/log" && grep -q "written because of --force" "$work/log" &&
+   [[ -f "$work/merged-q4.gguf" ]]; then
   echo "ok: --force writes it anyway"
 else fail "merge --force"; cat "$work/merge-out" "$work/log"; fi
 expect_error "merge an adapter of another model" "made for architecture 'qwen2'" \
   plm adapter merge -m "$llama" --lora "$work/qwen2.lora.gguf" -o "$work/merged-x.gguf"
 expect_error "merge without adapters" "nothing to merge" plm adapter merge -m "$llama" -o "$work/merged-x.gguf"
 [[ -e "$work/merged-x.gguf" ]] && fail "a failed merge left output behind"
+# Without --text the merge measures on the built-in paragraph: here on a 1-layer, 16-wide model with a 64-token
+# context (the measurement's window), so its 1846 positions are cheap.
+made "$mkmodel" "$work/mini.gguf" --layers 1 --embd 16 --heads 2 --kv-heads 1 --ctx 64
+made "$mklora" "$work/mini.gguf" "$work/mini.lora.gguf"
+if plm adapter merge -m "$work/mini.gguf" --lora "$work/mini.lora.gguf" -o "$work/merged-mini.gguf" >"$work/merge-out" \
+     2>"$work/log" && grep -q '^measured over [0-9]* positions of the built-in text$' "$work/merge-out" &&
+   grep -q "^kept: 100.0% of the adapters' effect (f32" "$work/merge-out" && [[ -f "$work/merged-mini.gguf" ]]; then
+  echo "ok: merge measured on the built-in text"
+else fail "merge on the built-in text"; cat "$work/merge-out" "$work/log"; fi
 
 # --- errors: one line, exit code 1 ---
 expect_error "PEFT -> GGUF without a base" "needs its base model: -m" plm adapter convert "$peft" "$work/x.gguf"

@@ -15,7 +15,9 @@ mkmodel="${PLM_EMULATOR:-} $2"
 work=$3
 rm -rf "$work" && mkdir -p "$work" && cd "$work"
 
-$mkmodel base.gguf --layers 2 --embd 256 --seed 3 >/dev/null
+# Width 256 and feed-forward 256: every matrix row is a whole number of 256-value k-quant blocks, so q4_k_m gives a
+# Q4_K base; the narrow feed-forward (default 704) keeps training cheap under emulation and sanitizers.
+$mkmodel base.gguf --layers 2 --embd 256 --ff 256 --seed 3 >/dev/null
 
 # Data: "reverse: a b c ->" completes with " c b a". Plain shell so the test needs nothing else.
 words=(red blue green cat dog sun moon tree)
@@ -49,9 +51,11 @@ check_learns() {  # check_learns BASE LABEL
 # keeps everything else: export, resume, full fine-tuning resume, KL, errors.
 quick=${PLM_FINETUNE_QUICK:-0}
 [[ $quick == 1 ]] || check_learns base.gguf f32
+# The short runs (--seq-len 32) check files, exact resumption and errors, not learning: a few steps of two 32-token
+# sequences each (examples are cut to their first 32 tokens; most still reach into their completion).
 # --export-peft writes the same adapter in PEFT's layout; converted back it generates the same text.
-$bin finetune -m base.gguf --data train.jsonl -o small.gguf --rank 4 --lr 1e-2 --steps 4 --seq-len 64 \
-  --batch-tokens 128 -q --export-peft peft-dir 2>/dev/null || fail "finetune --export-peft"
+$bin finetune -m base.gguf --data train.jsonl -o small.gguf --rank 4 --lr 1e-2 --steps 2 --seq-len 32 \
+  --batch-tokens 64 -q --export-peft peft-dir 2>/dev/null || fail "finetune --export-peft"
 [[ -f peft-dir/adapter_config.json && -f peft-dir/adapter_model.safetensors ]] || fail "no PEFT files"
 $bin adapter convert peft-dir back.gguf -m base.gguf >/dev/null 2>&1 || fail "converting the PEFT export back"
 gen() { $bin run -m base.gguf "$@" -p "reverse: red cat dog ->" -n 6 --temp 0 2>/dev/null; }
@@ -59,8 +63,8 @@ gen() { $bin run -m base.gguf "$@" -p "reverse: red cat dog ->" -n 6 --temp 0 2>
 [[ "$(gen --lora small.gguf)" == "$(gen --lora back.gguf)" ]] || fail "the PEFT round trip changed the output"
 echo "export-peft: round trip generates the same text"
 # --adapter-type f16 stores the same adapter in half the bytes, and it runs.
-$bin finetune -m base.gguf --data train.jsonl -o small16.gguf --adapter-type f16 --rank 4 --lr 1e-2 --steps 4 \
-  --seq-len 64 --batch-tokens 128 -q 2>/dev/null || fail "finetune --adapter-type f16"
+$bin finetune -m base.gguf --data train.jsonl -o small16.gguf --adapter-type f16 --rank 4 --lr 1e-2 --steps 2 \
+  --seq-len 32 --batch-tokens 64 -q 2>/dev/null || fail "finetune --adapter-type f16"
 s32=$(stat -c %s small.gguf) s16=$(stat -c %s small16.gguf)
 awk -v a="$s16" -v b="$s32" 'BEGIN { exit !(a < 0.6 * b) }' || fail "the f16 adapter is $s16 bytes, f32 $s32"
 [[ -n "$(gen --lora small16.gguf)" ]] || fail "the f16 adapter does not run"
@@ -71,7 +75,7 @@ $bin info -m base-q4k.gguf | grep -qi 'q4_K' || fail "the quantized base has no 
 [[ $quick == 1 ]] || check_learns base-q4k.gguf q4_k
 
 # Resume: 4 steps straight versus 2 steps, "interrupted", then resumed.
-common=(-m base.gguf --data train.jsonl -q --rank 4 --lr 1e-3 --steps 4 --seq-len 64 --batch-tokens 128 --seed 9
+common=(-m base.gguf --data train.jsonl -q --rank 4 --lr 1e-3 --steps 4 --seq-len 32 --batch-tokens 64 --seed 9
   --dropout 0.1)
 $bin finetune "${common[@]}" -o straight.gguf 2>/dev/null || fail "straight run"
 $bin finetune "${common[@]}" -o partial.gguf --checkpoint ck.gguf --stop-after 2 2>/dev/null || fail "interrupted run"
@@ -91,9 +95,9 @@ if [[ $quick != 1 ]]; then
 fi
 $bin eval -m base.gguf --lora small.gguf --exact-match val.jsonl --max-tokens 12 --limit 5 2>/dev/null |
   grep -qE '^exact match [0-5]/5 = ' || fail "eval --exact-match summary"
-$bin eval -m base-q4k.gguf --kl base.gguf --text train.jsonl --limit 20 | grep -qE '^KL divergence .* mean 0\.[0-9]*[1-9]' ||
+$bin eval -m base-q4k.gguf --kl base.gguf --text train.jsonl --limit 3 | grep -qE '^KL divergence .* mean 0\.[0-9]*[1-9]' ||
   fail "eval --kl: the 4-bit base should differ a little from the f32 base"
-$bin eval -m base.gguf --kl base.gguf --text train.jsonl --limit 5 | grep -qE 'mean 0\.000000 nats/token.*agreement 100' ||
+$bin eval -m base.gguf --kl base.gguf --text train.jsonl --limit 3 | grep -qE 'mean 0\.000000 nats/token.*agreement 100' ||
   fail "eval --kl of a model against itself must be 0"
 
 # Full fine-tuning writes a whole model that learns the task too and runs; resume is exact there as well.
@@ -105,9 +109,9 @@ if [[ $quick != 1 ]]; then
   awk -v b="$before" -v a="$after" 'BEGIN { exit !(a <= 0.4 * b) }' || fail "full fine-tuning did not learn"
   $bin run -m full.gguf -p "reverse: red cat dog ->" -n 4 --temp 0 >/dev/null 2>&1 || fail "the full model does not run"
 fi
-full=(-m base.gguf --data train.jsonl -q --full --lr 1e-3 --steps 4 --seq-len 64 --batch-tokens 128)
+full=(-m base.gguf --data train.jsonl -q --full --lr 1e-3 --steps 2 --seq-len 32 --batch-tokens 64)
 $bin finetune "${full[@]}" -o f-straight.gguf 2>/dev/null || fail "full straight run"
-$bin finetune "${full[@]}" -o f-part.gguf --checkpoint fck.gguf --stop-after 2 2>/dev/null || fail "full interrupted"
+$bin finetune "${full[@]}" -o f-part.gguf --checkpoint fck.gguf --stop-after 1 2>/dev/null || fail "full interrupted"
 $bin finetune "${full[@]}" -o f-resumed.gguf --resume fck.gguf 2>/dev/null || fail "full resumed"
 cmp -s f-straight.gguf f-resumed.gguf || fail "full fine-tuning: the resumed model differs"
 

@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
 # pocketlm serve end to end with the official `openai` npm client (tests/serve/client/test.mjs): a random llama
-# model made here, two tiny adapters fine-tuned here (so the test needs no download besides the npm package),
+# model and two random adapters made here (so the test needs no download besides the npm package),
 # a server on a free loopback port, the client's checks, then SIGTERM and a clean exit. The server runs with API
 # keys and an adapter directory; server_auth_checks.sh checks those protections with curl, a second server without
 # --adapter-dir, and start-up errors.
-# Usage: server_test.sh POCKETLM MAKE_RANDOM_MODEL WORKDIR NPM_DIR
+# Usage: server_test.sh POCKETLM MAKE_RANDOM_MODEL MAKE_RANDOM_LORA WORKDIR NPM_DIR
 #   NPM_DIR caches the client package (npm ci from tests/serve/client/package-lock.json) between runs.
 # Exit 77 (skipped) when node, npm or curl is missing or the package cannot be installed (no network).
 set -euo pipefail
 bin=$1
 mkmodel=$2
-work=$3
-npmdir=$4
+mklora=$3
+work=$4
+npmdir=$5
 here=$(cd "$(dirname "$0")" && pwd)
 fail() { echo "FAIL: $*" >&2; exit 1; }
 # shellcheck source=tests/serve/server_auth_checks.sh
@@ -38,21 +39,10 @@ cp "$here/client/test.mjs" "$npmdir/test.mjs"
 
 rm -rf "$work" && mkdir -p "$work" && cd "$work"
 "$mkmodel" base.gguf --layers 2 --embd 128 --seed 3 >/dev/null
-words=(red blue green cat dog sun moon tree)
-make_data() {  # make_data FILE N SEED: "reverse: a b c ->" completes with " c b a"
-  RANDOM=$3
-  : >"$1"
-  for ((i = 0; i < $2; i++)); do
-    a=${words[RANDOM % 8]} b=${words[RANDOM % 8]} c=${words[RANDOM % 8]}
-    printf '{"prompt": "reverse: %s %s %s ->", "completion": " %s %s %s"}\n' "$a" "$b" "$c" "$c" "$b" "$a" >>"$1"
-  done
-}
-make_data train.jsonl 64 1
-for name in a b; do
-  seed=$([[ $name == a ]] && echo 5 || echo 6)
-  "$bin" finetune -m base.gguf --data train.jsonl -o "adapter-$name.gguf" --rank 4 --lr 3e-3 --steps 10 \
-    --seq-len 64 --seed "$seed" -q 2>"finetune-$name.log" || { cat "finetune-$name.log"; fail "finetune $name"; }
-done
+# Two adapters of the base with different random factors: the client checks that each changes the replies and
+# that a batch mixing them answers each request as it is answered alone, which needs no trained adapter.
+"$mklora" base.gguf adapter-a.gguf --rank 4 --seed 5 >/dev/null
+"$mklora" base.gguf adapter-b.gguf --rank 4 --seed 6 >/dev/null
 make_auth_fixture  # keys, and the adapter directory "adapters"
 
 # The random model has no chat template in its metadata and its vocabulary lacks ChatML's markers: the server
