@@ -27,6 +27,15 @@ void AppendUtf8(uint32_t cp, std::string* out);
 // True when `s` is entirely valid UTF-8 (RFC 3629: no overlongs, no surrogates, <= U+10FFFF).
 bool IsValidUtf8(std::string_view s);
 
+// Whether every byte is visible ASCII (0x21..0x7e: no space, control character or non-ASCII byte), as HTTP tokens,
+// API keys and names that reach logs must be.
+inline bool IsVisibleAscii(std::string_view s) {
+  for (const char c : s) {
+    if (c < 0x21 || c > 0x7e) return false;
+  }
+  return true;
+}
+
 // Number of bytes at the end of `s` that form an incomplete (but so far valid) UTF-8 sequence, so a streaming
 // printer can hold them back until the rest arrives.
 size_t IncompleteUtf8Suffix(std::string_view s);

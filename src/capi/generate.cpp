@@ -35,7 +35,8 @@ Result<GenerateParams> ToGenerateParams(const plm_generate_params& p) {
 Status Run(plm_session* s, std::vector<int32_t> tokens, const plm_generate_params* params, plm_piece_callback on_piece,
            void* user_data, plm_generate_result* result, const std::string& end_of_turn = "") {
   const plm_generate_params p = params != nullptr ? *params : plm_generate_default_params();
-  PLM_ASSIGN_OR_RETURN(const GenerateParams gp, ToGenerateParams(p));
+  PLM_ASSIGN_OR_RETURN(GenerateParams gp, ToGenerateParams(p));
+  if (!end_of_turn.empty()) gp.stop.push_back(end_of_turn);
   RepairSequence(s);
   const int32_t old_pending = s->pending;
   if (old_pending >= 0) tokens.insert(tokens.begin(), old_pending);
@@ -47,11 +48,9 @@ Status Run(plm_session* s, std::vector<int32_t> tokens, const plm_generate_param
     piece_buf.assign(text);
     return on_piece(piece_buf.c_str(), piece_buf.size(), user_data) == 0;
   };
-  GenerateParams with_stop = gp;
-  if (!end_of_turn.empty()) with_stop.stop.push_back(end_of_turn);
   std::vector<int32_t> generated;
   const int before = s->ctx->n_past();
-  Result<GenerateStats> stats = Generate(*s->ctx, tokens, with_stop, on_text, &generated);
+  Result<GenerateStats> stats = Generate(*s->ctx, tokens, gp, on_text, &generated);
 
   const auto n_new = static_cast<size_t>(s->ctx->n_past() - before);
   tokens.insert(tokens.end(), generated.begin(), generated.end());

@@ -486,7 +486,7 @@ void RunGroup(std::span<const MatMulOutput> outs, const float* x, int64_t n_toke
   thread_local std::vector<std::vector<float>> rounded_store;
   std::vector<std::vector<float>>& rounded = rounded_store;
   std::vector<DType> rounded_types;
-  std::vector<const float*> plain_x(outs.size(), x);
+  std::vector<const float*> plain_x;  // filled only when a product rounds (no allocation on the common path)
   size_t work = 0, act_buffers = 0;
   bool any_plain = false;
   for (size_t i = 0; i < outs.size(); ++i) {
@@ -504,6 +504,7 @@ void RunGroup(std::span<const MatMulOutput> outs, const float* x, int64_t n_toke
           if (rounded.size() < k + 1) rounded.resize(k + 1);
           RoundActivations(at, x, n_tokens, n_in, pool, &rounded[k]);
         }
+        if (plain_x.empty()) plain_x.assign(outs.size(), x);
         plain_x[i] = rounded[k].data();
       }
       continue;
@@ -539,7 +540,8 @@ void RunGroup(std::span<const MatMulOutput> outs, const float* x, int64_t n_toke
     const TensorView& w = *o.w;
     const auto lo = static_cast<int64_t>(r0), hi = static_cast<int64_t>(r1);
     if (!HasQuantDot(w.type)) {
-      HWY_DYNAMIC_DISPATCH(MatMulRows)(w, plain_x[i], n_tokens, o.y, o.y_stride, accumulate, lo, hi);
+      HWY_DYNAMIC_DISPATCH(MatMulRows)
+      (w, plain_x.empty() ? x : plain_x[i], n_tokens, o.y, o.y_stride, accumulate, lo, hi);
     } else if (w.interleave != 0) {
       QuantMatMulRowsInterleaved(prepared[owner[i]], w.data, w.row_bytes(), w.n_out(), o.y, o.y_stride, accumulate, lo,
                                  hi);

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <filesystem>
 
+#include "base/utf8.h"
+
 namespace pocketlm::serve {
 
 Result<AdapterPtr> AdapterRegistry::LoadChecked(const std::string& name, const std::string& path) const {
@@ -34,10 +36,8 @@ namespace {
 Status ValidateName(const std::string& name) {
   if (name.empty()) return InvalidArgument("an adapter needs a non-empty name");
   if (name.size() > 128) return InvalidArgument("an adapter name has at most 128 bytes");
-  for (const char c : name) {
-    if (c <= ' ' || c > '~') {
-      return InvalidArgument("an adapter name holds printable ASCII without spaces only (letters, digits, - _ . : /)");
-    }
+  if (!IsVisibleAscii(name)) {
+    return InvalidArgument("an adapter name holds printable ASCII without spaces only (letters, digits, - _ . : /)");
   }
   return Status::Ok();
 }

@@ -7,6 +7,8 @@
 #include <cstring>
 #include <system_error>
 
+#include "base/utf8.h"
+
 namespace pocketlm::serve {
 namespace {
 
@@ -77,10 +79,8 @@ ApiError AuthError(AuthResult r) {
 
 Status ValidateApiKey(std::string_view key, const std::string& source) {
   if (key.empty()) return InvalidArgument(source + ": an API key cannot be empty");
-  for (char c : key) {
-    if (c < 0x21 || c > 0x7e) {
-      return InvalidArgument(source + ": an API key may only hold printable ASCII characters, no spaces");
-    }
+  if (!IsVisibleAscii(key)) {
+    return InvalidArgument(source + ": an API key may only hold printable ASCII characters, no spaces");
   }
   return Status::Ok();
 }
