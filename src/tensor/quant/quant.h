@@ -64,15 +64,48 @@ PLM_QUANT_DECLARE_READ_ONLY(kIQ1_S)
 PLM_QUANT_DECLARE_READ_ONLY(kIQ1_M)
 #undef PLM_QUANT_DECLARE_READ_ONLY
 
+// Importance-weighted quantization of one row: ggml's quantize_<type>(src, dst, 1, n, imatrix) with an importance
+// matrix, i.e. the quantize_row_<type>_impl path llama-quantize takes when given --imatrix. `weights[0..n)` are the
+// matrix's values for the row's columns (the same for every row of a tensor). Defined only for the types whose
+// ggml quantizer reads the matrix (not f16/bf16/q8_0/q8_K); see QuantTraits::quantize_row_weighted.
+template <DType T>
+void QuantizeRowWeighted(const float* src, void* dst, int64_t n, const float* weights);
+#define PLM_QUANT_DECLARE_WEIGHTED(T) \
+  template <>                         \
+  void QuantizeRowWeighted<DType::T>(const float* src, void* dst, int64_t n, const float* weights);
+PLM_QUANT_DECLARE_WEIGHTED(kQ4_0)  // legacy_weighted.cpp
+PLM_QUANT_DECLARE_WEIGHTED(kQ4_1)
+PLM_QUANT_DECLARE_WEIGHTED(kQ5_0)
+PLM_QUANT_DECLARE_WEIGHTED(kQ5_1)
+PLM_QUANT_DECLARE_WEIGHTED(kQ2_K)  // kquants_weighted.cpp
+PLM_QUANT_DECLARE_WEIGHTED(kQ3_K)
+PLM_QUANT_DECLARE_WEIGHTED(kQ4_K)
+PLM_QUANT_DECLARE_WEIGHTED(kQ5_K)
+PLM_QUANT_DECLARE_WEIGHTED(kQ6_K)
+PLM_QUANT_DECLARE_WEIGHTED(kIQ4_NL)  // iquants.cpp
+PLM_QUANT_DECLARE_WEIGHTED(kIQ4_XS)
+PLM_QUANT_DECLARE_WEIGHTED(kIQ2_XXS)  // iq2_quantize.cpp
+PLM_QUANT_DECLARE_WEIGHTED(kIQ2_XS)
+PLM_QUANT_DECLARE_WEIGHTED(kIQ2_S)
+PLM_QUANT_DECLARE_WEIGHTED(kIQ1_S)
+PLM_QUANT_DECLARE_WEIGHTED(kIQ1_M)
+PLM_QUANT_DECLARE_WEIGHTED(kIQ3_XXS)  // iq3_quantize.cpp
+PLM_QUANT_DECLARE_WEIGHTED(kIQ3_S)
+#undef PLM_QUANT_DECLARE_WEIGHTED
+
 using DequantizeRowFn = void (*)(const void* src, float* dst, int64_t n);
 using QuantizeRowFn = void (*)(const float* src, void* dst, int64_t n);
+using QuantizeRowWeightedFn = void (*)(const float* src, void* dst, int64_t n, const float* weights);
 
 // The converters of one type (its geometry and dot-product partner are in tensor/dtype.h's record). A type has both,
 // only dequantize_row (read-only types: the lattice i-quants) or neither; never a quantizer alone.
 struct QuantTraits {
   DType type;
   DequantizeRowFn dequantize_row;  // nullptr: pocketlm cannot read this type yet
-  QuantizeRowFn quantize_row;      // reference quantizer; nullptr: cannot write this type yet
+  QuantizeRowFn quantize_row;      // reference quantizer; nullptr: cannot write this type without weights
+  // Importance-weighted quantizer; nullptr: the type ignores an importance matrix (f16, q8_0) or cannot be written.
+  // A type with only this one (IQ2_XXS, IQ2_XS, IQ2_S, IQ1_S, IQ1_M) needs a matrix, as in llama-quantize.
+  QuantizeRowWeightedFn quantize_row_weighted = nullptr;
 };
 
 // Traits of every defined DType (never null for a defined enum value).
@@ -87,5 +120,10 @@ std::string ReadableTypeNames();
 // has no converter for the type.
 Status DequantizeRow(DType t, const void* src, float* dst, int64_t n);
 Status QuantizeRow(DType t, const float* src, void* dst, int64_t n);
+// With an importance matrix row `weights[0..n)` (nullptr = none): the weighted quantizer when the type has one,
+// else the reference one. InvalidArgument when the type needs weights and got none.
+Status QuantizeRow(DType t, const float* src, void* dst, int64_t n, const float* weights);
+// Whether quantizing to `t` needs an importance matrix (the type has only a weighted quantizer).
+bool NeedsImportanceMatrix(DType t);
 
 }  // namespace pocketlm::quant

@@ -12,6 +12,16 @@ template <DType T>
 constexpr QuantTraits Row() {
   return {T, &DequantizeRow<T>, &QuantizeRow<T>};
 }
+// A type whose quantizer also takes an importance matrix.
+template <DType T>
+constexpr QuantTraits Weighted() {
+  return {T, &DequantizeRow<T>, &QuantizeRow<T>, &QuantizeRowWeighted<T>};
+}
+// A type that can only be written with an importance matrix (llama-quantize refuses it without one).
+template <DType T>
+constexpr QuantTraits WeightedOnly() {
+  return {T, &DequantizeRow<T>, nullptr, &QuantizeRowWeighted<T>};
+}
 // A type pocketlm reads but cannot write (the i-quants with lattice codebooks: no quantizer yet).
 template <DType T>
 constexpr QuantTraits ReadOnly() {
@@ -23,16 +33,42 @@ constexpr QuantTraits NoConverter(DType t) {
 }
 
 using D = DType;
+// One entry per line (clang-format off): a type's converters change on its own line.
+// clang-format off
 constexpr std::array<QuantTraits, 31> kTraits = {{
-    Row<D::kF32>(),          Row<D::kF16>(),         Row<D::kQ4_0>(),         Row<D::kQ4_1>(),
-    Row<D::kQ5_0>(),         Row<D::kQ5_1>(),        Row<D::kQ8_0>(),         Row<D::kQ8_1>(),
-    Row<D::kQ2_K>(),         Row<D::kQ3_K>(),        Row<D::kQ4_K>(),         Row<D::kQ5_K>(),
-    Row<D::kQ6_K>(),         Row<D::kQ8_K>(),        ReadOnly<D::kIQ2_XXS>(), ReadOnly<D::kIQ2_XS>(),
-    ReadOnly<D::kIQ3_XXS>(), ReadOnly<D::kIQ1_S>(),  Row<D::kIQ4_NL>(),       ReadOnly<D::kIQ3_S>(),
-    ReadOnly<D::kIQ2_S>(),   Row<D::kIQ4_XS>(),      NoConverter(D::kI8),     NoConverter(D::kI16),
-    NoConverter(D::kI32),    NoConverter(D::kI64),   NoConverter(D::kF64),    ReadOnly<D::kIQ1_M>(),
-    Row<D::kBF16>(),         NoConverter(D::kTQ1_0), NoConverter(D::kTQ2_0),
+    Row<D::kF32>(),
+    Row<D::kF16>(),
+    Row<D::kQ4_0>(),
+    Row<D::kQ4_1>(),
+    Row<D::kQ5_0>(),
+    Row<D::kQ5_1>(),
+    Row<D::kQ8_0>(),
+    Row<D::kQ8_1>(),
+    Row<D::kQ2_K>(),
+    Row<D::kQ3_K>(),
+    Row<D::kQ4_K>(),
+    Row<D::kQ5_K>(),
+    Row<D::kQ6_K>(),
+    Row<D::kQ8_K>(),
+    ReadOnly<D::kIQ2_XXS>(),
+    ReadOnly<D::kIQ2_XS>(),
+    ReadOnly<D::kIQ3_XXS>(),
+    ReadOnly<D::kIQ1_S>(),
+    Row<D::kIQ4_NL>(),
+    ReadOnly<D::kIQ3_S>(),
+    ReadOnly<D::kIQ2_S>(),
+    Row<D::kIQ4_XS>(),
+    NoConverter(D::kI8),
+    NoConverter(D::kI16),
+    NoConverter(D::kI32),
+    NoConverter(D::kI64),
+    NoConverter(D::kF64),
+    ReadOnly<D::kIQ1_M>(),
+    Row<D::kBF16>(),
+    NoConverter(D::kTQ1_0),
+    NoConverter(D::kTQ2_0),
 }};
+// clang-format on
 
 enum class Direction { kRead, kWrite };
 
@@ -85,9 +121,28 @@ Status DequantizeRow(DType t, const void* src, float* dst, int64_t n) {
 }
 
 Status QuantizeRow(DType t, const float* src, void* dst, int64_t n) {
+  return QuantizeRow(t, src, dst, n, nullptr);
+}
+
+bool NeedsImportanceMatrix(DType t) {
   const QuantTraits& tr = GetQuantTraits(t);
-  Status s = CheckRow(tr, n, tr.quantize_row != nullptr, Direction::kWrite);
-  if (s.ok()) tr.quantize_row(src, dst, n);
+  return tr.quantize_row == nullptr && tr.quantize_row_weighted != nullptr;
+}
+
+Status QuantizeRow(DType t, const float* src, void* dst, int64_t n, const float* weights) {
+  const QuantTraits& tr = GetQuantTraits(t);
+  if (weights == nullptr && NeedsImportanceMatrix(t)) {
+    return InvalidArgument(std::string(GetDTypeInfo(t).name) +
+                           " quantization needs an importance matrix (the model's activation statistics)");
+  }
+  const bool weighted = weights != nullptr && tr.quantize_row_weighted != nullptr;
+  Status s = CheckRow(tr, n, weighted || tr.quantize_row != nullptr, Direction::kWrite);
+  if (!s.ok()) return s;
+  if (weighted) {
+    tr.quantize_row_weighted(src, dst, n, weights);
+  } else {
+    tr.quantize_row(src, dst, n);
+  }
   return s;
 }
 
