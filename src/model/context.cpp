@@ -161,6 +161,7 @@ bool Context::HasLoraTerms(const TensorView& w) const {
 }
 
 void Context::Linear(const TensorView& w, const float* x, int n, float* y, int64_t y_stride) {
+  if (observer_ != nullptr) observer_->OnMatMulInput(w, x, n);
   if (!HasLoraTerms(w)) {
     MatMulWeightsT(w, x, n, y, y_stride, /*accumulate=*/false, pool_.get(), &act_scratch_);
     return;
@@ -188,6 +189,9 @@ void Context::LinearGroup(std::initializer_list<MatMulOutput> outs, const float*
   if (std::any_of(outs.begin(), outs.end(), [&](const MatMulOutput& o) { return HasLoraTerms(*o.w); })) {
     for (const MatMulOutput& o : outs) Linear(*o.w, x, n, o.y, o.y_stride);
     return;
+  }
+  if (observer_ != nullptr) {
+    for (const MatMulOutput& o : outs) observer_->OnMatMulInput(*o.w, x, n);
   }
   MatMulWeightsTGroup(std::span<const MatMulOutput>(outs.begin(), outs.size()), x, n, pool_.get(), &act_scratch_);
 }

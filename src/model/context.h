@@ -25,6 +25,15 @@ struct ContextParams {
   std::shared_ptr<ThreadPool> pool;
 };
 
+// Sees the input of every product of the forward pass with one of the model's weight matrices, before the
+// product runs (calibration: importance matrices). Called on the evaluating thread.
+class MatMulInputObserver {
+ public:
+  virtual ~MatMulInputObserver() = default;
+  // x: (n, w.n_in()) row-major, the rows multiplied with w (w.name is the GGUF tensor name).
+  virtual void OnMatMulInput(const TensorView& w, const float* x, int n) = 0;
+};
+
 class Context {
  public:
   static Result<std::unique_ptr<Context>> Create(const Model& model, const ContextParams& params);
@@ -53,6 +62,8 @@ class Context {
   size_t kv_cache_bytes() const { return 2 * kv_elems_ * sizeof(uint16_t); }
   const Model& model() const { return model_; }
   ThreadPool& pool() { return *pool_; }
+  // Until reset to null, `o` sees every weight product's input (the caller keeps it alive).
+  void set_matmul_input_observer(MatMulInputObserver* o) { observer_ = o; }
 
  private:
   Context(const Model& model, const ContextParams& params, int n_ctx);
@@ -115,6 +126,7 @@ class Context {
   std::vector<LoraDown> lora_down_;
   std::vector<float> lora_tmp_;       // the prepared down-projections, back to back
   std::vector<uint8_t> act_scratch_;  // activations quantized to 8 bits for the current matmul
+  MatMulInputObserver* observer_ = nullptr;
 };
 
 }  // namespace pocketlm

@@ -18,6 +18,17 @@ constexpr Preset kPresets[] = {
     {"Q5_0", F::kQ5_0, DType::kQ5_0, "5.50 bits/weight, legacy"},
     {"Q5_1", F::kQ5_1, DType::kQ5_1, "6.00 bits/weight, legacy with a per-block minimum"},
     {"Q8_0", F::kQ8_0, DType::kQ8_0, "8.50 bits/weight, nearly lossless"},
+    {"IQ1_S", F::kIQ1_S, DType::kIQ1_S, "1.56 bits/weight lattice codebook (needs an importance matrix)"},
+    {"IQ1_M", F::kIQ1_M, DType::kIQ1_M, "1.75 bits/weight lattice codebook (needs an importance matrix)"},
+    {"IQ2_XXS", F::kIQ2_XXS, DType::kIQ2_XXS, "2.06 bits/weight lattice codebook (needs an importance matrix)"},
+    {"IQ2_XS", F::kIQ2_XS, DType::kIQ2_XS, "2.31 bits/weight lattice codebook (needs an importance matrix)"},
+    {"IQ2_S", F::kIQ2_S, DType::kIQ2_XS, "IQ2_XS with IQ3_S attn_v/attn_output (needs an importance matrix)"},
+    {"IQ2_M", F::kIQ2_M, DType::kIQ2_S, "2.5 bits/weight IQ2_S mix (needs an importance matrix)"},
+    {"IQ3_XXS", F::kIQ3_XXS, DType::kIQ3_XXS, "3.06 bits/weight lattice codebook"},
+    {"IQ3_XS", F::kIQ3_XS, DType::kIQ3_S, "IQ3_S with IQ3_XXS for the middle layers' ffn and attn_q/k"},
+    {"IQ3_S", F::kIQ3_S, DType::kIQ3_S, "3.44 bits/weight lattice codebook"},
+    {"IQ3_M", F::kIQ3_M, DType::kIQ3_S, "IQ3_S with Q4_K attn_v/attn_output and first ffn_down layers"},
+    {"Q2_K_S", F::kQ2_K_S, DType::kQ2_K, "Q2_K with fewer upgrades (needs an importance matrix)"},
     {"Q2_K", F::kQ2_K, DType::kQ2_K, "Q2_K, with Q3_K for attn_v/attn_output/ffn_down and Q6_K output"},
     {"Q3_K_S", F::kQ3_K_S, DType::kQ3_K, "Q3_K everywhere but the output (Q6_K)"},
     {"Q3_K_M", F::kQ3_K_M, DType::kQ3_K, "Q3_K, with Q4_K/Q5_K for attn_v, attn_output and ffn_down"},
@@ -75,6 +86,11 @@ const Preset* FindPreset(std::string_view name) {
   if (EqualsIgnoreCase(name, "Q4_K")) return FindPreset("Q4_K_M");
   if (EqualsIgnoreCase(name, "Q5_K")) return FindPreset("Q5_K_M");
   return nullptr;
+}
+
+bool PresetNeedsImatrix(const Preset& p) {
+  const F f = p.ftype;
+  return f == F::kIQ1_S || f == F::kIQ1_M || f == F::kIQ2_XXS || f == F::kIQ2_XS || f == F::kIQ2_S || f == F::kQ2_K_S;
 }
 
 std::string PresetNames() {
@@ -161,17 +177,63 @@ Result<DType> TypeSelector::RuleType(const std::string& name, int64_t ne0) {
   };
   const int n_layer = facts_.n_layer;
 
+  // The 1-2 bit presets (llama.cpp groups them for the embedding and attention rules).
+  const bool iq12 =
+      ft == F::kIQ2_XXS || ft == F::kIQ2_XS || ft == F::kIQ1_S || ft == F::kIQ2_S || ft == F::kIQ2_M || ft == F::kIQ1_M;
+  const bool iq2_s_m = ft == F::kIQ2_S || ft == F::kIQ2_M;
+  const bool iq1 = ft == F::kIQ1_S || ft == F::kIQ1_M;
+
   if (name == "output.weight" || (!facts_.has_output && name == "token_embd.weight")) {
     if (overrides_.output) return *overrides_.output;
     if (falcon || ne0 % GetDTypeInfo(t).block_size != 0) return DType::kQ8_0;
+    if (iq12 || ft == F::kIQ3_XXS) return DType::kQ5_K;
     return t == DType::kQ8_0 ? t : DType::kQ6_K;
   }
-  if (name == "token_embd.weight") return t;  // llama.cpp's embedding rules only concern IQ1/IQ2/IQ3/TQ presets
+  if (name == "token_embd.weight") {
+    if (ft == F::kIQ2_XXS || ft == F::kIQ2_XS || iq1) return DType::kQ2_K;
+    if (iq2_s_m || ft == F::kIQ3_XXS) return DType::kIQ3_S;
+    return t;
+  }
+
+  if (iq12) {
+    // llama.cpp's first branch for the 1-2 bit presets: only these four tensor kinds change, and only attn_v and
+    // ffn_down advance their counters.
+    if (Contains(name, "attn_v.weight")) {
+      if (n_gqa >= 4 || facts_.n_expert >= 4) {
+        t = DType::kQ4_K;
+      } else {
+        t = iq2_s_m ? DType::kIQ3_S : DType::kQ2_K;
+      }
+      ++i_attention_wv_;
+    } else if (facts_.n_expert == 8 && Contains(name, "attn_k.weight")) {
+      t = DType::kQ4_K;
+    } else if (Contains(name, "ffn_down")) {
+      if (i_ffn_down_ < n_layer / 8) t = iq2_s_m ? DType::kIQ3_S : DType::kQ2_K;
+      ++i_ffn_down_;
+    } else if (Contains(name, "attn_output.weight")) {
+      if (facts_.n_expert == 8) {
+        t = DType::kQ5_K;
+      } else if (iq1) {
+        t = DType::kIQ2_XXS;
+      } else if (iq2_s_m) {
+        t = DType::kIQ3_S;
+      }
+    }
+    return t;
+  }
 
   if (Contains(name, "attn_v.weight")) {
     const int i = i_attention_wv_++;
     if (ft == F::kQ2_K) {
       t = n_gqa >= 4 ? DType::kQ4_K : DType::kQ3_K;
+    } else if (ft == F::kQ2_K_S && n_gqa >= 4) {
+      t = DType::kQ4_K;
+    } else if (ft == F::kIQ3_XXS) {
+      t = n_gqa >= 4 ? DType::kQ4_K : !has_imatrix_ ? DType::kIQ3_S : DType::kIQ3_XXS;
+    } else if ((ft == F::kIQ3_XS || ft == F::kIQ3_S) && n_gqa >= 4) {
+      t = DType::kQ4_K;
+    } else if (ft == F::kIQ3_M) {
+      t = DType::kQ4_K;
     } else if (ft == F::kQ3_K_M) {
       t = i < 2 ? DType::kQ5_K : DType::kQ4_K;
     } else if (ft == F::kQ3_K_L) {
@@ -187,17 +249,33 @@ Result<DType> TypeSelector::RuleType(const std::string& name, int64_t ne0) {
     if (facts_.is_70b && (t == DType::kQ3_K || t == DType::kQ4_K)) t = DType::kQ5_K;
     if (facts_.n_expert == 8) t = DType::kQ8_0;
   } else if (Contains(name, "attn_k.weight")) {
-    if (facts_.n_expert == 8) t = DType::kQ8_0;
+    if (facts_.n_expert == 8) {
+      t = DType::kQ8_0;
+    } else if (ft == F::kIQ3_XS) {
+      t = DType::kIQ3_XXS;
+    } else if (ft == F::kIQ3_XXS) {
+      t = DType::kIQ2_S;
+    }
   } else if (Contains(name, "attn_q.weight")) {
-    // only IQ3 presets change attn_q
+    if (ft == F::kIQ3_XS) {
+      t = DType::kIQ3_XXS;
+    } else if (ft == F::kIQ3_XXS) {
+      t = DType::kIQ2_S;
+    }
   } else if (Contains(name, "ffn_down")) {
     PLM_ASSIGN_OR_RETURN(const int i, layer_of(i_ffn_down_, name));
     ++i_ffn_down_;
     const bool more = UseMoreBits(i, n_layer);
     if (ft == F::kQ2_K) {
       t = DType::kQ3_K;
+    } else if (ft == F::kQ2_K_S) {
+      if (i < n_layer / 8) t = DType::kQ4_K;
+    } else if (ft == F::kIQ3_XXS && !has_imatrix_) {
+      t = i < n_layer / 8 ? DType::kQ4_K : DType::kQ3_K;
     } else if (ft == F::kQ3_K_M) {
       t = i < n_layer / 16 ? DType::kQ5_K : (!falcon || more) ? DType::kQ4_K : DType::kQ3_K;
+    } else if (ft == F::kIQ3_M && (i < n_layer / 8 || (facts_.n_expert == 8 && more))) {
+      t = DType::kQ4_K;
     } else if (ft == F::kQ3_K_L) {
       t = falcon ? DType::kQ4_K : DType::kQ5_K;
     } else if (ft == F::kQ4_K_M) {
@@ -206,40 +284,49 @@ Result<DType> TypeSelector::RuleType(const std::string& name, int64_t ne0) {
       } else if (more) {
         t = DType::kQ6_K;
       }
-    } else if (i < n_layer / 8 && (ft == F::kIQ4_NL || ft == F::kIQ4_XS)) {
-      t = DType::kQ5_K;  // llama.cpp does this only without an importance matrix, which is always the case here
+    } else if (i < n_layer / 8 && (ft == F::kIQ4_NL || ft == F::kIQ4_XS) && !has_imatrix_) {
+      t = DType::kQ5_K;
     } else if (ft == F::kQ5_K_M && more) {
       t = DType::kQ6_K;
     } else if (ft == F::kQ4_K_S && !falcon && i < n_layer / 8) {
       t = DType::kQ5_K;
+    } else if ((ft == F::kQ4_0 || ft == F::kQ5_0) && has_imatrix_ && i < n_layer / 8) {
+      // llama.cpp guards the first ffn_down layers against the legacy types' outliers, only with a matrix (so
+      // quantizing without one gives the bytes it always gave).
+      t = ft == F::kQ4_0 ? DType::kQ4_1 : DType::kQ5_1;
     }
   } else if (Contains(name, "attn_output.weight")) {
     if (falcon) {
       if (ft == F::kQ3_K_L) t = DType::kQ4_K;
     } else if (facts_.n_expert == 8) {
-      if (ft == F::kQ2_K || ft == F::kQ3_K_S || ft == F::kQ3_K_M || ft == F::kIQ4_NL || ft == F::kQ4_K_S ||
-          ft == F::kQ4_K_M || ft == F::kIQ4_XS) {
+      if (ft == F::kQ2_K || ft == F::kIQ3_XS || ft == F::kIQ3_XXS || ft == F::kQ3_K_S || ft == F::kQ3_K_M ||
+          ft == F::kIQ4_NL || ft == F::kQ4_K_S || ft == F::kQ4_K_M || ft == F::kIQ3_S || ft == F::kIQ3_M ||
+          ft == F::kIQ4_XS) {
         t = DType::kQ5_K;
       }
     } else if (ft == F::kQ2_K) {
       t = DType::kQ3_K;
+    } else if (ft == F::kIQ3_XXS) {
+      t = DType::kIQ3_S;
     } else if (ft == F::kQ3_K_M) {
       t = DType::kQ4_K;
     } else if (ft == F::kQ3_K_L) {
       t = DType::kQ5_K;
+    } else if (ft == F::kIQ3_M) {
+      t = DType::kQ4_K;
     }
   } else if (Contains(name, "attn_qkv.weight")) {
-    if (ft == F::kQ3_K_M || ft == F::kQ3_K_L) {
+    if (ft == F::kQ3_K_M || ft == F::kQ3_K_L || ft == F::kIQ3_M) {
       t = DType::kQ4_K;
     } else if (ft == F::kQ4_K_M) {
       t = DType::kQ5_K;
     } else if (ft == F::kQ5_K_M) {
       t = DType::kQ6_K;
     }
-  } else if (Contains(name, "ffn_gate")) {
-    PLM_RETURN_IF_ERROR(layer_of(i_ffn_gate_++, name).status());  // only IQ3_XS changes ffn_gate
-  } else if (Contains(name, "ffn_up")) {
-    PLM_RETURN_IF_ERROR(layer_of(i_ffn_up_++, name).status());
+  } else if (Contains(name, "ffn_gate") || Contains(name, "ffn_up")) {
+    int& counter = Contains(name, "ffn_gate") ? i_ffn_gate_ : i_ffn_up_;
+    PLM_ASSIGN_OR_RETURN(const int i, layer_of(counter++, name));
+    if (ft == F::kIQ3_XS && i >= n_layer / 8 && i < 7 * n_layer / 8) t = DType::kIQ3_XXS;
   }
   return t;
 }
@@ -256,6 +343,13 @@ Result<TypeChoice> TypeSelector::Choose(const std::string& name, int64_t ne0) {
   const DType wanted = c.type;
   if (ne0 % GetDTypeInfo(wanted).block_size != 0) {
     switch (wanted) {
+      case DType::kIQ2_XXS:
+      case DType::kIQ2_XS:
+      case DType::kIQ2_S:
+      case DType::kIQ3_XXS:
+      case DType::kIQ3_S:
+      case DType::kIQ1_S:
+      case DType::kIQ1_M:
       case DType::kQ2_K:
       case DType::kQ3_K:
       case DType::kIQ4_XS: c.type = DType::kIQ4_NL; break;
@@ -274,7 +368,8 @@ Result<TypeChoice> TypeSelector::Choose(const std::string& name, int64_t ne0) {
              std::to_string(GetDTypeInfo(wanted).block_size) + " (" + std::string(DTypeName(wanted)) + "), using " +
              std::string(DTypeName(c.type));
   }
-  if (quant::GetQuantTraits(c.type).quantize_row == nullptr) {
+  const quant::QuantTraits& tr = quant::GetQuantTraits(c.type);
+  if (tr.quantize_row == nullptr && tr.quantize_row_weighted == nullptr) {
     return Unsupported("tensor '" + name + "': pocketlm cannot write " + std::string(DTypeName(c.type)) +
                        " yet; choose one of " + PresetNames());
   }

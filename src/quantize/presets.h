@@ -1,12 +1,14 @@
 // Model-level quantization presets: the names users know from llama.cpp's `llama-quantize` (Q4_K_M, Q3_K_S,
 // IQ4_NL, ...), each a `llama_ftype` (the number written to `general.file_type`) plus a rule that picks a storage
 // type per tensor. The rules follow llama_tensor_get_type() in llama.cpp's src/llama-quant.cpp (build b4748,
-// Feb 2025) for every preset whose types pocketlm can write, without an importance matrix:
+// Feb 2025) for every preset, with or without an importance matrix (some rules depend on having one):
 //  - the output projection (or the token embedding when it doubles as output) gets Q6_K unless the preset is Q8_0;
 //  - attn_v / ffn_down / attn_output / attn_qkv get more bits in the _M/_L/_S k-quant presets, for some layers
 //    chosen by llama.cpp's use_more_bits() rule (the first and last eighth and every third layer between);
+//  - the IQ1/IQ2/IQ3 presets give attn_v, attn_output, the first ffn_down layers and the embeddings more bits;
 //  - a row length that is not a multiple of the chosen type's block falls back as llama.cpp does
-//    (Q2_K/Q3_K/IQ4_XS -> IQ4_NL, Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0, then F16 if still not a multiple).
+//    (Q2_K/Q3_K/IQ4_XS/i-quants -> IQ4_NL, Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0, then F16 if still not a
+//    multiple).
 // Which tensors are quantized at all (2-D+ weights, not norms, ...) is decided by IsQuantizable().
 #pragma once
 
@@ -40,8 +42,19 @@ enum class LlamaFtype : uint32_t {
   kQ5_K_S = 16,
   kQ5_K_M = 17,
   kQ6_K = 18,
+  kIQ2_XXS = 19,
+  kIQ2_XS = 20,
+  kQ2_K_S = 21,
+  kIQ3_XS = 22,
+  kIQ3_XXS = 23,
+  kIQ1_S = 24,
   kIQ4_NL = 25,
+  kIQ3_S = 26,
+  kIQ3_M = 27,
+  kIQ2_S = 28,
+  kIQ2_M = 29,
   kIQ4_XS = 30,
+  kIQ1_M = 31,
   kBF16 = 32,
 };
 
@@ -54,6 +67,8 @@ struct Preset {
 
 // Case-insensitive; also accepts llama-quantize's aliases Q3_K, Q4_K, Q5_K (= the _M presets).
 const Preset* FindPreset(std::string_view name);
+// Presets llama-quantize refuses without an importance matrix (IQ1_S, IQ1_M, IQ2_XXS, IQ2_XS, IQ2_S, Q2_K_S).
+bool PresetNeedsImatrix(const Preset& p);
 // "Q4_0, Q4_1, ..." for help texts and errors.
 std::string PresetNames();
 // A storage type by its name (case-insensitive, "q4_K", "Q4_K", "f16"), for --output-tensor-type and friends.
@@ -92,8 +107,8 @@ struct TypeChoice {
 // advance per call, so call Choose() once per quantizable tensor in the output order.
 class TypeSelector {
  public:
-  TypeSelector(const Preset& preset, ModelFacts facts, TypeOverrides overrides, bool pure)
-      : preset_(preset), facts_(std::move(facts)), overrides_(overrides), pure_(pure) {}
+  TypeSelector(const Preset& preset, ModelFacts facts, TypeOverrides overrides, bool pure, bool has_imatrix = false)
+      : preset_(preset), facts_(std::move(facts)), overrides_(overrides), pure_(pure), has_imatrix_(has_imatrix) {}
 
   // `ne0` is the row length (values per row). Errors: no type fits the row, or a layer index the name contradicts.
   Result<TypeChoice> Choose(const std::string& name, int64_t ne0);
@@ -105,6 +120,7 @@ class TypeSelector {
   ModelFacts facts_;
   TypeOverrides overrides_;
   bool pure_;
+  bool has_imatrix_;
   int i_attention_wv_ = 0;
   int i_ffn_down_ = 0;
   int i_ffn_gate_ = 0;

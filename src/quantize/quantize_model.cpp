@@ -36,6 +36,32 @@ std::string TypeName(DType t) {
   return std::string(DTypeName(t));
 }
 
+// The tensor's importance-matrix entry, checked as llama_model_quantize_impl checks it: an entry must cover
+// every matrix of the tensor (ne[0] values for each of ne[2]); a type that needs one refuses a tensor without.
+Status AttachWeights(const ImportanceMatrix* m, const GgufTensorInfo& src, TensorPlan* t) {
+  if (m != nullptr) {
+    auto it = m->entries.find(t->name);
+    if (it != m->entries.end()) {
+      const ImatrixEntry& e = it->second;
+      if (e.n_values * e.n_mat != src.ne[0] * src.ne[2]) {
+        return InvalidArgument("the importance matrix has " + std::to_string(e.n_values * e.n_mat) +
+                               " values for tensor '" + t->name + "', which needs " +
+                               std::to_string(src.ne[0] * src.ne[2]) + ": it was computed for another model");
+      }
+      t->weights = e.values.data();
+    }
+  }
+  // llama.cpp also lets IQ1_M pass for the embedding and output tensors (no entry exists for them), whose
+  // quantizer then fails; pocketlm refuses them here instead.
+  if (t->weights == nullptr && quant::NeedsImportanceMatrix(t->to)) {
+    return InvalidArgument("tensor '" + t->name + "' would be " + TypeName(t->to) +
+                           ", which needs an importance matrix" +
+                           (m == nullptr ? std::string(" (compute one with the model's calibration)")
+                                         : std::string(" and the one given has no entry for it")));
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 bool LlamaTensorOrder(std::string_view a, std::string_view b) {
@@ -56,8 +82,9 @@ Result<QuantizePlan> PlanQuantization(const GgufFile& in, const QuantizeOptions&
     return Unsupported("'" + in.path() + "' is one part of a model split into " + std::to_string(n_split) +
                        " files; merge them first (llama-gguf-split --merge)");
   }
+  const bool has_imatrix = o.imatrix != nullptr && !o.imatrix->entries.empty();
   PLM_ASSIGN_OR_RETURN(ModelFacts facts, ReadModelFacts(in));
-  TypeSelector selector(*plan.preset, std::move(facts), o.overrides, o.pure);
+  TypeSelector selector(*plan.preset, std::move(facts), o.overrides, o.pure, has_imatrix);
 
   std::vector<const GgufTensorInfo*> order;
   for (const auto& t : in.tensors()) order.push_back(&t);
@@ -86,6 +113,7 @@ Result<QuantizePlan> PlanQuantization(const GgufFile& in, const QuantizeOptions&
       if (quant::GetQuantTraits(t.from).dequantize_row == nullptr) {
         return Unsupported("tensor '" + t.name + "' is " + TypeName(t.from) + ", which pocketlm cannot read yet");
       }
+      PLM_RETURN_IF_ERROR(AttachWeights(o.imatrix, *src, &t));
     }
     t.bytes_in = src->nbytes;
     const int64_t rows = src->ne[0] > 0 ? src->n_elements() / src->ne[0] : 0;
@@ -171,7 +199,13 @@ class Runner {
             }
             continue;
           }
-          to.quantize_row(x, out.data() + i * out_row, ne0);
+          uint8_t* dst = out.data() + i * out_row;
+          if (t.weights != nullptr && to.quantize_row_weighted != nullptr) {
+            const int64_t mat = (r0 + static_cast<int64_t>(i)) / t.ne[1];  // rows of ne[2] matrices back to back
+            to.quantize_row_weighted(x, dst, ne0, t.weights + mat * ne0);
+          } else {
+            to.quantize_row(x, dst, ne0);
+          }
         }
       });
       if (bad_row.load() < rows) {
@@ -191,6 +225,32 @@ class Runner {
   void* user_;
   QuantizeProgress progress_;
 };
+
+// What llama-quantize records about the matrix (its kv overrides, set after general.file_type): the file as given
+// (at most 127 bytes), the dataset when known, the entry count and the chunk count when known, integers as i32.
+void AddImatrixKeys(const ImportanceMatrix& m, const std::string& file,
+                    std::vector<std::pair<std::string, GgufOwnedValue>>* kvs) {
+  const auto set = [kvs](const std::string& key, GgufOwnedValue v) {
+    std::erase_if(*kvs, [&](const auto& kv) { return kv.first == key; });
+    kvs->emplace_back(key, std::move(v));
+  };
+  GgufOwnedValue str;
+  str.type = GgufType::kString;
+  str.str = file.substr(0, 127);
+  set("quantize.imatrix.file", str);
+  if (!m.dataset.empty()) {
+    str.str = m.dataset.substr(0, 127);
+    set("quantize.imatrix.dataset", str);
+  }
+  GgufOwnedValue i32;
+  i32.type = GgufType::kI32;
+  i32.i = static_cast<int64_t>(m.entries.size());
+  set("quantize.imatrix.entries_count", i32);
+  if (m.chunk_count > 0) {
+    i32.i = m.chunk_count;
+    set("quantize.imatrix.chunks_count", i32);
+  }
+}
 
 Status CheckPaths(const std::string& in_path, const std::string& out_path) {
   namespace fs = std::filesystem;
@@ -226,6 +286,7 @@ Result<QuantizeSummary> QuantizeModel(const std::string& in_path, const std::str
   kvs.emplace_back("general.quantization_version", u32);
   u32.u = static_cast<uint32_t>(plan.preset->ftype);
   kvs.emplace_back("general.file_type", u32);
+  if (o.imatrix != nullptr && !o.imatrix->entries.empty()) AddImatrixKeys(*o.imatrix, o.imatrix_name, &kvs);
 
   std::vector<GgufTensorDecl> decls;
   for (const auto& t : plan.tensors) decls.push_back({t.name, t.to, t.ne});

@@ -1,11 +1,14 @@
 // `pocketlm quantize`: converts a GGUF model from F32/F16/BF16 (or, when asked, an already quantized one) to a
-// preset's mix of storage types, as llama.cpp's llama_model_quantize() does without an importance matrix:
+// preset's mix of storage types, as llama.cpp's llama_model_quantize() does, with or without an importance matrix:
 //  - metadata is copied in order, then `general.quantization_version` (2) and `general.file_type` (the preset's
 //    llama_ftype) are set (moved to the end, as gguf_set_val does), and split keys are dropped;
 //  - tensors are written in llama.cpp's order: tensors outside blocks first, then block by block (blk.N by N),
 //    by name within each group; 1-D tensors and norms keep their type;
 //  - a tensor's rows are quantized in parallel, a chunk of rows at a time, and streamed to the output, so memory
 //    stays at a few chunk buffers whatever the model size (the input is mapped, not read);
+//  - with an importance matrix, every tensor that has an entry is quantized with it (QuantizeRowWeighted), the
+//    matrix is recorded in the quantize.imatrix.* keys as llama-quantize records it, and types that need a matrix
+//    (IQ1/IQ2) are refused for tensors without an entry;
 //  - the output goes to a temp file renamed at the end: an error never leaves a partial file.
 #pragma once
 
@@ -16,6 +19,7 @@
 
 #include "base/status.h"
 #include "io/gguf/gguf_reader.h"
+#include "quantize/imatrix_file.h"
 #include "quantize/presets.h"
 
 namespace pocketlm::quantize {
@@ -26,6 +30,8 @@ struct QuantizeOptions {
   bool allow_requantize = false;  // accept quantized input tensors (dequantized first: quality suffers)
   bool pure = false;              // every quantizable tensor gets the preset's base type (no per-tensor rules)
   TypeOverrides overrides;
+  const ImportanceMatrix* imatrix = nullptr;  // owned by the caller; null: none
+  std::string imatrix_name;                   // recorded as quantize.imatrix.file (llama-quantize: the path given)
 };
 
 struct TensorPlan {
@@ -34,8 +40,9 @@ struct TensorPlan {
   std::vector<int64_t> ne;  // ggml order
   DType from = DType::kF32;
   DType to = DType::kF32;
-  bool convert = false;   // false: bytes copied as they are
-  bool fallback = false;  // the preset's type did not fit the row length (see note)
+  bool convert = false;            // false: bytes copied as they are
+  bool fallback = false;           // the preset's type did not fit the row length (see note)
+  const float* weights = nullptr;  // importance per column, (n_mat, ne[0]) for ne[2] matrices; null: none
   std::string note;
   uint64_t bytes_in = 0;
   uint64_t bytes_out = 0;

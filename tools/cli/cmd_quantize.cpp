@@ -96,6 +96,23 @@ int QuantizeCommand(const QuantizeOptions& q) {
     return Fail(s);
   }
 
+  quantize::ImportanceMatrix imatrix;
+  if (!q.imatrix.empty()) {
+    auto m = quantize::ReadImatrix(q.imatrix);
+    if (!m.ok()) return Fail(m.status());
+    imatrix = std::move(m.value());
+    o.imatrix = &imatrix;
+    o.imatrix_name = q.imatrix;
+    std::fprintf(stderr, "importance matrix %s: %zu entries from %d chunks of %s\n", q.imatrix.c_str(),
+                 imatrix.entries.size(), imatrix.chunk_count,
+                 imatrix.dataset.empty() ? "an unnamed text" : imatrix.dataset.c_str());
+  } else if (const quantize::Preset* p = quantize::FindPreset(q.type); p != nullptr && PresetNeedsImatrix(*p)) {
+    // llama-quantize refuses these presets without a matrix: at 1-2 bits, unweighted rounding ruins the model.
+    return Fail(InvalidArgument(std::string(p->name) +
+                                " needs an importance matrix: compute one with `pocketlm calibrate -m " + q.in +
+                                " --text CALIBRATION.txt -o model.imatrix`, then pass --imatrix model.imatrix"));
+  }
+
   ProgressView view;
   view.tty = ::isatty(::fileno(stderr)) != 0;
   auto r = quantize::QuantizeModel(q.in, out, o, OnProgress, &view);

@@ -1,4 +1,5 @@
 // pocketlm command line: the table of commands; each declares its options (option_table.h) and runs.
+#include "cmd_calibrate.h"
 #include "cmd_eval.h"
 #include "cmd_finetune.h"
 #include "cmd_import.h"
@@ -18,6 +19,9 @@ int main(int argc, char** argv) {
       MakeCommand<BenchOptions>("bench", "Measure prefill and decode speed (median of several runs)", BenchCommand),
       MakeCommand<QuantizeOptions>("quantize", "Quantize a GGUF model to a llama.cpp preset (Q4_K_M, Q8_0, ...)",
                                    QuantizeCommand),
+      MakeCommand<CalibrateCliOptions>(
+          "calibrate", "Importance matrix of a model on a calibration text, for low-bit quantization (llama-imatrix)",
+          CalibrateCommand),
       MakeCommand<FinetuneOptions>(
           "finetune", "Train a LoRA adapter on JSONL data (also on a quantized base), on the CPU", FinetuneCommand),
       MakeCommand<EvalOptions>("eval", "Perplexity, exact-match accuracy or KL divergence of a model", EvalCommand),

@@ -107,15 +107,20 @@ void BenchOptions::Declare(Options& o) {
 void QuantizeOptions::Declare(Options& o) {
   o.Add("input", &in, "Model to quantize (GGUF, F32/F16/BF16)").Required();
   o.Add("output", &out, "Output GGUF (written atomically)").Required();
-  o.Add("--type", &type,
-        "Preset, as llama-quantize names them: Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q2_K Q3_K_S Q3_K_M Q3_K_L Q4_K_S Q4_K_M "
-        "Q5_K_S Q5_K_M Q6_K IQ4_NL IQ4_XS F16 BF16 F32 (Q3_K/Q4_K/Q5_K mean the _M presets; case does not matter)")
+  o.Add(
+       "--type", &type,
+       "Preset, as llama-quantize names them: IQ1_S IQ1_M IQ2_XXS IQ2_XS IQ2_S IQ2_M IQ3_XXS IQ3_XS IQ3_S IQ3_M Q2_K_S "
+       "Q2_K Q3_K_S Q3_K_M Q3_K_L Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q4_K_S Q4_K_M "
+       "Q5_K_S Q5_K_M Q6_K IQ4_NL IQ4_XS F16 BF16 F32 (Q3_K/Q4_K/Q5_K mean the _M presets; case does not matter)")
       .Required();
   ThreadsOption(o, &threads);
   o.Flag("--allow-requantize", &allow_requantize, "Accept an already quantized input (loses more quality)");
   o.Flag("--pure", &pure, "Every quantizable tensor gets the preset's base type (no per-tensor mix)");
   o.Add("--output-tensor-type", &output_type, "Type for output.weight (e.g. q8_0)");
   o.Add("--token-embedding-type", &embd_type, "Type for token_embd.weight (e.g. q8_0)");
+  o.Add("--imatrix", &imatrix,
+        "Importance matrix (from `pocketlm calibrate` or llama-imatrix, binary or GGUF): weights each column's "
+        "rounding error by how much the model uses it; needed by IQ1_S..IQ2_M");
 }
 
 int Fail(const Status& s) {
@@ -180,6 +185,7 @@ Result<LoadedModel> LoadModel(const ModelOptions& o) {
   ContextParams cp;
   cp.n_threads = o.threads;
   cp.n_ctx = o.ctx;
+  if (o.n_batch > 0) cp.n_batch = o.n_batch;
   PLM_ASSIGN_OR_RETURN(lm.ctx, Context::Create(*lm.model, cp));
   PLM_RETURN_IF_ERROR(lm.ctx->SetAdapters(la.active));
   return lm;

@@ -41,6 +41,7 @@ struct ModelOptions {
   int threads = 2;
   int ctx = 0;
   bool gguf_layout = false;  // keep the file's row layout (no load-time interleaving)
+  int n_batch = 0;           // tokens evaluated together (0: the context's default); not a command-line option
 
   void Declare(Options& o, bool with_context = true);
 };
@@ -112,7 +113,7 @@ struct BenchOptions {
 int BenchCommand(const BenchOptions& o);
 
 struct QuantizeOptions {
-  std::string in, out, type, output_type, embd_type;
+  std::string in, out, type, output_type, embd_type, imatrix;
   int threads = 2;
   bool allow_requantize = false, pure = false;
   void Declare(Options& o);
