@@ -4,6 +4,7 @@
 #include <cmath>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <span>
 #include <sstream>
 
 #include "model/generate.h"
@@ -179,6 +180,84 @@ Result<KlResult> KlDivergence(Context& model, Context& reference, const std::vec
   }
   if (r.n_positions == 0) return InvalidArgument("no text to compare");
   return r;
+}
+
+Result<KlChunks> PlanKlChunks(int64_t n_tokens, int n_ctx, int max_chunks) {
+  if (n_ctx < 3) {
+    return InvalidArgument(
+        "a context of " + std::to_string(n_ctx) +
+        " tokens scores no position (KL chunks score n_ctx - 1 - n_ctx/2 tokens); use --ctx 3 or more");
+  }
+  KlChunks c;
+  c.n_ctx = n_ctx;
+  c.first = n_ctx / 2;  // perplexity.cpp: const int first = n_ctx/2;
+  c.n_tokens = n_tokens;
+  // perplexity.cpp: n_chunk_max = tokens.size() / n_ctx; n_chunk = min(--chunks, n_chunk_max).
+  const int64_t n_chunk_max = n_tokens / n_ctx;
+  if (n_chunk_max < 1) {
+    // llama-perplexity itself wants two chunks (2 n_ctx tokens).
+    const std::string hint = n_tokens >= 6 ? "; --ctx " + std::to_string(n_tokens) + " or less would fit (--ctx " +
+                                                 std::to_string(n_tokens / 2) + " for llama-perplexity's two chunks)"
+                                           : "";
+    return InvalidArgument("the text is " + std::to_string(n_tokens) + " tokens, shorter than one chunk of --ctx " +
+                           std::to_string(n_ctx) + hint);
+  }
+  c.n_chunks = static_cast<int>(max_chunks > 0 ? std::min<int64_t>(max_chunks, n_chunk_max) : n_chunk_max);
+  return c;
+}
+
+Result<KlStats> KlDivergenceChunked(Context& model, Context& reference, const std::vector<int32_t>& tokens,
+                                    const KlChunks& chunks, KlBaseRounding rounding,
+                                    const std::function<void(int, int, const KlStats&)>& progress) {
+  const int V = model.model().config().n_vocab;
+  if (reference.model().config().n_vocab != V) {
+    return InvalidArgument("the reference model's vocabulary (" + std::to_string(reference.model().config().n_vocab) +
+                           " tokens) differs from the model's (" + std::to_string(V) + ")");
+  }
+  const int n_ctx = chunks.n_ctx, first = chunks.first, n_scored = chunks.ScoredPerChunk();
+  if (model.n_ctx() < n_ctx || reference.n_ctx() < n_ctx) {
+    return InvalidArgument("the contexts hold fewer than " + std::to_string(n_ctx) + " positions");
+  }
+  if (static_cast<int64_t>(chunks.n_chunks) * n_ctx > static_cast<int64_t>(tokens.size()) || n_scored < 1) {
+    return InvalidArgument("the chunks do not fit the tokens");
+  }
+  for (int32_t t : tokens) {
+    if (t < 0 || t >= V) return InvalidArgument("token " + std::to_string(t) + " is outside the vocabulary");
+  }
+  KlStats stats(rounding);
+  // Both models evaluate the scored positions in slices of at most ~16M logits each (64 MB per model, whatever
+  // n_ctx), each context continuing its own cache: perplexity.cpp evaluates the whole chunk and reads the same rows.
+  const int slice = std::clamp(chunks.rows_per_eval > 0 ? chunks.rows_per_eval : (16 << 20) / V, 1, n_scored);
+  std::vector<int32_t> ref_toks, toks;
+  std::vector<float> scratch, ref_logits, logits;
+  // A chunk's tokens for `ctx`, its first token replaced by BOS when the model adds one (perplexity.cpp: "add BOS
+  // token for the first batch of each chunk"); the prefix before `first` is evaluated without logits.
+  auto start = [&](Context& ctx, std::span<const int32_t> chunk, std::vector<int32_t>* out) -> Status {
+    const Tokenizer& tok = ctx.model().tokenizer();
+    out->assign(chunk.begin(), chunk.end());
+    if (tok.add_bos() && tok.bos() >= 0) (*out)[0] = tok.bos();
+    ctx.Reset();
+    return ctx.Eval(std::span<const int32_t>(out->data(), static_cast<size_t>(first)), false, &scratch);
+  };
+  for (int c = 0; c < chunks.n_chunks; ++c) {
+    const std::span<const int32_t> chunk(tokens.data() + static_cast<size_t>(c) * static_cast<size_t>(n_ctx),
+                                         static_cast<size_t>(n_ctx));
+    PLM_RETURN_IF_ERROR(start(reference, chunk, &ref_toks));
+    PLM_RETURN_IF_ERROR(start(model, chunk, &toks));
+    // Positions first .. n_ctx - 2 predict tokens first + 1 .. n_ctx - 1 (the last token is never evaluated).
+    for (int j0 = 0; j0 < n_scored; j0 += slice) {
+      const size_t len = static_cast<size_t>(std::min(slice, n_scored - j0));
+      const size_t at = static_cast<size_t>(first + j0);
+      PLM_RETURN_IF_ERROR(reference.Eval(std::span<const int32_t>(ref_toks.data() + at, len), true, &ref_logits));
+      PLM_RETURN_IF_ERROR(model.Eval(std::span<const int32_t>(toks.data() + at, len), true, &logits));
+      for (size_t j = 0; j < len; ++j) {
+        const size_t row = j * static_cast<size_t>(V);
+        stats.Add(ref_logits.data() + row, logits.data() + row, V, chunk[at + j + 1]);
+      }
+    }
+    if (progress) progress(c + 1, chunks.n_chunks, stats);
+  }
+  return stats;
 }
 
 Result<std::vector<TrainExample>> TextWindows(const std::string& text, const Tokenizer& tok, int window) {

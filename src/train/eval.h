@@ -1,7 +1,9 @@
 // Quality measurements of a model (optionally with adapters, set on the Context passed in):
 //   perplexity of text or of the trainable tokens of a JSONL dataset,
 //   exact-match accuracy of greedy answers on a chat/completion test split,
-//   KL divergence from a reference model on the same text (how much quantization or an adapter moved it).
+//   KL divergence from a reference model on the same text (how much quantization or an adapter moved it): on
+//   plain text llama-perplexity --kl-divergence's chunks and statistics (train/kl_stats.h), on a dataset the mean
+//   over its examples' tokens.
 #pragma once
 
 #include <cstdint>
@@ -13,6 +15,7 @@
 #include "model/context.h"
 #include "tokenizer/chat_template.h"
 #include "train/data/dataset.h"
+#include "train/kl_stats.h"
 
 namespace pocketlm {
 
@@ -57,6 +60,30 @@ struct KlResult {
 };
 // Both contexts evaluate the same token windows (the models must share the vocabulary).
 Result<KlResult> KlDivergence(Context& model, Context& reference, const std::vector<TrainExample>& examples);
+
+// llama-perplexity's chunks (perplexity.cpp perplexity() and kl_divergence() at llama.cpp c392e50): the text is
+// tokenized once (BOS as the vocabulary says), cut into n_chunks = min(max_chunks, n_tokens / n_ctx) chunks of n_ctx
+// tokens (the rest is unused), each evaluated from an empty cache with its first token replaced by BOS when the
+// model adds one; in each chunk the logits at positions first = n_ctx / 2 .. n_ctx - 2 are scored against the
+// following token: n_ctx - 1 - first positions per chunk.
+struct KlChunks {
+  int n_ctx = 0, first = 0, n_chunks = 0;
+  int64_t n_tokens = 0;
+  int rows_per_eval = 0;  // scored positions evaluated at once per model (0: ~16M logits, 64 MB)
+  int ScoredPerChunk() const { return n_ctx - 1 - first; }
+  int64_t ScoredTotal() const { return static_cast<int64_t>(n_chunks) * ScoredPerChunk(); }
+};
+// max_chunks <= 0: every whole chunk. Errors (one line): n_ctx < 3 (nothing to score), text shorter than one chunk
+// (naming its token count and the largest --ctx that fits).
+Result<KlChunks> PlanKlChunks(int64_t n_tokens, int n_ctx, int max_chunks);
+
+// KL divergence of `model` from `reference` on `tokens` chunked as llama-perplexity --kl-divergence does (both
+// contexts hold at least n_ctx positions; at most rows_per_eval positions' logits of each model are held at a time,
+// and one float per scored position for the percentiles). progress is called after each chunk with the statistics
+// so far.
+Result<KlStats> KlDivergenceChunked(Context& model, Context& reference, const std::vector<int32_t>& tokens,
+                                    const KlChunks& chunks, KlBaseRounding rounding,
+                                    const std::function<void(int done, int total, const KlStats&)>& progress = {});
 
 // Plain text -> one example per context-sized window of its tokens (all tokens scored), for perplexity and KL on
 // a text file.

@@ -1,10 +1,12 @@
 // pocketlm eval -m MODEL [--lora ...] --perplexity FILE | --exact-match FILE.jsonl | --kl REF.gguf --text FILE
-// Each measurement ends with one summary line on stdout; progress goes to stderr.
+// Each measurement ends with a summary on stdout (one line; --kl on plain text: llama-perplexity --kl-divergence's
+// statistics, with its labels); progress goes to stderr when it is a terminal.
 #include "cmd_eval.h"
 
 #include <unistd.h>
 
 #include <cstdio>
+#include <string>
 
 #include "train/eval.h"
 
@@ -17,8 +19,15 @@ void EvalOptions::Declare(Options& o) {
   o.Add("--exact-match", &exact_match_path,
         "Exact-match accuracy of greedy answers on a JSONL test split ({\"messages\"} whose last message is "
         "the expected reply, or {\"prompt\", \"completion\"})");
-  o.Add("--kl", &kl_reference, "Reference model (GGUF): KL divergence of -m (with adapters) from it on --text");
+  o.Add("--kl", &kl_reference,
+        "Reference model (GGUF): KL divergence of -m (with adapters) from it on --text. Plain text is scored as "
+        "llama-perplexity --kl-divergence does (chunks of --ctx tokens, the second half of each scored) and its "
+        "statistics are printed; a JSONL dataset gives the mean KL over its examples' tokens");
   o.Add("--text", &kl_text, "Text (or JSONL dataset) for --kl");
+  o.Add("--chunks", &chunks, "--kl on plain text: use only the first N chunks (0: all)").Range(0, 1 << 30);
+  o.Flag("--kl-llama-rounding", &kl_llama_file,
+         "--kl on plain text: round the reference's log-probabilities to 16 bits as llama-perplexity's "
+         "--kl-divergence-base file does, with its single-precision arithmetic (default: exact, double)");
   ChatTemplateOption(o, &chat_template);
   o.Add("--max-tokens", &max_tokens, "Longest answer generated for --exact-match").ShowDefault().Range(1, 1 << 16);
   o.Add("--limit", &limit, "Use only the first N examples / items (0: all)").Range(int64_t{0}, int64_t{1} << 40);
@@ -26,11 +35,15 @@ void EvalOptions::Declare(Options& o) {
 
 namespace {
 
+bool IsJsonl(const std::string& path) {
+  return path.size() > 6 && path.ends_with(".jsonl");
+}
+
 // A text file becomes context-sized windows; a .jsonl file a dataset (loss mask: replies / completions).
 Result<std::vector<TrainExample>> LoadExamples(const std::string& path, const EvalOptions& o, const Model& model,
                                                int window) {
   std::vector<TrainExample> examples;
-  if (path.size() > 6 && path.ends_with(".jsonl")) {
+  if (IsJsonl(path)) {
     DatasetOptions d;
     std::string note;
     PLM_ASSIGN_OR_RETURN(const ChatFormat format,
@@ -46,6 +59,91 @@ Result<std::vector<TrainExample>> LoadExamples(const std::string& path, const Ev
   }
   if (o.limit > 0 && static_cast<int64_t>(examples.size()) > o.limit) examples.resize(static_cast<size_t>(o.limit));
   return examples;
+}
+
+// perplexity.cpp kl_divergence()'s final printout, same labels and formats (its "99.0% KLD" line printed twice there
+// is printed once; 95, 90 and 0.1 % KLD are added).
+void PrintKlSummary(const KlSummary& s) {
+  const auto pct_label = [](double f) -> std::string {
+    if (f >= 1) return "Maximum";
+    if (f <= 0) return "Minimum";
+    if (f == 0.5) return "Median ";
+    char b[16];
+    std::snprintf(b, sizeof(b), "%4.1f%%  ", 100.0 * f);
+    return b;
+  };
+  std::printf("====== Perplexity statistics ======\n");
+  std::printf("Mean PPL(Q)                   : %10.6lf ± %10.6lf\n", s.ppl_q.value, s.ppl_q.unc);
+  std::printf("Mean PPL(base)                : %10.6lf ± %10.6lf\n", s.ppl_base.value, s.ppl_base.unc);
+  std::printf("Cor(ln(PPL(Q)), ln(PPL(base))): %6.2lf%%\n", 100.0 * s.ln_ppl_correlation);
+  std::printf("Mean ln(PPL(Q)/PPL(base))     : %10.6lf ± %10.6lf\n", s.ln_ppl_ratio.value, s.ln_ppl_ratio.unc);
+  std::printf("Mean PPL(Q)/PPL(base)         : %10.6lf ± %10.6lf\n", s.ppl_ratio.value, s.ppl_ratio.unc);
+  std::printf("Mean PPL(Q)-PPL(base)         : %10.6lf ± %10.6lf\n", s.ppl_diff.value, s.ppl_diff.unc);
+  std::printf("\n====== KL divergence statistics ======\n");
+  std::printf("Mean    KLD: %10.6lf ± %10.6lf\n", s.kld.value, s.kld.unc);
+  for (const Percentile& p : s.kld_pct) std::printf("%s KLD: %10.6f\n", pct_label(p.fraction).c_str(), p.value);
+  std::printf("\n====== Token probability statistics ======\n");
+  std::printf("Mean    Δp: %6.3lf ± %5.3lf %%\n", 100.0 * s.p_diff.value, 100.0 * s.p_diff.unc);
+  for (const Percentile& p : s.p_diff_pct) {
+    std::printf("%s Δp: %6.3lf%%\n", pct_label(p.fraction).c_str(), 100.0 * p.value);
+  }
+  std::printf("RMS Δp    : %6.3lf ± %5.3lf %%\n", 100.0 * s.p_diff_rms.value, 100.0 * s.p_diff_rms.unc);
+  std::printf("Same top p: %6.3lf ± %5.3lf %%\n", 100.0 * s.same_top.value, 100.0 * s.same_top.unc);
+}
+
+// --kl on plain text: llama-perplexity --kl-divergence's chunks (the reference's tokenization of the text, BOS as
+// its vocabulary says) and statistics; both models evaluate one chunk at a time.
+int KlOnText(const EvalOptions& o, Context& ctx, const ModelOptions& mo) {
+  ModelOptions ro;
+  ro.model_path = o.kl_reference;
+  ro.threads = mo.threads;
+  ro.ctx = ctx.n_ctx();
+  auto ref = LoadModel(ro);
+  if (!ref.ok()) return Fail(ref.status());
+  const Model& ref_model = *ref.value().model;
+  const int n_vocab = ctx.model().config().n_vocab, ref_vocab = ref_model.config().n_vocab;
+  if (n_vocab != ref_vocab) {
+    return Fail(InvalidArgument("the vocabularies differ: " + o.kl_reference + " has " + std::to_string(ref_vocab) +
+                                " tokens, the model " + std::to_string(n_vocab)));
+  }
+  std::string text;
+  if (Status st = ReadTextFile(o.kl_text, &text); !st.ok()) return Fail(st);
+  // perplexity.cpp: common_tokenize(ctx, params.prompt, true) (add_special, no parsing of special tokens).
+  auto tokens = ref_model.tokenizer().Encode(text, /*add_special=*/true, /*parse_special=*/false);
+  if (!tokens.ok()) return Fail(tokens.status());
+  auto plan = PlanKlChunks(static_cast<int64_t>(tokens.value().size()), ctx.n_ctx(), o.chunks);
+  if (!plan.ok()) {
+    const std::string& msg = plan.status().message();
+    return Fail(InvalidArgument(msg.starts_with("the text") ? o.kl_text + ": " + msg : msg));
+  }
+  const KlChunks& chunks = plan.value();
+  if (chunks.n_tokens < 2 * static_cast<int64_t>(chunks.n_ctx)) {
+    std::fprintf(stderr, "note: llama-perplexity refuses texts shorter than two chunks (%lld tokens here, %d needed)\n",
+                 static_cast<long long>(chunks.n_tokens), 2 * chunks.n_ctx);
+  }
+  const bool tty = ::isatty(::fileno(stderr)) != 0;
+  auto r = KlDivergenceChunked(ctx, *ref.value().ctx, tokens.value(), chunks,
+                               o.kl_llama_file ? KlBaseRounding::kLlamaFile : KlBaseRounding::kExact,
+                               [tty](int done, int total, const KlStats& st) {
+                                 if (!tty) return;
+                                 // perplexity.cpp's running line of each chunk.
+                                 const KlSummary s = st.Summarize(/*with_percentiles=*/false);
+                                 std::fprintf(stderr,
+                                              "\rchunk %d/%d: PPL(Q) %.4f, ln(PPL(Q)/PPL(base)) %.5f, KLD %.5f, "
+                                              "Δp RMS %.3f%%, same top %.3f%%\x1b[K",
+                                              done, total, s.ppl_q.value, s.ln_ppl_ratio.value, s.kld.value,
+                                              100.0 * s.p_diff_rms.value, 100.0 * s.same_top.value);
+                               });
+  if (tty) std::fprintf(stderr, "\r\x1b[K");
+  if (!r.ok()) return Fail(r.status());
+  const KlSummary s = r.value().Summarize();
+  std::printf(
+      "KL divergence of %s from %s on %s: %d chunks of %d tokens (%lld tokens in the text), %lld positions "
+      "scored\n\n",
+      mo.model_path.c_str(), o.kl_reference.c_str(), o.kl_text.c_str(), chunks.n_chunks, chunks.n_ctx,
+      static_cast<long long>(chunks.n_tokens), static_cast<long long>(s.count));
+  PrintKlSummary(s);
+  return 0;
 }
 
 }  // namespace
@@ -92,6 +190,10 @@ int EvalCommand(const EvalOptions& o) {
                 static_cast<long long>(r.value().n), 100.0 * r.value().Accuracy(), o.exact_match_path.c_str());
   }
   if (!o.kl_reference.empty()) {
+    if (!IsJsonl(o.kl_text)) return KlOnText(o, ctx, mo);
+    if (o.chunks > 0 || o.kl_llama_file) {
+      return Fail(InvalidArgument("--chunks and --kl-llama-rounding apply to plain text; --text is a JSONL dataset"));
+    }
     ModelOptions ro;
     ro.model_path = o.kl_reference;
     ro.threads = mo.threads;

@@ -14,6 +14,8 @@ struct EvalOptions {
   std::string chat_template;
   int max_tokens = 64;
   int64_t limit = 0;
+  int chunks = 0;              // --kl on plain text: only the first N chunks (0: all)
+  bool kl_llama_file = false;  // round the reference's log-probabilities as llama-perplexity's base file does
 
   void Declare(Options& o);
 };
