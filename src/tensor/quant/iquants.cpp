@@ -1,6 +1,6 @@
 // IQ4_NL (32-blocks) and IQ4_XS (256-value super-blocks): 4-bit indices into the non-uniform table kIQ4NLValues
-// (ggml-quants.c, "4-bit non-linear quants"). Both quantizers are ggml's quantize_row_iq4_nl_impl without an
-// importance matrix and with ntry = 7, the path llama-quantize takes (quantize_iq4_nl / quantize_iq4_xs).
+// (ggml-quants.c, "4-bit non-linear quants"). All quantizers are ggml's quantize_row_iq4_nl_impl with ntry = 7, the
+// path llama-quantize takes (quantize_iq4_nl / quantize_iq4_xs), without or with an importance matrix.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -21,14 +21,17 @@ constexpr int kNtry = 7;
 constexpr int kNValues = 16;
 const int8_t* const kValues = kIQ4NLValues;
 
-// Best scale of one 32-value sub-block xb (weights x^2): start from d = -max / values[0] (the value of largest
-// magnitude on the table's longer, negative end), then try the 2*ntry+1 inverse scales (itry + values[0]) / max
-// and keep the least-squares scale with the largest sumqx^2 / sumq2. Lb receives the indices of the first
-// pass; they are recomputed later with the rounded scale. Returns 0 for an all-zero sub-block.
-float BestSubBlockScale(const float* xb, uint8_t* Lb) {
+// Division of the sums when every weight is 0: the reference quantizer (weights x^2, all 0 only if every x^2
+// underflows) stores scale 0 where ggml b4748 divides 0/0; importance weights of 0 are real input (columns the
+// calibration never saw), so the weighted quantizer keeps ggml's division and its NaN scale, byte for byte.
+enum class ZeroWeights { kScaleZero, kDivide };
+
+// Best scale of one 32-value sub-block xb under weight[0..32): start from d = -max / values[0] (the value of
+// largest magnitude on the table's longer, negative end), then try the 2*ntry+1 inverse scales
+// (itry + values[0]) / max and keep the least-squares scale with the largest sumqx^2 / sumq2. Lb receives the
+// indices of the first pass; they are recomputed later with the rounded scale. Returns 0 for an all-zero sub-block.
+float BestSubBlockScale(const float* xb, const float* weight, ZeroWeights zero_weights, uint8_t* Lb) {
   constexpr int kBlock = 32;
-  float weight[kBlock];
-  for (int j = 0; j < kBlock; ++j) weight[j] = xb[j] * xb[j];
   float amax = 0;
   float max = 0;
   for (int j = 0; j < kBlock; ++j) {
@@ -55,8 +58,7 @@ float BestSubBlockScale(const float* xb, uint8_t* Lb) {
     sumqx += w * q * xb[j];
     sumq2 += w * q * q;
   }
-  // ggml b4748 divides unguarded; sumq2 is 0 only if every x^2 underflows, where 0 is the right scale anyway.
-  d = sumq2 > 0 ? sumqx / sumq2 : 0.f;
+  d = sumq2 > 0 || zero_weights == ZeroWeights::kDivide ? sumqx / sumq2 : 0.f;
   float best = d * sumqx;
   for (int itry = -kNtry; itry <= kNtry; ++itry) {
     id = static_cast<float>(itry + kValues[0]) / max;
@@ -75,6 +77,25 @@ float BestSubBlockScale(const float* xb, uint8_t* Lb) {
     }
   }
   return d;
+}
+
+// 2 * mean(x^2) over a super-block of `size` values: widens the importance weights (quantize_row_iq4_nl_impl).
+float SuperBlockSigma2(const float* x, int size) {
+  float sigma2 = detail::SumOfSquares(x, size);
+  sigma2 *= 2.f / static_cast<float>(size);
+  return sigma2;
+}
+
+// The scale of the sub-block xb: weights x^2 without an importance matrix (qw_b nullptr), else
+// qw_b * sqrt(sigma2 + x^2).
+float SubBlockScale(const float* xb, const float* qw_b, float sigma2, uint8_t* Lb) {
+  float weight[32];
+  if (qw_b == nullptr) {
+    for (int j = 0; j < 32; ++j) weight[j] = xb[j] * xb[j];
+    return BestSubBlockScale(xb, weight, ZeroWeights::kScaleZero, Lb);
+  }
+  detail::ImportanceWeights(xb, qw_b, 32, sigma2, weight);
+  return BestSubBlockScale(xb, weight, ZeroWeights::kDivide, Lb);
 }
 
 // Nibble packing shared by both formats: within each 32 values, byte j = index j | index j + 16 << 4.
@@ -103,19 +124,34 @@ void DequantizeRow<DType::kIQ4_NL>(const void* src, float* dst, int64_t n) {
   }
 }
 
+namespace {
 // One super-block of one sub-block: d is the sub-block's scale (in f16), indices recomputed against the f32 scale.
-template <>
-void QuantizeRow<DType::kIQ4_NL>(const float* src, void* dst, int64_t n) {
+// qw: the importance matrix row, or nullptr.
+void QuantizeIQ4NL(const float* src, void* dst, int64_t n, const float* qw) {
   auto* y = static_cast<BlockIQ4_NL*>(dst);
   uint8_t L[kQK4_NL];
   for (int64_t i = 0; i < n / kQK4_NL; ++i) {
     const float* x = src + i * kQK4_NL;
-    const float scale = BestSubBlockScale(x, L);
+    const float* qw_b = qw != nullptr ? qw + i * kQK4_NL : nullptr;
+    const float sigma2 = qw_b != nullptr ? SuperBlockSigma2(x, kQK4_NL) : 0.f;
+    const float scale = SubBlockScale(x, qw_b, sigma2, L);
     y[i].d = F32ToF16(scale);
     const float id = scale != 0 ? 1 / scale : 0;
     for (int j = 0; j < kQK4_NL; ++j) L[j] = static_cast<uint8_t>(BestIndexInt8(kNValues, kValues, id * x[j]));
     PackNibbles(L, kQK4_NL, y[i].qs);
   }
+}
+}  // namespace
+
+template <>
+void QuantizeRow<DType::kIQ4_NL>(const float* src, void* dst, int64_t n) {
+  QuantizeIQ4NL(src, dst, n, nullptr);
+}
+
+// ggml quantize_iq4_nl with an importance matrix.
+template <>
+void QuantizeRowWeighted<DType::kIQ4_NL>(const float* src, void* dst, int64_t n, const float* weights) {
+  QuantizeIQ4NL(src, dst, n, weights);
 }
 
 // ---- IQ4_XS: x = d * (ls - 32) * values[q] ------------------------------------------------------------------------
@@ -140,19 +176,21 @@ void DequantizeRow<DType::kIQ4_XS>(const void* src, float* dst, int64_t n) {
   }
 }
 
+namespace {
 // Sub-block scales to signed 6 bits against d = -max_scale / 32 (max_scale = the scale of largest magnitude),
-// then every index recomputed with its rounded sub-block scale d * l.
-template <>
-void QuantizeRow<DType::kIQ4_XS>(const float* src, void* dst, int64_t n) {
+// then every index recomputed with its rounded sub-block scale d * l. qw: the importance matrix row, or nullptr.
+void QuantizeIQ4XS(const float* src, void* dst, int64_t n, const float* qw) {
   auto* y = static_cast<BlockIQ4_XS*>(dst);
   uint8_t L[kQK_K];
   float scales[kQK_K / 32];
   for (int64_t i = 0; i < n / kQK_K; ++i) {
     const float* x = src + i * kQK_K;
+    const float* qw_i = qw != nullptr ? qw + i * kQK_K : nullptr;
+    const float sigma2 = qw_i != nullptr ? SuperBlockSigma2(x, kQK_K) : 0.f;
     float max_scale = 0;
     float amax_scale = 0;
     for (int ib = 0; ib < kQK_K / 32; ++ib) {
-      scales[ib] = BestSubBlockScale(x + 32 * ib, L + 32 * ib);
+      scales[ib] = SubBlockScale(x + 32 * ib, qw_i != nullptr ? qw_i + 32 * ib : nullptr, sigma2, L + 32 * ib);
       const float abs_d = std::fabs(scales[ib]);
       if (abs_d > amax_scale) {
         amax_scale = abs_d;
@@ -184,6 +222,18 @@ void QuantizeRow<DType::kIQ4_XS>(const float* src, void* dst, int64_t n) {
     }
     PackNibbles(L, kQK_K, y[i].qs);
   }
+}
+}  // namespace
+
+template <>
+void QuantizeRow<DType::kIQ4_XS>(const float* src, void* dst, int64_t n) {
+  QuantizeIQ4XS(src, dst, n, nullptr);
+}
+
+// ggml quantize_iq4_xs with an importance matrix.
+template <>
+void QuantizeRowWeighted<DType::kIQ4_XS>(const float* src, void* dst, int64_t n, const float* weights) {
+  QuantizeIQ4XS(src, dst, n, weights);
 }
 
 }  // namespace pocketlm::quant

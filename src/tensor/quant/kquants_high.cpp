@@ -41,31 +41,43 @@ void QuantizeScalesMinsK(const float* x, int nmax, float rmin, int nstep, uint16
 
   const float inv_scale = max_scale > 0 ? 63.f / max_scale : 0.f;
   const float inv_min = max_min > 0 ? 63.f / max_min : 0.f;
+  uint8_t ls[kQK_K / 32];
+  uint8_t lm[kQK_K / 32];
   for (int j = 0; j < kQK_K / 32; ++j) {
     // ggml stores nearest_int's result in a uint8_t before clamping to 63.
-    auto ls = static_cast<uint8_t>(NearestInt(inv_scale * scales[j]));
-    auto lm = static_cast<uint8_t>(NearestInt(inv_min * mins[j]));
-    ls = std::min<uint8_t>(63, ls);
-    lm = std::min<uint8_t>(63, lm);
-    if (j < 4) {
-      packed[j] = ls;
-      packed[j + 4] = lm;
-    } else {
-      packed[j + 4] = static_cast<uint8_t>((ls & 0xF) | ((lm & 0xF) << 4));
-      packed[j - 4] = static_cast<uint8_t>(packed[j - 4] | ((ls >> 4) << 6));
-      packed[j - 0] = static_cast<uint8_t>(packed[j - 0] | ((lm >> 4) << 6));
-    }
+    ls[j] = std::min<uint8_t>(63, static_cast<uint8_t>(NearestInt(inv_scale * scales[j])));
+    lm[j] = std::min<uint8_t>(63, static_cast<uint8_t>(NearestInt(inv_min * mins[j])));
   }
+  detail::PackScalesMinsK4(ls, lm, packed);
   *d_out = F32ToF16(max_scale / 63.f);
   *dmin_out = F32ToF16(max_min / 63.f);
+  detail::RequantizeScalesMinsK4(x, nmax, *d_out, *dmin_out, packed, L);
+}
 
+}  // namespace
+
+void detail::PackScalesMinsK4(const uint8_t* ls, const uint8_t* lm, uint8_t* packed) {
+  for (int j = 0; j < kQK_K / 32; ++j) {
+    if (j < 4) {
+      packed[j] = ls[j];
+      packed[j + 4] = lm[j];
+    } else {
+      packed[j + 4] = static_cast<uint8_t>((ls[j] & 0xF) | ((lm[j] & 0xF) << 4));
+      packed[j - 4] = static_cast<uint8_t>(packed[j - 4] | ((ls[j] >> 4) << 6));
+      packed[j - 0] = static_cast<uint8_t>(packed[j - 0] | ((lm[j] >> 4) << 6));
+    }
+  }
+}
+
+void detail::RequantizeScalesMinsK4(const float* x, int nmax, uint16_t d16, uint16_t dmin16, const uint8_t* packed,
+                                    uint8_t* L) {
   for (int j = 0; j < kQK_K / 32; ++j) {
     uint8_t sc;
     uint8_t m;
     GetScaleMinK4(j, packed, &sc, &m);
-    const float d = F16ToF32(*d_out) * static_cast<float>(sc);
-    if (d == 0) continue;  // zero scale: keep make_qkx2_quants' L
-    const float dm = F16ToF32(*dmin_out) * static_cast<float>(m);
+    const float d = F16ToF32(d16) * static_cast<float>(sc);
+    if (d == 0) continue;  // zero scale: keep the search's L
+    const float dm = F16ToF32(dmin16) * static_cast<float>(m);
     for (int ii = 0; ii < 32; ++ii) {
       const int l = NearestInt((x[32 * j + ii] + dm) / d);
       L[32 * j + ii] = static_cast<uint8_t>(std::max(0, std::min(nmax, l)));
@@ -73,7 +85,36 @@ void QuantizeScalesMinsK(const float* x, int nmax, float rmin, int nstep, uint16
   }
 }
 
-}  // namespace
+void detail::PackQ4K(const uint8_t* L, uint8_t* qs) {
+  for (int j = 0; j < kQK_K; j += 64) {
+    for (int l = 0; l < 32; ++l) qs[l] = static_cast<uint8_t>(L[j + l] | (L[j + l + 32] << 4));
+    qs += 32;
+  }
+}
+
+void detail::PackQ5K(const uint8_t* L, uint8_t* ql, uint8_t* qh) {
+  std::memset(qh, 0, kQK_K / 8);
+  uint8_t m1 = 1;
+  uint8_t m2 = 2;
+  for (int chunk = 0; chunk < kQK_K; chunk += 64) {
+    for (int j = 0; j < 32; ++j) {
+      int l1 = L[chunk + j];
+      if (l1 > 15) {
+        l1 -= 16;
+        qh[j] = static_cast<uint8_t>(qh[j] | m1);
+      }
+      int l2 = L[chunk + j + 32];
+      if (l2 > 15) {
+        l2 -= 16;
+        qh[j] = static_cast<uint8_t>(qh[j] | m2);
+      }
+      ql[j] = static_cast<uint8_t>(l1 | (l2 << 4));
+    }
+    m1 = static_cast<uint8_t>(m1 << 2);
+    m2 = static_cast<uint8_t>(m2 << 2);
+    ql += 32;
+  }
+}
 
 // ---- Q4_K: x = d * sc * q - dmin * m ------------------------------------------------------------------------------
 
@@ -111,11 +152,7 @@ void QuantizeRow<DType::kQ4_K>(const float* src, void* dst, int64_t n) {
   for (int64_t i = 0; i < n / kQK_K; ++i) {
     const float* x = src + i * kQK_K;
     QuantizeScalesMinsK(x, 15, -1.f, 20, &y[i].d, &y[i].dmin, y[i].scales, L);
-    uint8_t* q = y[i].qs;
-    for (int j = 0; j < kQK_K; j += 64) {
-      for (int l = 0; l < 32; ++l) q[l] = static_cast<uint8_t>(L[j + l] | (L[j + l + 32] << 4));
-      q += 32;
-    }
+    detail::PackQ4K(L, y[i].qs);
   }
 }
 
@@ -160,29 +197,7 @@ void QuantizeRow<DType::kQ5_K>(const float* src, void* dst, int64_t n) {
   for (int64_t i = 0; i < n / kQK_K; ++i) {
     const float* x = src + i * kQK_K;
     QuantizeScalesMinsK(x, 31, -0.5f, 15, &y[i].d, &y[i].dmin, y[i].scales, L);
-    uint8_t* qh = y[i].qh;
-    uint8_t* ql = y[i].qs;
-    std::memset(qh, 0, kQK_K / 8);
-    uint8_t m1 = 1;
-    uint8_t m2 = 2;
-    for (int chunk = 0; chunk < kQK_K; chunk += 64) {
-      for (int j = 0; j < 32; ++j) {
-        int l1 = L[chunk + j];
-        if (l1 > 15) {
-          l1 -= 16;
-          qh[j] = static_cast<uint8_t>(qh[j] | m1);
-        }
-        int l2 = L[chunk + j + 32];
-        if (l2 > 15) {
-          l2 -= 16;
-          qh[j] = static_cast<uint8_t>(qh[j] | m2);
-        }
-        ql[j] = static_cast<uint8_t>(l1 | (l2 << 4));
-      }
-      m1 = static_cast<uint8_t>(m1 << 2);
-      m2 = static_cast<uint8_t>(m2 << 2);
-      ql += 32;
-    }
+    detail::PackQ5K(L, y[i].qs, y[i].qh);
   }
 }
 
@@ -217,10 +232,10 @@ void DequantizeRow<DType::kQ6_K>(const void* src, float* dst, int64_t n) {
   }
 }
 
-// ggml quantize_row_q6_K_ref: per sub-block make_qx_quants(16, 32, rmse_type 1), the signed scales to 8 bits
-// against the one of largest magnitude (iscale = -128 / max_scale, clamped to 127), values requantized.
-template <>
-void QuantizeRow<DType::kQ6_K>(const float* src, void* dst, int64_t n) {
+// ggml quantize_row_q6_K_ref / quantize_row_q6_K_impl: per sub-block make_qx_quants(16, 32, rmse_type 1, qw), the
+// signed scales to 8 bits against the one of largest magnitude (iscale = -128 / max_scale, clamped to 127), values
+// requantized. The importance matrix only replaces the x^2 weights of the scale search.
+void detail::QuantizeQ6K(const float* src, void* dst, int64_t n, const float* qw) {
   auto* y = static_cast<BlockQ6_K*>(dst);
   int8_t L[kQK_K];
   float scales[kQK_K / 16];
@@ -229,7 +244,8 @@ void QuantizeRow<DType::kQ6_K>(const float* src, void* dst, int64_t n) {
     float max_scale = 0;
     float max_abs_scale = 0;
     for (int ib = 0; ib < kQK_K / 16; ++ib) {
-      const float scale = detail::MakeQxQuants(16, 32, x + 16 * ib, L + 16 * ib, 1, nullptr);
+      const float* qw_sub = qw != nullptr ? qw + i * kQK_K + 16 * ib : nullptr;
+      const float scale = detail::MakeQxQuants(16, 32, x + 16 * ib, L + 16 * ib, 1, qw_sub);
       scales[ib] = scale;
       const float abs_scale = std::fabs(scale);
       if (abs_scale > max_abs_scale) {
@@ -271,6 +287,11 @@ void QuantizeRow<DType::kQ6_K>(const float* src, void* dst, int64_t n) {
       qh += 32;
     }
   }
+}
+
+template <>
+void QuantizeRow<DType::kQ6_K>(const float* src, void* dst, int64_t n) {
+  detail::QuantizeQ6K(src, dst, n, nullptr);
 }
 
 // ---- Q8_K: x = d * q, d f32 ---------------------------------------------------------------------------------------

@@ -28,6 +28,19 @@ void Pack2Bits(const uint8_t* L, uint8_t* qs) {
 
 // ---- Q2_K: x = d * sc * q - dmin * m, q in [0, 3], sc and m 4-bit ------------------------------------------------
 
+void detail::FinishQ2K(const float* x, uint8_t* L, BlockQ2_K* y) {
+  for (int j = 0; j < kQK_K / 16; ++j) {
+    const float d = F16ToF32(y->d) * static_cast<float>(y->scales[j] & 0xF);
+    if (d == 0) continue;  // zero scale: keep the search's L (all values decode to -dm anyway)
+    const float dm = F16ToF32(y->dmin) * static_cast<float>(y->scales[j] >> 4);
+    for (int ii = 0; ii < 16; ++ii) {
+      const int l = NearestInt((x[16 * j + ii] + dm) / d);
+      L[16 * j + ii] = static_cast<uint8_t>(std::max(0, std::min(3, l)));
+    }
+  }
+  Pack2Bits(L, y->qs);
+}
+
 template <>
 void DequantizeRow<DType::kQ2_K>(const void* src, float* dst, int64_t n) {
   const auto* x = static_cast<const BlockQ2_K*>(src);
@@ -94,16 +107,7 @@ void QuantizeRow<DType::kQ2_K>(const float* src, void* dst, int64_t n) {
     } else {
       y[i].dmin = F32ToF16(0.f);
     }
-    for (int j = 0; j < kQK_K / 16; ++j) {
-      const float d = F16ToF32(y[i].d) * static_cast<float>(y[i].scales[j] & 0xF);
-      if (d == 0) continue;  // zero scale: keep make_qkx2_quants' L (all values decode to -dm anyway)
-      const float dm = F16ToF32(y[i].dmin) * static_cast<float>(y[i].scales[j] >> 4);
-      for (int ii = 0; ii < 16; ++ii) {
-        const int l = NearestInt((x[16 * j + ii] + dm) / d);
-        L[16 * j + ii] = static_cast<uint8_t>(std::max(0, std::min(3, l)));
-      }
-    }
-    Pack2Bits(L, y[i].qs);
+    detail::FinishQ2K(x, L, &y[i]);
     x += kQK_K;
   }
 }
@@ -121,6 +125,45 @@ void UnpackQ3Scales(const uint8_t* packed, int8_t* scales) {
   }
 }
 }  // namespace
+
+void detail::PackQ3Scales(const int8_t* ls, uint8_t* packed) {
+  std::memset(packed, 0, 12);
+  for (int j = 0; j < kQK_K / 16; ++j) {
+    int l = ls[j];
+    if (j < 8) {
+      packed[j] = static_cast<uint8_t>(l & 0xF);
+    } else {
+      packed[j - 8] = static_cast<uint8_t>(packed[j - 8] | ((l & 0xF) << 4));
+    }
+    l >>= 4;
+    packed[j % 4 + 8] = static_cast<uint8_t>(packed[j % 4 + 8] | (l << (2 * (j / 4))));
+  }
+}
+
+void detail::FinishQ3K(const float* x, int8_t* L, BlockQ3_K* y) {
+  int8_t sc[16];
+  UnpackQ3Scales(y->scales, sc);
+  for (int j = 0; j < kQK_K / 16; ++j) {
+    const float d = F16ToF32(y->d) * static_cast<float>(sc[j] - 32);
+    if (d == 0) continue;
+    for (int ii = 0; ii < 16; ++ii) {
+      const int l = NearestInt(x[16 * j + ii] / d);
+      L[16 * j + ii] = static_cast<int8_t>(std::max(-4, std::min(3, l)) + 4);
+    }
+  }
+  // High bit of value j goes to bit j / 32 of hmask[j % 32]; the low 2 bits are packed as in Q2_K.
+  std::memset(y->hmask, 0, kQK_K / 8);
+  uint8_t low[kQK_K];
+  for (int j = 0; j < kQK_K; ++j) {
+    int l = L[j];
+    if (l > 3) {
+      y->hmask[j % 32] = static_cast<uint8_t>(y->hmask[j % 32] | (1 << (j / 32)));
+      l -= 4;
+    }
+    low[j] = static_cast<uint8_t>(l);
+  }
+  Pack2Bits(low, y->qs);
+}
 
 template <>
 void DequantizeRow<DType::kQ3_K>(const void* src, float* dst, int64_t n) {
@@ -174,49 +217,21 @@ void QuantizeRow<DType::kQ3_K>(const float* src, void* dst, int64_t n) {
       }
     }
 
-    std::memset(y[i].scales, 0, 12);
     if (max_scale != 0) {
       const float iscale = -32.f / max_scale;
+      int8_t ls[kQK_K / 16];
       for (int j = 0; j < kQK_K / 16; ++j) {
         // ggml stores nearest_int's result in an int8_t before clamping.
-        auto l = static_cast<int8_t>(NearestInt(iscale * scales[j]));
-        l = static_cast<int8_t>(std::max<int>(-32, std::min<int>(31, l)) + 32);
-        if (j < 8) {
-          y[i].scales[j] = static_cast<uint8_t>(l & 0xF);
-        } else {
-          y[i].scales[j - 8] = static_cast<uint8_t>(y[i].scales[j - 8] | ((l & 0xF) << 4));
-        }
-        l = static_cast<int8_t>(l >> 4);
-        y[i].scales[j % 4 + 8] = static_cast<uint8_t>(y[i].scales[j % 4 + 8] | (l << (2 * (j / 4))));
+        const auto l = static_cast<int8_t>(NearestInt(iscale * scales[j]));
+        ls[j] = static_cast<int8_t>(std::max<int>(-32, std::min<int>(31, l)) + 32);
       }
+      detail::PackQ3Scales(ls, y[i].scales);
       y[i].d = F32ToF16(1 / iscale);
     } else {
+      std::memset(y[i].scales, 0, 12);
       y[i].d = F32ToF16(0.f);
     }
-
-    int8_t sc[16];
-    UnpackQ3Scales(y[i].scales, sc);
-    for (int j = 0; j < kQK_K / 16; ++j) {
-      const float d = F16ToF32(y[i].d) * static_cast<float>(sc[j] - 32);
-      if (d == 0) continue;
-      for (int ii = 0; ii < 16; ++ii) {
-        const int l = NearestInt(x[16 * j + ii] / d);
-        L[16 * j + ii] = static_cast<int8_t>(std::max(-4, std::min(3, l)) + 4);
-      }
-    }
-
-    // High bit of value j goes to bit j / 32 of hmask[j % 32]; the low 2 bits are packed as in Q2_K.
-    std::memset(y[i].hmask, 0, kQK_K / 8);
-    uint8_t low[kQK_K];
-    for (int j = 0; j < kQK_K; ++j) {
-      int l = L[j];
-      if (l > 3) {
-        y[i].hmask[j % 32] = static_cast<uint8_t>(y[i].hmask[j % 32] | (1 << (j / 32)));
-        l -= 4;
-      }
-      low[j] = static_cast<uint8_t>(l);
-    }
-    Pack2Bits(low, y[i].qs);
+    detail::FinishQ3K(x, L, &y[i]);
     x += kQK_K;
   }
 }

@@ -1,4 +1,5 @@
-// ggml's scale searches for the k-quants (ggml-quants.c: make_qx_quants, make_q3_quants, make_qkx2_quants).
+// ggml's scale searches for the k-quants (ggml-quants.c: make_qx_quants, make_q3_quants, make_qkx2_quants,
+// make_qp_quants) and the importance weights of its weighted quantizers.
 // Expressions keep ggml's evaluation order (e.g. w*x*l is (w*x)*l); the library is built with -ffp-contract=off so
 // no compiler fuses them into FMAs.
 #include "tensor/quant/quant_math.h"
@@ -19,6 +20,52 @@ inline float RmseWeight(int rmse_type, const float* qw, const float* x, int i) {
     default: return std::sqrt(std::fabs(x[i]));
   }
 }
+
+// The weighted sums sumlx = sum w*x*l and suml2 = sum w*l*l of levels l = level(i), each stored in L[i] (as
+// ggml's make_q3_quants / make_qp_quants start their coordinate descent).
+template <typename Level, typename WeightFn, typename LevelFn>
+void InitialSums(int n, const float* x, Level* L, WeightFn weight, LevelFn level, float* sumlx, float* suml2) {
+  for (int i = 0; i < n; ++i) {
+    const int l = level(i);
+    L[i] = static_cast<Level>(l);
+    const float w = weight(i);
+    const auto fl = static_cast<float>(l);
+    *sumlx += w * x[i] * fl;
+    *suml2 += w * fl * fl;
+  }
+}
+
+// Up to 5 rounds of coordinate descent on the levels L (make_q3_quants, make_qp_quants): each level moves to the
+// value that is least-squares optimal with the others fixed (clamped by `clamp`), when that raises
+// sumlx^2 / suml2. The two ggml functions differ in when they require the remaining suml2 to be positive: before
+// the move (sl2_first) or after it.
+template <typename Level, typename WeightFn, typename ClampFn>
+void CoordinateDescent(int n, const float* x, Level* L, WeightFn weight, ClampFn clamp, bool sl2_first, float* sumlx,
+                       float* suml2) {
+  for (int itry = 0; itry < 5; ++itry) {
+    int n_changed = 0;
+    for (int i = 0; i < n; ++i) {
+      const float w = weight(i);
+      const auto li = static_cast<float>(L[i]);
+      float slx = *sumlx - w * x[i] * li;
+      float sl2 = *suml2 - w * li * li;
+      if (!(slx > 0) || (sl2_first && !(sl2 > 0))) continue;
+      const int new_l = clamp(NearestInt(x[i] * sl2 / slx));
+      if (new_l == L[i]) continue;
+      const auto fl = static_cast<float>(new_l);
+      slx += w * x[i] * fl;
+      sl2 += w * fl * fl;
+      if ((sl2_first || sl2 > 0) && slx * slx * *suml2 > *sumlx * *sumlx * sl2) {
+        L[i] = static_cast<Level>(new_l);
+        *sumlx = slx;
+        *suml2 = sl2;
+        ++n_changed;
+      }
+    }
+    if (!n_changed) break;
+  }
+}
+
 }  // namespace
 
 float MakeQxQuants(int n, int nmax, const float* x, int8_t* L, int rmse_type, const float* qw) {
@@ -102,42 +149,13 @@ float MakeQ3Quants(int n, int nmax, const float* x, int8_t* L, bool do_rmse) {
   }
   const float iscale = static_cast<float>(-nmax) / max;
   if (do_rmse) {
+    const auto weight = [x](int i) { return x[i] * x[i]; };
+    const auto clamp = [nmax](int l) { return std::max(-nmax, std::min(nmax - 1, l)); };
     float sumlx = 0;
     float suml2 = 0;
-    for (int i = 0; i < n; ++i) {
-      int l = NearestInt(iscale * x[i]);
-      l = std::max(-nmax, std::min(nmax - 1, l));
-      L[i] = static_cast<int8_t>(l);
-      const float w = x[i] * x[i];
-      const auto fl = static_cast<float>(l);
-      sumlx += w * x[i] * fl;
-      suml2 += w * fl * fl;
-    }
-    for (int itry = 0; itry < 5; ++itry) {
-      int n_changed = 0;
-      for (int i = 0; i < n; ++i) {
-        const float w = x[i] * x[i];
-        const auto li = static_cast<float>(L[i]);
-        float slx = sumlx - w * x[i] * li;
-        if (slx > 0) {
-          float sl2 = suml2 - w * li * li;
-          int new_l = NearestInt(x[i] * sl2 / slx);
-          new_l = std::max(-nmax, std::min(nmax - 1, new_l));
-          if (new_l != L[i]) {
-            const auto fl = static_cast<float>(new_l);
-            slx += w * x[i] * fl;
-            sl2 += w * fl * fl;
-            if (sl2 > 0 && slx * slx * suml2 > sumlx * sumlx * sl2) {
-              L[i] = static_cast<int8_t>(new_l);
-              sumlx = slx;
-              suml2 = sl2;
-              ++n_changed;
-            }
-          }
-        }
-      }
-      if (!n_changed) break;
-    }
+    InitialSums(
+        n, x, L, weight, [&](int i) { return clamp(NearestInt(iscale * x[i])); }, &sumlx, &suml2);
+    CoordinateDescent(n, x, L, weight, clamp, false, &sumlx, &suml2);
     for (int i = 0; i < n; ++i) L[i] = static_cast<int8_t>(L[i] + nmax);
     return suml2 > 0.0f ? sumlx / suml2 : 0.0f;
   }
@@ -222,6 +240,64 @@ float MakeQkx2Quants(int n, int nmax, const float* x, const float* weights, uint
   }
   *the_min = -min;
   return scale;
+}
+
+float MakeQpQuants(int n, int nmax, const float* x, uint8_t* L, const float* quant_weights) {
+  float max = 0;
+  // ggml's MAX(max, x[i]) (a NaN x[i] fails the comparison and is taken).
+  for (int i = 0; i < n; ++i) max = max > x[i] ? max : x[i];
+  if (max == 0) {  // all zero or negative
+    for (int i = 0; i < n; ++i) L[i] = 0;
+    return 0.f;
+  }
+  const auto fnmax = static_cast<float>(nmax);
+  float iscale = fnmax / max;
+  for (int i = 0; i < n; ++i) L[i] = static_cast<uint8_t>(NearestInt(iscale * x[i]));
+  // The scale search: squared error of each candidate scale, levels capped at nmax only.
+  const auto weighted_error = [&](float scale, auto level) {
+    float mse = 0;
+    for (int i = 0; i < n; ++i) {
+      const float diff = x[i] - scale * static_cast<float>(level(i));
+      mse += quant_weights[i] * diff * diff;
+    }
+    return mse;
+  };
+  float best_mse = weighted_error(1 / iscale, [&](int i) { return L[i]; });
+  for (int is = -4; is <= 4; ++is) {
+    if (is == 0) continue;
+    const float iscale_is = (0.1f * static_cast<float>(is) + fnmax) / max;
+    const float mse =
+        weighted_error(1 / iscale_is, [&](int i) { return std::min(nmax, NearestInt(iscale_is * x[i])); });
+    if (mse < best_mse) {
+      best_mse = mse;
+      iscale = iscale_is;
+    }
+  }
+  // The sums use the level itself; the descent reads it back from L (modulo 256), as ggml does.
+  const auto weight = [quant_weights](int i) { return quant_weights[i]; };
+  const auto clamp = [nmax](int l) { return std::min(nmax, l); };
+  float sumlx = 0;
+  float suml2 = 0;
+  InitialSums(
+      n, x, L, weight, [&](int i) { return clamp(NearestInt(iscale * x[i])); }, &sumlx, &suml2);
+  CoordinateDescent(n, x, L, weight, clamp, true, &sumlx, &suml2);
+  return sumlx / suml2;
+}
+
+float SumOfSquares(const float* x, int64_t n) {
+  float sum = 0;
+  for (int64_t i = 0; i < n; ++i) sum += x[i] * x[i];
+  return sum;
+}
+
+void ImportanceWeights(const float* x, const float* qw, int n, float sigma2, float* weight) {
+  for (int j = 0; j < n; ++j) weight[j] = qw[j] * std::sqrt(sigma2 + x[j] * x[j]);
+}
+
+float SumInOrder(const float* w, int n) {
+  float sum = 0;
+  for (int j = 0; j < n; ++j) sum += w[j];
+  return sum;
 }
 
 }  // namespace pocketlm::quant::detail
