@@ -177,9 +177,19 @@ class Runner {
     const int64_t chunk = std::min(rows, std::max<int64_t>(pool_.size(), kChunkValues / ne0));
     std::vector<float> f32(t.from == DType::kF32 ? 0 : static_cast<size_t>(chunk * ne0));  // (chunk, ne0)
     std::vector<uint8_t> out(static_cast<size_t>(chunk) * out_row);                        // (chunk, out_row)
+    const bool weighted = t.weights != nullptr && to.quantize_row_weighted != nullptr;
+    // Weighted rows decoded again (chunk, ne0): a block whose importance is all zero gets a 0/0 scale in ggml's
+    // quantizers, which llama-quantize's validation refuses; so does this.
+    std::vector<float> check(weighted ? static_cast<size_t>(chunk * ne0) : 0);
+    // The lowest row index for which `flag` is raised, across threads.
+    const auto lowest = [](std::atomic<int64_t>& flag, int64_t row) {
+      int64_t cur = flag.load();
+      while (row < cur && !flag.compare_exchange_weak(cur, row)) {
+      }
+    };
     for (int64_t r0 = 0; r0 < rows; r0 += chunk) {
       const int64_t n = std::min(chunk, rows - r0);
-      std::atomic<int64_t> bad_row{rows};
+      std::atomic<int64_t> bad_row{rows}, bad_out{rows};
       pool_.ParallelFor(static_cast<size_t>(n), [&](size_t begin, size_t end) {
         for (size_t i = begin; i < end; ++i) {
           const uint8_t* src = t.src->data + static_cast<uint64_t>(r0 + static_cast<int64_t>(i)) * in_row;
@@ -194,23 +204,31 @@ class Runner {
           bool finite = true;
           for (int64_t k = 0; k < ne0; ++k) finite &= std::isfinite(x[k]);
           if (!finite) {
-            int64_t row = r0 + static_cast<int64_t>(i), cur = bad_row.load();
-            while (row < cur && !bad_row.compare_exchange_weak(cur, row)) {
-            }
+            lowest(bad_row, r0 + static_cast<int64_t>(i));
             continue;
           }
           uint8_t* dst = out.data() + i * out_row;
-          if (t.weights != nullptr && to.quantize_row_weighted != nullptr) {
-            const int64_t mat = (r0 + static_cast<int64_t>(i)) / t.ne[1];  // rows of ne[2] matrices back to back
-            to.quantize_row_weighted(x, dst, ne0, t.weights + mat * ne0);
-          } else {
+          if (!weighted) {
             to.quantize_row(x, dst, ne0);
+            continue;
           }
+          const int64_t mat = (r0 + static_cast<int64_t>(i)) / t.ne[1];  // rows of ne[2] matrices back to back
+          to.quantize_row_weighted(x, dst, ne0, t.weights + mat * ne0);
+          float* back = check.data() + i * static_cast<size_t>(ne0);
+          to.dequantize_row(dst, back, ne0);
+          bool ok = true;
+          for (int64_t k = 0; k < ne0; ++k) ok &= std::isfinite(back[k]);
+          if (!ok) lowest(bad_out, r0 + static_cast<int64_t>(i));
         }
       });
       if (bad_row.load() < rows) {
         return InvalidArgument("row " + std::to_string(bad_row.load()) +
                                " holds NaN or infinite values; the input model is broken");
+      }
+      if (bad_out.load() < rows) {
+        return InvalidArgument("row " + std::to_string(bad_out.load()) + " quantized to NaN: the importance matrix " +
+                               "gives a whole block of its columns zero weight (recompute it on a longer or more "
+                               "varied text, or quantize this tensor without it)");
       }
       PLM_RETURN_IF_ERROR(w_.Append(out.data(), static_cast<size_t>(n) * out_row));
       Report(static_cast<uint64_t>(n) * in_row);

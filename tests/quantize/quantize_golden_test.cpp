@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <map>
@@ -11,6 +12,7 @@
 #include <vector>
 
 #include "io/gguf/gguf_reader.h"
+#include "quantize/imatrix_file.h"
 #include "quantize/quantize_model.h"
 #include "quantize_test_util.h"
 
@@ -104,6 +106,35 @@ TEST_P(GoldenTest, ReproducesLlamaQuantize) {
   EXPECT_EQ(summary->n_fallback, 0u);
   ExpectSameFile(out, GoldenModel(suffix));
 }
+
+// With llama.cpp's importance matrix: ../shared/golden/imatrix/llama-kq-<PRESET>-im.gguf, made by
+// `llama-quantize --imatrix llama-kq.imatrix` (which also records the matrix in quantize.imatrix.* keys).
+const char* const kImatrixGolden[] = {"Q2_K", "Q4_K_M"};
+
+class ImatrixGoldenTest : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(ImatrixGoldenTest, ReproducesLlamaQuantizeWithImatrix) {
+  const std::string preset = GetParam();
+  PLM_REQUIRE_GOLDEN("f32");
+  const std::filesystem::path dir = std::filesystem::path(testing::GoldenDir()) / "imatrix";
+  const std::string golden = (dir / ("llama-kq-" + preset + "-im.gguf")).string();
+  if (!std::filesystem::exists(golden)) GTEST_SKIP() << golden << " is absent";
+  auto m = ReadImatrix((dir / "llama-kq.imatrix").string());
+  ASSERT_TRUE(m.ok()) << m.status().message();
+  TempDir tmp;
+  const std::string out = tmp.file("out.gguf");
+  QuantizeOptions o;
+  o.preset = preset;
+  o.n_threads = 2;
+  o.imatrix = &m.value();
+  o.imatrix_name = "llama-kq.imatrix";  // the path llama-quantize was given
+  auto summary = QuantizeModel(GoldenModel("f32"), out, o);
+  ASSERT_TRUE(summary.ok()) << summary.status().message();
+  ExpectSameFile(out, golden);
+}
+
+INSTANTIATE_TEST_SUITE_P(quantize, ImatrixGoldenTest, ::testing::ValuesIn(kImatrixGolden),
+                         [](const auto& p) { return std::string(p.param); });
 
 INSTANTIATE_TEST_SUITE_P(quantize, GoldenTest, ::testing::ValuesIn(kGolden.begin(), kGolden.end()),
                          [](const auto& p) { return p.param.first; });
