@@ -314,18 +314,28 @@ TEST(quantIQLattice, RandomBlocksMatchGgmlBitForBit) {
   }
 }
 
-// Read-only types: decoding works through the checked entry point, encoding reports what is missing.
-TEST(quantIQLattice, ReadOnlyThroughCheckedEntryPoints) {
+// Through the checked entry points: decoding checks the row length; encoding without an importance matrix works for
+// IQ3_XXS / IQ3_S and is refused for the types llama-quantize refuses it for, with weights it works for all.
+TEST(quantIQLattice, CheckedEntryPoints) {
   for (DType t :
        {DType::kIQ2_XXS, DType::kIQ2_XS, DType::kIQ2_S, DType::kIQ3_XXS, DType::kIQ3_S, DType::kIQ1_S, DType::kIQ1_M}) {
     std::vector<uint8_t> blocks(GetDTypeInfo(t).type_size, 0);
     std::vector<float> y(kQK_K, 1.f);
     EXPECT_TRUE(DequantizeRow(t, blocks.data(), y.data(), kQK_K).ok()) << DTypeName(t);
     EXPECT_EQ(DequantizeRow(t, blocks.data(), y.data(), 32).code(), ErrorCode::kInvalidArgument) << DTypeName(t);
+    for (int i = 0; i < kQK_K; ++i) y[static_cast<size_t>(i)] = static_cast<float>(i % 7) - 3.f;
+    const bool needs = t != DType::kIQ3_XXS && t != DType::kIQ3_S;
+    EXPECT_EQ(NeedsImportanceMatrix(t), needs) << DTypeName(t);
     const Status s = QuantizeRow(t, y.data(), blocks.data(), kQK_K);
-    EXPECT_EQ(s.code(), ErrorCode::kUnsupported) << DTypeName(t);
-    EXPECT_NE(s.message().find("cannot write tensors of type " + std::string(DTypeName(t))), std::string::npos)
-        << s.message();
+    if (needs) {
+      EXPECT_EQ(s.code(), ErrorCode::kInvalidArgument) << DTypeName(t);
+      EXPECT_NE(s.message().find("needs an importance matrix"), std::string::npos) << s.message();
+    } else {
+      EXPECT_TRUE(s.ok()) << s.message();
+    }
+    const std::vector<float> w(kQK_K, 1.f);
+    EXPECT_TRUE(QuantizeRow(t, y.data(), blocks.data(), kQK_K, w.data()).ok()) << DTypeName(t);
+    EXPECT_EQ(QuantizeRow(t, y.data(), blocks.data(), 32, w.data()).code(), ErrorCode::kInvalidArgument);
   }
 }
 

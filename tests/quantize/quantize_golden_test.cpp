@@ -109,7 +109,7 @@ TEST_P(GoldenTest, ReproducesLlamaQuantize) {
 
 // With llama.cpp's importance matrix: ../shared/golden/imatrix/llama-kq-<PRESET>-im.gguf, made by
 // `llama-quantize --imatrix llama-kq.imatrix` (which also records the matrix in quantize.imatrix.* keys).
-const char* const kImatrixGolden[] = {"Q2_K", "Q4_K_M"};
+const char* const kImatrixGolden[] = {"Q2_K", "Q4_K_M", "IQ2_XXS", "IQ2_XS", "IQ3_XXS", "IQ1_S"};
 
 class ImatrixGoldenTest : public ::testing::TestWithParam<const char*> {};
 

@@ -111,5 +111,31 @@ TEST(quantizeImatrix, ZeroWeightBlocksAreRefusedNotWrittenAsNaN) {
   EXPECT_EQ(dir.Entries(), std::vector<std::string>{"small.gguf"});
 }
 
+TEST(quantizeImatrix, LowBitPresetsNeedAMatrixWithEveryEntry) {
+  TempDir dir;
+  const std::string in = MakeModel(dir, 256);
+  QuantizeOptions plain;
+  plain.preset = "IQ2_XS";
+  auto none = QuantizeModel(in, dir.file("out.gguf"), plain);
+  ASSERT_FALSE(none.ok());
+  EXPECT_NE(none.status().message().find("needs an importance matrix"), std::string::npos) << none.status().message();
+  ImportanceMatrix m = MatrixFor(256, [](int64_t j) { return 1.0f + static_cast<float>(j % 5); });
+  m.entries.erase("blk.0.attn_q.weight");
+  auto partial = QuantizeModel(in, dir.file("out.gguf"), WithMatrix("IQ2_XS", &m));
+  ASSERT_FALSE(partial.ok());
+  EXPECT_NE(partial.status().message().find("blk.0.attn_q.weight"), std::string::npos) << partial.status().message();
+  EXPECT_NE(partial.status().message().find("no entry"), std::string::npos) << partial.status().message();
+  EXPECT_EQ(dir.Entries(), std::vector<std::string>{"small.gguf"});
+  // With every entry: IQ2_XS for attn_q, the preset's Q2_K for attn_v and ffn_down (its first eighth of layers).
+  const ImportanceMatrix full = MatrixFor(256, [](int64_t j) { return 1.0f + static_cast<float>(j % 5); });
+  ASSERT_TRUE(QuantizeModel(in, dir.file("out.gguf"), WithMatrix("IQ2_XS", &full)).ok());
+  auto f = GgufFile::Open(dir.file("out.gguf"));
+  ASSERT_TRUE(f.ok());
+  EXPECT_EQ(f->FindTensor("blk.0.attn_q.weight")->type, DType::kIQ2_XS);
+  EXPECT_EQ(f->FindTensor("blk.0.attn_v.weight")->type, DType::kQ2_K);
+  EXPECT_EQ(f->FindTensor("token_embd.weight")->type, DType::kQ2_K);
+  EXPECT_EQ(f->FindTensor("output.weight")->type, DType::kQ5_K);
+}
+
 }  // namespace
 }  // namespace pocketlm::quantize

@@ -4,8 +4,8 @@
 //   IQ2/IQ3: (sub-block scale * grid value) * (+1 or -1), the sub-block scale being d * (0.5 + s) * 0.25 (IQ2),
 //            d * (0.5 + s) * 0.5 (IQ3_XXS) or d * (1 + 2s) (IQ3_S);
 //   IQ1:     scale * (grid value + delta), scale = d * (2s + 1).
-// pocketlm reads these types and does not write them (their quantizers, a codebook search guided by an importance
-// matrix, are not implemented): quant_traits.cpp gives them no QuantizeRow.
+// Their quantizers, a codebook search guided by an importance matrix, are in iq2_quantize.cpp, iq3_quantize.cpp and
+// iq1_quantize.cpp on top of lattice_codebook.h.
 #include "tensor/half.h"
 #include "tensor/quant/blocks.h"
 #include "tensor/quant/iq_grids.h"

@@ -1,11 +1,11 @@
 // Row conversion between f32 and every GGUF storage type pocketlm reads: the converters of each DType (ggml's
 // type_traits to_float / from_float_ref; the type's other facts are its record in tensor/dtype.h).
 //
-// Dequantization reproduces ggml's dequantize_row_* bit for bit (same operation order, f16 via F16ToF32). Some
-// types are read-only: they have a dequantizer and no quantizer (see QuantTraits).
-// Quantization follows ggml's reference path, i.e. what `llama-quantize` does without an importance matrix
+// Dequantization reproduces ggml's dequantize_row_* bit for bit (same operation order, f16 via F16ToF32).
+// Quantization reproduces llama-quantize's bytes: QuantizeRow is ggml's path without an importance matrix
 // (quantize_qX_K(..., imatrix = NULL) calls quantize_row_qX_K_ref; IQ4_NL/IQ4_XS run the best-scale search with
-// ntry = 7). The reference quantizers are the specification later SIMD code is tested against.
+// ntry = 7), QuantizeRowWeighted the quantize_row_*_impl path with one. The lattice i-quants IQ1_S, IQ1_M, IQ2_XXS,
+// IQ2_XS and IQ2_S have only the weighted one (llama-quantize refuses them without a matrix).
 //
 // Row length `n` counts values and must be a multiple of the type's block size; the checked entry points at the
 // bottom verify that, the raw function pointers do not.
@@ -49,20 +49,20 @@ PLM_QUANT_DECLARE(kQ6_K)
 PLM_QUANT_DECLARE(kQ8_K)
 PLM_QUANT_DECLARE(kIQ4_NL)  // iquants.cpp
 PLM_QUANT_DECLARE(kIQ4_XS)
+PLM_QUANT_DECLARE(kIQ3_XXS)  // iq3_quantize.cpp (reference = no importance matrix; dequantizer in iquants_lattice.cpp)
+PLM_QUANT_DECLARE(kIQ3_S)
 #undef PLM_QUANT_DECLARE
 
-// Types pocketlm reads but cannot write: no QuantizeRow specialization exists for them.
-#define PLM_QUANT_DECLARE_READ_ONLY(T) \
-  template <>                          \
+// Types pocketlm reads and writes only with an importance matrix (QuantizeRowWeighted below): no QuantizeRow.
+#define PLM_QUANT_DECLARE_WEIGHTED_ONLY(T) \
+  template <>                              \
   void DequantizeRow<DType::T>(const void* src, float* dst, int64_t n);
-PLM_QUANT_DECLARE_READ_ONLY(kIQ2_XXS)  // iquants_lattice.cpp
-PLM_QUANT_DECLARE_READ_ONLY(kIQ2_XS)
-PLM_QUANT_DECLARE_READ_ONLY(kIQ2_S)
-PLM_QUANT_DECLARE_READ_ONLY(kIQ3_XXS)
-PLM_QUANT_DECLARE_READ_ONLY(kIQ3_S)
-PLM_QUANT_DECLARE_READ_ONLY(kIQ1_S)
-PLM_QUANT_DECLARE_READ_ONLY(kIQ1_M)
-#undef PLM_QUANT_DECLARE_READ_ONLY
+PLM_QUANT_DECLARE_WEIGHTED_ONLY(kIQ2_XXS)  // iquants_lattice.cpp
+PLM_QUANT_DECLARE_WEIGHTED_ONLY(kIQ2_XS)
+PLM_QUANT_DECLARE_WEIGHTED_ONLY(kIQ2_S)
+PLM_QUANT_DECLARE_WEIGHTED_ONLY(kIQ1_S)
+PLM_QUANT_DECLARE_WEIGHTED_ONLY(kIQ1_M)
+#undef PLM_QUANT_DECLARE_WEIGHTED_ONLY
 
 // Importance-weighted quantization of one row: ggml's quantize_<type>(src, dst, 1, n, imatrix) with an importance
 // matrix, i.e. the quantize_row_<type>_impl path llama-quantize takes when given --imatrix. `weights[0..n)` are the
@@ -97,8 +97,8 @@ using DequantizeRowFn = void (*)(const void* src, float* dst, int64_t n);
 using QuantizeRowFn = void (*)(const float* src, void* dst, int64_t n);
 using QuantizeRowWeightedFn = void (*)(const float* src, void* dst, int64_t n, const float* weights);
 
-// The converters of one type (its geometry and dot-product partner are in tensor/dtype.h's record). A type has both,
-// only dequantize_row (read-only types: the lattice i-quants) or neither; never a quantizer alone.
+// The converters of one type (its geometry and dot-product partner are in tensor/dtype.h's record). A type has a
+// dequantizer and at least one quantizer, or neither (types pocketlm cannot convert); never a quantizer alone.
 struct QuantTraits {
   DType type;
   DequantizeRowFn dequantize_row;  // nullptr: pocketlm cannot read this type yet

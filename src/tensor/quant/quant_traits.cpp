@@ -22,11 +22,6 @@ template <DType T>
 constexpr QuantTraits WeightedOnly() {
   return {T, &DequantizeRow<T>, nullptr, &QuantizeRowWeighted<T>};
 }
-// A type pocketlm reads but cannot write (the i-quants with lattice codebooks: no quantizer yet).
-template <DType T>
-constexpr QuantTraits ReadOnly() {
-  return {T, &DequantizeRow<T>, nullptr};
-}
 // A type pocketlm cannot convert yet (ternary types, integers).
 constexpr QuantTraits NoConverter(DType t) {
   return {t, nullptr, nullptr};
@@ -50,20 +45,20 @@ constexpr std::array<QuantTraits, 31> kTraits = {{
     Weighted<D::kQ5_K>(),
     Weighted<D::kQ6_K>(),
     Row<D::kQ8_K>(),
-    ReadOnly<D::kIQ2_XXS>(),
-    ReadOnly<D::kIQ2_XS>(),
-    ReadOnly<D::kIQ3_XXS>(),
-    ReadOnly<D::kIQ1_S>(),
+    WeightedOnly<D::kIQ2_XXS>(),
+    WeightedOnly<D::kIQ2_XS>(),
+    Weighted<D::kIQ3_XXS>(),
+    WeightedOnly<D::kIQ1_S>(),
     Weighted<D::kIQ4_NL>(),
-    ReadOnly<D::kIQ3_S>(),
-    ReadOnly<D::kIQ2_S>(),
+    Weighted<D::kIQ3_S>(),
+    WeightedOnly<D::kIQ2_S>(),
     Weighted<D::kIQ4_XS>(),
     NoConverter(D::kI8),
     NoConverter(D::kI16),
     NoConverter(D::kI32),
     NoConverter(D::kI64),
     NoConverter(D::kF64),
-    ReadOnly<D::kIQ1_M>(),
+    WeightedOnly<D::kIQ1_M>(),
     Row<D::kBF16>(),
     NoConverter(D::kTQ1_0),
     NoConverter(D::kTQ2_0),
