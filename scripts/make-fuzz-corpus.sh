@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Regenerates the small GGUF seed files in fuzz/corpus/gguf (kept far below 200 KB in total). The seeds cover
 # every metadata type, nested arrays, a custom alignment and several tensor types, so the fuzzer starts from
-# deep inside the format. Usage: scripts/make-fuzz-corpus.sh
+# deep inside the format. Also the importance-matrix seeds in fuzz/corpus/imatrix (both formats). Usage: scripts/make-fuzz-corpus.sh
 set -euo pipefail
 out="$(cd "$(dirname "$0")/.." && pwd)/fuzz/corpus/gguf"
 mkdir -p "$out"
@@ -72,5 +72,25 @@ write('multi-tensor.gguf', gguf([('general.architecture', STR, 'x'), ('general.a
     ('c', [4, 3], 26, bytes(48)),        # i32
     ('d', [256], 14, bytes(210)),        # q6_K
 ], alignment=8))
+
+# Importance matrices (fuzz_imatrix): llama-imatrix's binary format with and without its trailer, and the GGUF one.
+imat = os.path.join(os.path.dirname(out), 'imatrix')
+os.makedirs(imat, exist_ok=True)
+def entry(name, ncall, vals):
+    b = name.encode()
+    return struct.pack('<i', len(b)) + b + struct.pack('<ii', ncall, len(vals)) + struct.pack('<%df' % len(vals), *vals)
+entries = entry('blk.0.attn_q.weight', 2, [2.0, 0.5, 0.0, 8.0]) + entry('blk.0.ffn_down.weight', 2, [1.0, 4.0])
+for name, data in [('two-entries.imatrix', struct.pack('<i', 2) + entries + struct.pack('<ii', 2, 9) + b'calib.txt'),
+                   ('no-trailer.imatrix', struct.pack('<i', 2) + entries)]:
+    with open(os.path.join(imat, name), 'wb') as f:
+        f.write(data)
+with open(os.path.join(imat, 'experts.gguf'), 'wb') as f:
+    f.write(gguf([('general.type', STR, 'imatrix'), ('imatrix.chunk_count', U32, 3), ('imatrix.chunk_size', U32, 64),
+                  ('imatrix.datasets', ARR, (STR, ['calib.txt']))], [
+        ('blk.0.attn_q.weight.in_sum2', [4, 1], 0, struct.pack('<4f', 6, 3, 0, 1.5)),
+        ('blk.0.attn_q.weight.counts', [1, 1], 0, struct.pack('<f', 3)),
+        ('blk.0.ffn_up_exps.weight.in_sum2', [2, 2], 0, struct.pack('<4f', 1, 2, 3, 4)),  # two experts, one unused
+        ('blk.0.ffn_up_exps.weight.counts', [1, 2], 0, struct.pack('<2f', 2, 0)),
+    ]))
 PY
-du -cb "$out"/* | tail -1
+du -cb "$out"/* "$out"/../imatrix/* | tail -1

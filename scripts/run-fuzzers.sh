@@ -14,7 +14,7 @@ shared="$root/../shared"
 CC=clang CXX=clang++ cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DPOCKETLM_FUZZ=ON -DPOCKETLM_TESTS=OFF >/dev/null
 
-targets=(fuzz_gguf)
+targets=(fuzz_gguf fuzz_imatrix)
 run_tokenizer=0
 if [[ ! -f "$root/fuzz/fuzz_tokenizer.cpp" ]]; then
   echo "run-fuzzers: skipping fuzz_tokenizer (fuzz/fuzz_tokenizer.cpp does not exist yet)"
@@ -59,6 +59,7 @@ start() {  # runs `run "$@"` in the background once fewer than $jobs are running
   run "$@" &
 }
 start fuzz_gguf "$root/fuzz/corpus/gguf"
+start fuzz_imatrix "$root/fuzz/corpus/imatrix"
 if [[ $run_tokenizer == 1 ]]; then
   PLM_FUZZ_VOCAB="$shared/golden/tokenizers/ggml-vocab-gpt-2.gguf" start fuzz_tokenizer "$root/fuzz/corpus/tokenizer"
 fi

@@ -1,9 +1,11 @@
 #include "quantize/imatrix_file.h"
 
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <utility>
 
 #include "base/atomic_file.h"
 #include "io/gguf/gguf_reader.h"
@@ -93,6 +95,9 @@ Result<ImportanceMatrix> ParseBinary(const std::vector<uint8_t>& bytes, const st
   // The trailer (chunk count, calibration file name) came later: files of older builds end here.
   if (c.AtEnd()) return m;
   PLM_RETURN_IF_ERROR(c.I32(&m.chunk_count, "the chunk count"));
+  if (m.chunk_count < 0) {
+    return Corrupt("importance matrix '" + file + "' has a chunk count of " + std::to_string(m.chunk_count));
+  }
   int32_t len = 0;
   PLM_RETURN_IF_ERROR(c.I32(&len, "the dataset name length"));
   if (len < 0 || len > kMaxNameLength) {
@@ -109,6 +114,11 @@ Result<ImportanceMatrix> ParseGguf(std::vector<uint8_t> bytes, const std::string
   ImportanceMatrix m;
   PLM_ASSIGN_OR_RETURN(int64_t chunks, g.GetInt("imatrix.chunk_count", 0));
   PLM_ASSIGN_OR_RETURN(int64_t chunk_size, g.GetInt("imatrix.chunk_size", 0));
+  for (const auto& [key, v] : {std::pair{"imatrix.chunk_count", chunks}, std::pair{"imatrix.chunk_size", chunk_size}}) {
+    if (v < 0 || v > INT32_MAX) {
+      return Corrupt("importance matrix '" + file + "': " + key + " is " + std::to_string(v));
+    }
+  }
   m.chunk_count = static_cast<int>(chunks);
   m.chunk_size = static_cast<int>(chunk_size);
   if (const GgufValue* d = g.Find("imatrix.datasets"); d != nullptr && !d->strings.empty()) {
@@ -124,7 +134,7 @@ Result<ImportanceMatrix> ParseGguf(std::vector<uint8_t> bytes, const std::string
                      std::string(kCounts) + "' beside it");
     }
     if (t.type != DType::kF32 || counts->type != DType::kF32 || t.n_dims > 2 || counts->ne[0] != 1 ||
-        counts->n_elements() != t.ne[1] || t.ne[0] < 1) {
+        counts->n_elements() != t.ne[1] || t.ne[0] < 1 || t.ne[1] < 1) {
       return Corrupt("importance matrix '" + file + "': entry '" + name +
                      "' must be f32 in_sum2 [n_values, n_mat] with f32 counts [1, n_mat]");
     }

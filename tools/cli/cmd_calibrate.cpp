@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "base/atomic_file.h"
 #include "calibrate/calibrate.h"
 #include "train/data/dataset.h"
 
@@ -58,6 +59,11 @@ int CalibrateCommand(const CalibrateCliOptions& o) {
     return Fail(InvalidArgument("--ctx " + std::to_string(mo.ctx) + " is too short: chunks need at least 16 tokens"));
   }
   mo.n_batch = mo.ctx;  // one forward pass per chunk, as llama-imatrix evaluates it
+  // An output that cannot be written fails now rather than after the calibration (minutes to hours on a large model).
+  if (std::filesystem::is_directory(o.out_path)) {
+    return Fail(InvalidArgument("--output '" + o.out_path + "' is a directory"));
+  }
+  if (auto probe = AtomicFileWriter::Create(o.out_path); !probe.ok()) return Fail(probe.status());
   auto lm = LoadModel(mo);
   if (!lm.ok()) return Fail(lm.status());
   auto tokens = CalibrationTokens(o, *lm.value().model);
