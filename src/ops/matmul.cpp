@@ -434,39 +434,6 @@ void ForRowsOfGroup(ThreadPool* pool, std::span<const size_t> n_out, size_t work
   });
 }
 
-// Quantized weight types without integer kernels (the lattice i-quants) go through MatMulRows: rows decoded to f32.
-// llama.cpp multiplies them with activations quantized to their vec_dot_type (Q8_K), as for every quantized type;
-// these products see x rounded the same way (quantized, then dequantized) so that the numerics stay llama.cpp's.
-// Without it the IQ1_S golden model missed the argmax rule of shared/golden/README.md (35 of 40 positions).
-bool RoundsActivations(DType wt) {
-  const DTypeInfo& info = GetDTypeInfo(wt);
-  return info.quantized && !HasQuantDot(wt) && GetDTypeInfo(info.vec_dot_type).quantized;
-}
-
-// out: (n_tokens, n_in) = x rounded through activation type `at`. Rows whose length is not a multiple of its block
-// size cannot occur for the types above (their own blocks are as long); they are copied unrounded.
-void RoundActivations(DType at, const float* x, int64_t n_tokens, int64_t n_in, ThreadPool* pool,
-                      std::vector<float>* out) {
-  out->resize(static_cast<size_t>(n_tokens * n_in));
-  const DTypeInfo& info = GetDTypeInfo(at);
-  const auto round = [&](size_t t0, size_t t1) {
-    std::vector<uint8_t> blocks(static_cast<size_t>(n_in / info.block_size) * info.type_size);
-    for (size_t t = t0; t < t1; ++t) {
-      const float* xt = x + t * static_cast<size_t>(n_in);
-      float* ot = out->data() + t * static_cast<size_t>(n_in);
-      if (!quant::QuantizeRow(at, xt, blocks.data(), n_in).ok() ||
-          !quant::DequantizeRow(at, blocks.data(), ot, n_in).ok()) {
-        std::memcpy(ot, xt, static_cast<size_t>(n_in) * sizeof(float));
-      }
-    }
-  };
-  if (pool != nullptr && pool->size() > 1 && n_tokens >= 16) {
-    pool->ParallelFor(static_cast<size_t>(n_tokens), round);
-  } else {
-    round(0, static_cast<size_t>(n_tokens));
-  }
-}
-
 // The products of a group, all of one input x: (n_tokens, n_in).
 void RunGroup(std::span<const MatMulOutput> outs, const float* x, int64_t n_tokens, bool accumulate, ThreadPool* pool,
               std::vector<uint8_t>* act_scratch, const std::function<void(int64_t, int64_t)>* after_rows) {
@@ -481,12 +448,6 @@ void RunGroup(std::span<const MatMulOutput> outs, const float* x, int64_t n_toke
   std::vector<QuantActs>& prepared = prepared_store;
   std::vector<size_t> owner(outs.size());  // products of one weight type share the first one's activations
   std::vector<size_t> n_out(outs.size());
-  // Input of the f32 path per product: x, or x rounded to the product's activation type (RoundsActivations), one
-  // rounded copy per activation type.
-  thread_local std::vector<std::vector<float>> rounded_store;
-  std::vector<std::vector<float>>& rounded = rounded_store;
-  std::vector<DType> rounded_types;
-  std::vector<const float*> plain_x;  // filled only when a product rounds (no allocation on the common path)
   size_t work = 0, act_buffers = 0;
   bool any_plain = false;
   for (size_t i = 0; i < outs.size(); ++i) {
@@ -495,18 +456,6 @@ void RunGroup(std::span<const MatMulOutput> outs, const float* x, int64_t n_toke
     work += n_out[i] * static_cast<size_t>(n_in) * static_cast<size_t>(n_tokens);
     if (!HasQuantDot(w.type)) {
       any_plain = true;
-      if (RoundsActivations(w.type)) {
-        const DType at = GetDTypeInfo(w.type).vec_dot_type;
-        size_t k = 0;
-        while (k < rounded_types.size() && rounded_types[k] != at) ++k;
-        if (k == rounded_types.size()) {
-          rounded_types.push_back(at);
-          if (rounded.size() < k + 1) rounded.resize(k + 1);
-          RoundActivations(at, x, n_tokens, n_in, pool, &rounded[k]);
-        }
-        if (plain_x.empty()) plain_x.assign(outs.size(), x);
-        plain_x[i] = rounded[k].data();
-      }
       continue;
     }
     size_t same = 0;
@@ -541,7 +490,7 @@ void RunGroup(std::span<const MatMulOutput> outs, const float* x, int64_t n_toke
     const auto lo = static_cast<int64_t>(r0), hi = static_cast<int64_t>(r1);
     if (!HasQuantDot(w.type)) {
       HWY_DYNAMIC_DISPATCH(MatMulRows)
-      (w, plain_x.empty() ? x : plain_x[i], n_tokens, o.y, o.y_stride, accumulate, lo, hi);
+      (w, x, n_tokens, o.y, o.y_stride, accumulate, lo, hi);
     } else if (w.interleave != 0) {
       QuantMatMulRowsInterleaved(prepared[owner[i]], w.data, w.row_bytes(), w.n_out(), o.y, o.y_stride, accumulate, lo,
                                  hi);

@@ -13,6 +13,9 @@
 // per chunk; measured 1.2x (q4_K) and 2x (q6_K) faster for one token), and the 32-value-block types (q4_0, q4_1,
 // q5_0, q5_1, q8_0, iq4_nl) its tiled path (4 rows x up to 4 tokens per pass, vpmaddubsw or AVX512-VNNI vpdpbusd;
 // the int16 path was compute-bound for decode). The HWY_SCALAR target (one lane) runs the scalar reference.
+// The lattice i-quants (iq2_*, iq3_*, iq1_*) are unpacked by quant_dot_lattice.h into magnitudes, sign bits and
+// scales per 16 (MatMulLattice): on AVX2 / AVX-512 the byte path multiplies the magnitudes with sign-flipped
+// activations, elsewhere the int16 path multiplies signed values; prefill unpacks tiles of rows once per token block.
 // On AArch64 with dotprod, QuantMatMulRows first offers the product to the SDOT / SMMLA kernels (quant_dot_arm.h).
 
 // AVX3_DL (AVX512-VNNI) is compiled in every Highway file (HWY_WANT_AVX3_DL, top-level CMakeLists.txt).
@@ -150,10 +153,10 @@ void MatMulRowsT(const uint8_t* w_rows, size_t w_row_bytes, const Acts& a, int64
   }
 }
 
-template <class Dec, bool kU8 = false>
-void MatMulTokenBlocks(const uint8_t* w_rows, size_t w_row_bytes, Acts& a, int64_t n_tokens, const Out& o, int64_t r0,
-                       int64_t r1) {
-  // Widened activations of up to ~256 KiB of tokens at a time (L2-sized); each block is one pass over the rows.
+// pass(count) once per block of tokens [a.t_base, a.t_base + count): widened activations (unless kU8) of up to
+// ~256 KiB of tokens at a time (L2-sized); each block is one pass over the rows.
+template <bool kU8, class Pass>
+void ForTokenBlocks(Acts& a, int64_t n_tokens, const Pass& pass) {
   const size_t row16 = a.nb * a.qk;
   const auto per_block =
       static_cast<int64_t>(std::max<size_t>(4, (size_t{256} << 10) / (2 * std::max<size_t>(row16, 1))) / 4 * 4);
@@ -163,8 +166,59 @@ void MatMulTokenBlocks(const uint8_t* w_rows, size_t w_row_bytes, Acts& a, int64
     const int64_t count = std::min(per_block, n_tokens - t0);
     if constexpr (!kU8) WidenActs(a, static_cast<size_t>(t0), static_cast<size_t>(count), q16.data());
     a.t_base = static_cast<size_t>(t0);
-    MatMulRowsT<Dec, kU8>(w_rows, w_row_bytes, a, count, o, r0, r1);
+    pass(count);
   }
+}
+
+template <class Dec, bool kU8 = false>
+void MatMulTokenBlocks(const uint8_t* w_rows, size_t w_row_bytes, Acts& a, int64_t n_tokens, const Out& o, int64_t r0,
+                       int64_t r1) {
+  ForTokenBlocks<kU8>(a, n_tokens,
+                      [&](int64_t count) { MatMulRowsT<Dec, kU8>(w_rows, w_row_bytes, a, count, o, r0, r1); });
+}
+
+// Lattice i-quants: the byte path (DecLatticeU8: magnitudes times sign-flipped int8 activations) where it exists,
+// the int16 path (DecLattice) elsewhere; Src says where unpacked blocks come from (quant_dot_decoders-inl.h).
+#if PLM_QUANT_DOT_U8
+template <class Src>
+using LatticeDec = DecLatticeU8<Src>;
+#else
+template <class Src>
+using LatticeDec = DecLattice<Src>;
+#endif
+
+// Token count from which lattice rows are unpacked once per tile instead of once per group of up to 4 tokens.
+constexpr int64_t kLatticeTileMinTokens = 8;
+
+// Rows [r0, r1) of a lattice i-quant. Decode unpacks each block per group of up to 4 tokens. Prefill unpacks a tile of
+// 16 rows (16 x nb LatticeBlocks of 336 bytes: 43 KiB for 2048 columns) once per token block and runs every token
+// group over it, so the grid lookups are paid once per row and token block instead of once per 4 tokens.
+template <class U>
+void MatMulLattice(const uint8_t* w_rows, size_t w_row_bytes, Acts& a, int64_t n_tokens, const Out& o, int64_t r0,
+                   int64_t r1) {
+  constexpr bool kU8 = PLM_QUANT_DOT_U8 != 0;
+  if (n_tokens < kLatticeTileMinTokens) {
+#if PLM_QUANT_DOT_U8
+    return MatMulTokenBlocks<typename LatticeDecode<U>::type, true>(w_rows, w_row_bytes, a, n_tokens, o, r0, r1);
+#else
+    return MatMulTokenBlocks<DecLattice<LatticeUnpack<U>>>(w_rows, w_row_bytes, a, n_tokens, o, r0, r1);
+#endif
+  }
+  constexpr int64_t kRowTile = 16;
+  std::vector<qd::LatticeBlock> tile(static_cast<size_t>(kRowTile) * a.nb);
+  const size_t tile_row_bytes = a.nb * sizeof(qd::LatticeBlock);
+  ForTokenBlocks<kU8>(a, n_tokens, [&](int64_t count) {
+    for (int64_t rt = r0; rt < r1; rt += kRowTile) {
+      const int64_t rows = std::min(r1 - rt, kRowTile);
+      for (int64_t i = 0; i < rows; ++i) {
+        const uint8_t* row = w_rows + static_cast<size_t>(rt + i) * w_row_bytes;
+        for (size_t b = 0; b < a.nb; ++b) qd::Unpack<U>(row + b * U::kBytes, &tile[static_cast<size_t>(i) * a.nb + b]);
+      }
+      const Out ot{o.y + rt, o.y_stride, o.accumulate};  // tile row i is row rt + i
+      MatMulRowsT<LatticeDec<LatticeStored>, kU8>(reinterpret_cast<const uint8_t*>(tile.data()), tile_row_bytes, a,
+                                                  count, ot, 0, rows);
+    }
+  });
 }
 
 #if PLM_QUANT_DOT_U8
@@ -374,6 +428,13 @@ void QuantMatMulRowsImpl(const QuantActs& act, const uint8_t* w_rows, size_t w_r
 #endif
     case DType::kQ5_K: return MatMulTokenBlocks<DecQ45_K<true>>(w_rows, w_row_bytes, a, n_tokens, o, r0, r1);
     case DType::kIQ4_XS: return MatMulTokenBlocks<DecIQ4_XS>(w_rows, w_row_bytes, a, n_tokens, o, r0, r1);
+    case DType::kIQ2_XXS: return MatMulLattice<qd::UnpackIQ2_XXS>(w_rows, w_row_bytes, a, n_tokens, o, r0, r1);
+    case DType::kIQ2_XS: return MatMulLattice<qd::UnpackIQ2_XS>(w_rows, w_row_bytes, a, n_tokens, o, r0, r1);
+    case DType::kIQ2_S: return MatMulLattice<qd::UnpackIQ2_S>(w_rows, w_row_bytes, a, n_tokens, o, r0, r1);
+    case DType::kIQ3_XXS: return MatMulLattice<qd::UnpackIQ3_XXS>(w_rows, w_row_bytes, a, n_tokens, o, r0, r1);
+    case DType::kIQ3_S: return MatMulLattice<qd::UnpackIQ3_S>(w_rows, w_row_bytes, a, n_tokens, o, r0, r1);
+    case DType::kIQ1_S: return MatMulLattice<qd::UnpackIQ1_S>(w_rows, w_row_bytes, a, n_tokens, o, r0, r1);
+    case DType::kIQ1_M: return MatMulLattice<qd::UnpackIQ1_M>(w_rows, w_row_bytes, a, n_tokens, o, r0, r1);
     default: return;
   }
 }

@@ -3,7 +3,8 @@
 // weight once per token, so working on the packed blocks instead of an f32 copy is what makes it fast.
 //
 // Activation types (GetDTypeInfo(w).vec_dot_type): Q8_0 blocks of 32 for q4_0, q5_0, q8_0 and iq4_nl; Q8_1 for
-// q4_1 and q5_1 (its `s` field carries the min term); Q8_K blocks of 256 for the k-quants and iq4_xs.
+// q4_1 and q5_1 (its `s` field carries the min term); Q8_K blocks of 256 for the k-quants, iq4_xs and the lattice
+// i-quants.
 //
 // SIMD code is written once with Highway and picked at run time once per QuantMatMulRows call; on AArch64 CPUs with
 // the dotprod / i8mm extensions, kernels written with their intrinsics (quant_dot_arm.h) go first. Per weight block the
@@ -23,7 +24,7 @@
 namespace pocketlm {
 
 // True for the weight types QuantMatMulRows handles: q4_0, q4_1, q5_0, q5_1, q8_0, q2_K, q3_K, q4_K, q5_K, q6_K,
-// iq4_nl, iq4_xs.
+// iq4_nl, iq4_xs and the lattice i-quants iq2_xxs, iq2_xs, iq2_s, iq3_xxs, iq3_s, iq1_s, iq1_m.
 bool HasQuantDot(DType wt);
 
 // Bytes of one row of `n` activations in the vec-dot type of weight type `wt` (n a multiple of its block size).

@@ -230,7 +230,11 @@ bool MatMulRows(const QuantActs& act, const uint8_t* w_rows, size_t w_row_bytes,
     case DType::kQ5_1: MatMulB32<ArmQ5_1>(w_rows, w_row_bytes, a, nt, o, r0, r1, i8mm); break;
     case DType::kQ8_0: MatMulB32<ArmQ8_0>(w_rows, w_row_bytes, a, nt, o, r0, r1, i8mm); break;
     case DType::kIQ4_NL: MatMulB32<ArmIQ4_NL>(w_rows, w_row_bytes, a, nt, o, r0, r1, i8mm); break;
-    default: MatMulKQuants(act.wt, w_rows, w_row_bytes, a, nt, o, r0, r1, i8mm); break;
+    default:
+      if (!MatMulLattice(act.wt, w_rows, w_row_bytes, a, nt, o, r0, r1)) {
+        MatMulKQuants(act.wt, w_rows, w_row_bytes, a, nt, o, r0, r1, i8mm);
+      }
+      break;
   }
   return true;
 }

@@ -12,7 +12,8 @@
 namespace pocketlm::arm_dot {
 
 // q4_0, q4_1, q5_0, q5_1, q8_0, iq4_nl, q4_K, q5_K and q6_K: SDOT, and with i8mm SMMLA for pairs of rows x pairs
-// of tokens (prefill). q2_K, q3_K and iq4_xs keep the Highway kernels.
+// of tokens (prefill); the lattice i-quants (iq2_xxs, iq2_xs, iq2_s, iq3_xxs, iq3_s, iq1_s, iq1_m): SDOT at both
+// levels. q2_K, q3_K and iq4_xs keep the Highway kernels.
 bool Handles(DType wt);
 
 // QuantMatMulRows (quant_dot.h) with these kernels when ActiveArmDotLevel() allows them and Handles(act.wt);

@@ -72,6 +72,11 @@ inline int8x16_t Zip2(int8x16_t a, int8x16_t b) {
 void MatMulKQuants(DType wt, const uint8_t* w_rows, size_t w_row_bytes, const Acts& a, int64_t n_tokens, const Out& o,
                    int64_t r0, int64_t r1, bool i8mm);
 
+// Rows [r0, r1) x every token of the lattice i-quants (quant_dot_arm_lattice.cpp), SDOT; false (nothing written)
+// for other types.
+bool MatMulLattice(DType wt, const uint8_t* w_rows, size_t w_row_bytes, const Acts& a, int64_t n_tokens, const Out& o,
+                   int64_t r0, int64_t r1);
+
 // Values 0..15 and 16..31 of a 32-value block.
 struct Halves {
   int8x16_t lo, hi;
@@ -83,13 +88,18 @@ inline uint32_t LoadU32(const uint8_t* p) {
   return v;
 }
 
-// 0x10 in lane i where bit i of the 16-bit `bits` is set: the 5th bit of q5_0 / q5_1 values. Each byte of `bits`
-// is broadcast to 8 lanes, then lane i tests bit i % 8.
-inline uint8x16_t FifthBits(uint32_t bits) {
+// 0xFF in lane i where bit i of the 16-bit `bits` is set. Each byte of `bits` is broadcast to 8 lanes, then lane i
+// tests bit i % 8.
+inline uint8x16_t ByteMask16(uint32_t bits) {
   static constexpr uint8_t kByteOf[16] = {0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1};
   static constexpr uint8_t kBit[16] = {1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128};
   const uint8x16_t bytes = vqtbl1q_u8(vreinterpretq_u8_u32(vdupq_n_u32(bits & 0xFFFF)), vld1q_u8(kByteOf));
-  return vandq_u8(vtstq_u8(bytes, vld1q_u8(kBit)), vdupq_n_u8(0x10));
+  return vtstq_u8(bytes, vld1q_u8(kBit));
+}
+
+// 0x10 in lane i where bit i of the 16-bit `bits` is set: the 5th bit of q5_0 / q5_1 values.
+inline uint8x16_t FifthBits(uint32_t bits) {
+  return vandq_u8(ByteMask16(bits), vdupq_n_u8(0x10));
 }
 
 inline Halves Nibbles(const uint8_t* qs) {

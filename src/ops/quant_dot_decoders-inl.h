@@ -15,6 +15,7 @@
 
 #include "hwy/highway.h"
 #include "ops/quant_dot_internal.h"
+#include "ops/quant_dot_lattice.h"
 #include "tensor/quant/blocks.h"
 
 HWY_BEFORE_NAMESPACE();
@@ -359,6 +360,54 @@ struct DecIQ4_XS {
     return hn::Mul(hn::PromoteTo(D16(), hn::LoadU(DI8(), s.v + j)), hn::Set(D16(), s.sc[j / 32]));
   }
   static constexpr bool kExtra = false;  // no min term
+  static HWY_INLINE float Extra(const State&, const Acts&, size_t, size_t) { return 0.0f; }
+};
+
+// Lattice i-quants (iq2_xxs, iq2_xs, iq2_s, iq3_xxs, iq3_s, iq1_s, iq1_m): blocks unpacked by quant_dot_lattice.h
+// (grid lookups, sign bits, scales per 16; d carries ggml's constant factor, iq1's delta is in the values). Where the
+// unpacked block comes from is the source Src: LatticeUnpack<U> unpacks each block as it is read (decode),
+// LatticeStored reads blocks unpacked before into a tile of rows (prefill, quant_dot.cpp's MatMulLattice).
+template <class U>
+struct LatticeUnpack {
+  static constexpr size_t kBytes = U::kBytes;
+  using State = qd::LatticeBlock;
+  static HWY_INLINE State Prepare(const uint8_t* b) {
+    State s;
+    qd::Unpack<U>(b, &s);
+    return s;
+  }
+  static HWY_INLINE const qd::LatticeBlock& Block(const State& s) { return s; }
+};
+
+struct LatticeStored {
+  static constexpr size_t kBytes = sizeof(qd::LatticeBlock);
+  struct State {
+    float d;  // read by the kernels
+    const qd::LatticeBlock* p;
+  };
+  static HWY_INLINE State Prepare(const uint8_t* b) {
+    const auto* p = reinterpret_cast<const qd::LatticeBlock*>(b);
+    return {p->d, p};
+  }
+  static HWY_INLINE const qd::LatticeBlock& Block(const State& s) { return *s.p; }
+};
+
+// The int16 path: values j..j+L with signs and scales applied (|62 * 31| fits int16).
+template <class Src>
+struct DecLattice {
+  static constexpr size_t kQK = kQK_K, kBytes = Src::kBytes;
+  using State = typename Src::State;
+  static HWY_INLINE State Prepare(const uint8_t* b) { return Src::Prepare(b); }
+  static HWY_INLINE V16 Chunk(const uint8_t*, const State& st, size_t j) {
+    const D16 d;
+    const qd::LatticeBlock& blk = Src::Block(st);
+    const V16 mag = WidenU8(hn::LoadU(DU8(), blk.mag + j));
+    const V16 v = hn::IfThenElse(hn::LoadMaskBits(d, blk.neg + j / 8), hn::Neg(mag), mag);
+    V16 sc = hn::Set(d, blk.sc[j / 16]);
+    if (hn::Lanes(d) > 16) sc = hn::IfThenElse(hn::FirstN(d, 16), sc, hn::Set(d, blk.sc[j / 16 + 1]));
+    return hn::Mul(v, sc);
+  }
+  static constexpr bool kExtra = false;  // iq1's delta is in the values
   static HWY_INLINE float Extra(const State&, const Acts&, size_t, size_t) { return 0.0f; }
 };
 

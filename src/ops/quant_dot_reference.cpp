@@ -2,12 +2,14 @@
 // term for term. Integer sums per block are exact; the float scaling and the accumulation keep ggml's order, so
 // these return what llama.cpp's scalar build returns. Blocks are copied out with memcpy because rows may start at
 // any byte address.
+#include <array>
 #include <cstring>
 
 #include "ops/quant_dot.h"
 #include "ops/quant_dot_internal.h"
 #include "tensor/half.h"
 #include "tensor/quant/blocks.h"
+#include "tensor/quant/iq_grids.h"
 
 namespace pocketlm::reference {
 namespace {
@@ -318,6 +320,182 @@ float DotIQ4_XS(const void* vx, const void* vy, int64_t nb) {
   return sumf;
 }
 
+// ---- lattice i-quants (codebooks in tensor/quant/iq_grids.h) ---------------------------------------------------
+
+// Value j of a group of 8 times its activation, negated where bit j of `signs` is set (ggml's kmask_iq2xs[j]).
+int SignedGroupDot(uint64_t entry, uint8_t signs, const int8_t* q8) {
+  int sum = 0;
+  for (int j = 0; j < 8; ++j) sum += GridByte(entry, j) * q8[j] * ((signs >> j) & 1 ? -1 : 1);
+  return sum;
+}
+
+// Two 4-value IQ3 grid entries as one group of 8 (first entry in bytes 0-3), as ggml's grid1 / grid2 pair.
+uint64_t Iq3Pair(uint32_t lo, uint32_t hi) {
+  return static_cast<uint64_t>(lo) | static_cast<uint64_t>(hi) << 32;
+}
+
+uint32_t LoadLE32(const uint8_t* p) {
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+
+// The frame shared by ggml's IQ2 / IQ3 generic dots: per block d = d_x * d_y and the integer bsum over the 8
+// sub-blocks of 32, sub(x, ib, q8) being sub-block ib's scaled sum (sumi * ls, or ls1 * sumi1 + ls2 * sumi2); then
+// sumf += d * bsum, and `factor` * sumf at the end (0.125 for IQ2, 0.25 for IQ3_XXS, 1 for IQ3_S).
+template <class B, class Sub>
+float LatticeDot(const void* vx, const void* vy, int64_t nb, float factor, const Sub& sub) {
+  float sumf = 0.f;
+  for (int64_t i = 0; i < nb; ++i) {
+    const auto x = BlockAt<B>(vx, i);
+    const auto y = BlockAt<BlockQ8_K>(vy, i);
+    const float d = H(x.d) * y.d;
+    int32_t bsum = 0;
+    for (int ib = 0; ib < kQK_K / 32; ++ib) bsum += sub(x, ib, y.qs + 32 * ib);
+    sumf += d * static_cast<float>(bsum);
+  }
+  return factor * sumf;
+}
+
+// ggml_vec_dot_iq2_xxs_q8_K_generic
+float DotIQ2_XXS(const void* vx, const void* vy, int64_t nb) {
+  return LatticeDot<BlockIQ2_XXS>(vx, vy, nb, 0.125f, [](const BlockIQ2_XXS& x, int ib, const int8_t* q8) {
+    const auto* q2 = reinterpret_cast<const uint8_t*>(x.qs) + 8 * ib;
+    const uint32_t meta = LoadLE32(q2 + 4);
+    int32_t sumi = 0;
+    for (int l = 0; l < 4; ++l)
+      sumi += SignedGroupDot(kIQ2XXSGrid[q2[l]], kIQ2XSSigns[(meta >> 7 * l) & 127], q8 + 8 * l);
+    return sumi * static_cast<int32_t>(2 * (meta >> 28) + 1);
+  });
+}
+
+// ggml_vec_dot_iq2_xs_q8_K_generic
+float DotIQ2_XS(const void* vx, const void* vy, int64_t nb) {
+  return LatticeDot<BlockIQ2_XS>(vx, vy, nb, 0.125f, [](const BlockIQ2_XS& x, int ib, const int8_t* q8) {
+    int32_t sumi[2] = {0, 0};
+    for (int l = 0; l < 4; ++l) {
+      const uint16_t q = x.qs[4 * ib + l];
+      sumi[l / 2] += SignedGroupDot(kIQ2XSGrid[q & 511], kIQ2XSSigns[q >> 9], q8 + 8 * l);
+    }
+    return sumi[0] * (2 * (x.scales[ib] & 0xf) + 1) + sumi[1] * (2 * (x.scales[ib] >> 4) + 1);
+  });
+}
+
+// ggml_vec_dot_iq2_s_q8_K_generic
+float DotIQ2_S(const void* vx, const void* vy, int64_t nb) {
+  return LatticeDot<BlockIQ2_S>(vx, vy, nb, 0.125f, [](const BlockIQ2_S& x, int ib, const int8_t* q8) {
+    const uint8_t* qs = x.qs + 4 * ib;
+    const uint8_t* signs = x.qs + kQK_K / 8 + 4 * ib;
+    int sumi[2] = {0, 0};
+    for (int l = 0; l < 4; ++l) {
+      const int index = qs[l] | ((x.qh[ib] << (8 - 2 * l)) & 0x300);
+      sumi[l / 2] += SignedGroupDot(kIQ2SGrid[index], signs[l], q8 + 8 * l);
+    }
+    return (1 + 2 * (x.scales[ib] & 0xf)) * sumi[0] + (1 + 2 * (x.scales[ib] >> 4)) * sumi[1];
+  });
+}
+
+// ggml_vec_dot_iq3_xxs_q8_K_generic
+float DotIQ3_XXS(const void* vx, const void* vy, int64_t nb) {
+  return LatticeDot<BlockIQ3_XXS>(vx, vy, nb, 0.25f, [](const BlockIQ3_XXS& x, int ib, const int8_t* q8) {
+    const uint8_t* q3 = x.qs + 8 * ib;
+    const uint32_t meta = LoadLE32(x.qs + kQK_K / 4 + 4 * ib);  // 4 x 7 sign bits, scale in bits 28-31
+    int32_t sumi = 0;
+    for (int l = 0; l < 4; ++l) {
+      const uint64_t entry = Iq3Pair(kIQ3XXSGrid[q3[2 * l]], kIQ3XXSGrid[q3[2 * l + 1]]);
+      sumi += SignedGroupDot(entry, kIQ2XSSigns[(meta >> 7 * l) & 127], q8 + 8 * l);
+    }
+    return sumi * static_cast<int32_t>(2 * (meta >> 28) + 1);
+  });
+}
+
+// ggml_vec_dot_iq3_s_q8_K_generic
+float DotIQ3_S(const void* vx, const void* vy, int64_t nb) {
+  return LatticeDot<BlockIQ3_S>(vx, vy, nb, 1.0f, [](const BlockIQ3_S& x, int ib, const int8_t* q8) {
+    const uint8_t* qs = x.qs + 8 * ib;
+    const int qh = x.qh[ib];
+    int32_t sumi = 0;
+    for (int l = 0; l < 4; ++l) {
+      const uint32_t lo = kIQ3SGrid[qs[2 * l] | ((qh << (8 - 2 * l)) & 256)];
+      const uint32_t hi = kIQ3SGrid[qs[2 * l + 1] | ((qh << (7 - 2 * l)) & 256)];
+      sumi += SignedGroupDot(Iq3Pair(lo, hi), x.signs[4 * ib + l], q8 + 8 * l);
+    }
+    return sumi * (2 * ((x.scales[ib / 2] >> 4 * (ib % 2)) & 0xf) + 1);
+  });
+}
+
+// Signed grid values of an IQ1 group of 8 times its activations.
+int Iq1GroupDot(uint64_t entry, const int8_t* q8) {
+  int sum = 0;
+  for (int j = 0; j < 8; ++j) sum += q8[j] * static_cast<int8_t>(GridByte(entry, j));
+  return sum;
+}
+
+// The frame of ggml's IQ1 generic dots: per block sub(x, y, ib, sumi, sumi1) adds sub-block ib's scaled grid sum
+// to sumi and its delta-signed, scaled activation sum to sumi1; then sumf += d_x * d_y * (sumi + delta * sumi1).
+template <class B, class DOf, class Sub>
+float Iq1Dot(const void* vx, const void* vy, int64_t nb, const DOf& d_of, const Sub& sub) {
+  float sumf = 0;
+  for (int64_t i = 0; i < nb; ++i) {
+    const auto x = BlockAt<B>(vx, i);
+    const auto y = BlockAt<BlockQ8_K>(vy, i);
+    int sumi = 0, sumi1 = 0;
+    for (int ib = 0; ib < kQK_K / 32; ++ib) sub(x, y, ib, sumi, sumi1);
+    sumf += d_of(x) * y.d * (static_cast<float>(sumi) + kIQ1Delta * static_cast<float>(sumi1));
+  }
+  return sumf;
+}
+
+// ggml_vec_dot_iq1_s_q8_K_generic: the delta term through Q8_K's sums of 16.
+float DotIQ1_S(const void* vx, const void* vy, int64_t nb) {
+  const auto d_of = [](const BlockIQ1_S& x) { return H(x.d); };
+  return Iq1Dot<BlockIQ1_S>(
+      vx, vy, nb, d_of, [](const BlockIQ1_S& x, const BlockQ8_K& y, int ib, int& sumi, int& sumi1) {
+        const int ls = 2 * ((x.qh[ib] >> 12) & 7) + 1;
+        const int delta = (x.qh[ib] & 0x8000) != 0 ? -1 : 1;
+        int lsum = 0;
+        for (int l = 0; l < 4; ++l) {
+          lsum += Iq1GroupDot(kIQ1SGrid[x.qs[4 * ib + l] | (((x.qh[ib] >> 3 * l) & 7) << 8)], y.qs + 32 * ib + 8 * l);
+        }
+        sumi += ls * lsum;
+        sumi1 += ls * delta * (y.bsums[2 * ib] + y.bsums[2 * ib + 1]);
+      });
+}
+
+// ggml_vec_dot_iq1_m_q8_K_generic: the delta term per group of 8 from the activations themselves; d in the top
+// nibbles of the 4 scale words.
+float DotIQ1_M(const void* vx, const void* vy, int64_t nb) {
+  const auto words = [](const BlockIQ1_M& x) {
+    uint16_t sc[4];
+    std::memcpy(sc, x.scales, sizeof(sc));
+    return std::array<uint16_t, 4>{sc[0], sc[1], sc[2], sc[3]};
+  };
+  const auto d_of = [&](const BlockIQ1_M& x) {
+    const auto sc = words(x);
+    return H(
+        static_cast<uint16_t>((sc[0] >> 12) | ((sc[1] >> 8) & 0x00f0) | ((sc[2] >> 4) & 0x0f00) | (sc[3] & 0xf000)));
+  };
+  return Iq1Dot<
+      BlockIQ1_M>(vx, vy, nb, d_of, [&](const BlockIQ1_M& x, const BlockQ8_K& y, int ib, int& sumi1, int& sumi2) {
+    const auto sc = words(x);
+    const uint8_t* qh = x.qh + 2 * ib;
+    const int delta[4] = {qh[0] & 0x08 ? -1 : 1, qh[0] & 0x80 ? -1 : 1, qh[1] & 0x08 ? -1 : 1, qh[1] & 0x80 ? -1 : 1};
+    int sum1[2] = {0, 0}, sum2[2] = {0, 0};
+    for (int l = 0; l < 4; ++l) {
+      const int8_t* q8 = y.qs + 32 * ib + 8 * l;
+      const int index = x.qs[4 * ib + l] | ((static_cast<uint16_t>(qh[l / 2]) << (8 - 4 * (l % 2))) & 0x700);
+      int lsum2 = 0;
+      for (int j = 0; j < 8; ++j) lsum2 += q8[j];
+      sum1[l / 2] += Iq1GroupDot(kIQ1SGrid[index], q8);
+      sum2[l / 2] += lsum2 * delta[l];
+    }
+    const int ls1 = 2 * ((sc[ib / 2] >> (6 * (ib % 2))) & 0x7) + 1;
+    const int ls2 = 2 * ((sc[ib / 2] >> (6 * (ib % 2) + 3)) & 0x7) + 1;
+    sumi1 += sum1[0] * ls1 + sum1[1] * ls2;
+    sumi2 += sum2[0] * ls1 + sum2[1] * ls2;
+  });
+}
+
 }  // namespace
 
 float QuantDot(DType wt, const void* w_row, const void* act_row, int64_t n) {
@@ -335,6 +513,13 @@ float QuantDot(DType wt, const void* w_row, const void* act_row, int64_t n) {
     case DType::kQ5_K: return DotQ45_K<BlockQ5_K>(w_row, act_row, nbk);
     case DType::kQ6_K: return DotQ6_K(w_row, act_row, nbk);
     case DType::kIQ4_XS: return DotIQ4_XS(w_row, act_row, nbk);
+    case DType::kIQ2_XXS: return DotIQ2_XXS(w_row, act_row, nbk);
+    case DType::kIQ2_XS: return DotIQ2_XS(w_row, act_row, nbk);
+    case DType::kIQ2_S: return DotIQ2_S(w_row, act_row, nbk);
+    case DType::kIQ3_XXS: return DotIQ3_XXS(w_row, act_row, nbk);
+    case DType::kIQ3_S: return DotIQ3_S(w_row, act_row, nbk);
+    case DType::kIQ1_S: return DotIQ1_S(w_row, act_row, nbk);
+    case DType::kIQ1_M: return DotIQ1_M(w_row, act_row, nbk);
     default: return 0.0f;
   }
 }

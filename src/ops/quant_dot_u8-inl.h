@@ -33,6 +33,7 @@
 #include "hwy/highway.h"
 #include "ops/quant_dot_internal.h"
 #include "tensor/quant/blocks.h"
+#include "tensor/quant/iq_grids.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace pocketlm {
@@ -70,7 +71,7 @@ HWY_INLINE VB Load32Twice(const uint8_t* p) {
 // q4_K: q in 0..15, sub-blocks of 32 (ggml_vec_dot_q4_K_q8_K).
 struct DecQ4_KU8 {
   static constexpr size_t kBytes = sizeof(BlockQ4_K);
-  static constexpr bool kOffset = false;
+  static constexpr bool kOffset = false, kSignedActs = false;
   using State = DecQ45_K<false>::State;
   static HWY_INLINE State Prepare(const uint8_t* b) { return DecQ45_K<false>::Prepare(b); }
   // Pair lane p of chunk j has sub-block (j + 2p) / 32: lanes 16..31 are the next sub-block on AVX-512.
@@ -93,19 +94,23 @@ struct DecQ4_KU8 {
   }
 };
 
+// Scales of the value pairs of chunk j for 16 int8 scales per 16 values: pair lane p has scale sc16[j / 16 + p / 8],
+// a byte shuffle of the 16 scales (in every 128-bit lane), widened to int16.
+HWY_INLINE hn::Vec<DB16> PairScales16(const int8_t* sc16, size_t j) {
+  const hn::Rebind<int8_t, DB16> d8;
+  const auto table = hn::LoadDup128(d8, sc16);
+  const auto idx = hn::Add(hn::ShiftRight<3>(hn::Iota(d8, 0)), hn::Set(d8, static_cast<int8_t>(j / 16)));
+  return hn::PromoteTo(DB16(), hn::TableLookupBytes(table, idx));
+}
+
 // q6_K: q + 32 in 0..63, sub-blocks of 16 (ggml_vec_dot_q6_K_q8_K).
 struct DecQ6_KU8 {
   static constexpr size_t kBytes = sizeof(BlockQ6_K);
-  static constexpr bool kOffset = true;
+  static constexpr bool kOffset = true, kSignedActs = false;
   using State = DecQ6_K::State;
   static HWY_INLINE State Prepare(const uint8_t* b) { return DecQ6_K::Prepare(b); }
-  // Pair lane p of chunk j has sub-block j / 16 + p / 8: a byte shuffle of the 16 int8 scales of the block (in
-  // every 128-bit lane), widened to int16.
   static HWY_INLINE hn::Vec<DB16> PairScales(const uint8_t* b, const State&, size_t j) {
-    const hn::Rebind<int8_t, DB16> d8;
-    const auto table = hn::LoadDup128(d8, reinterpret_cast<const int8_t*>(b + offsetof(BlockQ6_K, scales)));
-    const auto idx = hn::Add(hn::ShiftRight<3>(hn::Iota(d8, 0)), hn::Set(d8, static_cast<int8_t>(j / 16)));
-    return hn::PromoteTo(DB16(), hn::TableLookupBytes(table, idx));
+    return PairScales16(reinterpret_cast<const int8_t*>(b + offsetof(BlockQ6_K, scales)), j);
   }
   // Values j..j+L of half h = j / 128 starting at quarter k = (j % 128) / 32: low (k < 2) or high nibbles of ql
   // bytes 64h + 32 (k & 1) + 0..L, top bits 2k.. of qh[32h + l] (quarter k + 1 in the upper half on AVX-512).
@@ -136,6 +141,35 @@ struct DecQ6_KU8 {
   static HWY_INLINE float Extra(const State&, const Acts&, size_t, size_t) { return 0.0f; }
 };
 
+// Lattice i-quants (quant_dot_lattice.h, sources in quant_dot_decoders-inl.h): the unsigned magnitudes as weights,
+// the signs moved onto the activations (kSignedActs: y negated where the weight is), as ggml's AVX2
+// ggml_vec_dot_iq2_xs_q8_K does with _mm256_sign_epi8. Magnitudes <= 62: vpmaddubsw pairs stay below 2^15.
+template <class Src>
+struct DecLatticeU8 {
+  static constexpr size_t kBytes = Src::kBytes;
+  static constexpr bool kOffset = false, kSignedActs = true;
+  using State = typename Src::State;
+  static HWY_INLINE State Prepare(const uint8_t* b) { return Src::Prepare(b); }
+  static HWY_INLINE hn::Vec<DB16> PairScales(const uint8_t*, const State& st, size_t j) {
+    return PairScales16(Src::Block(st).sc, j);
+  }
+  static HWY_INLINE VB Chunk(const uint8_t*, const State& st, size_t j) {
+    return hn::LoadU(DB(), Src::Block(st).mag + j);
+  }
+  static HWY_INLINE hn::Vec<DBI8> SignActs(const State& st, size_t j, hn::Vec<DBI8> y) {
+    return hn::IfThenElse(hn::LoadMaskBits(DBI8(), Src::Block(st).neg + j / 8), hn::Neg(y), y);
+  }
+  static HWY_INLINE int Offset(const State&, const Acts&, size_t, size_t) { return 0; }
+  static HWY_INLINE float Extra(const State&, const Acts&, size_t, size_t) { return 0.0f; }
+};
+
+// Activations of chunk j as the decoder multiplies them.
+template <class Dec>
+HWY_INLINE hn::Vec<DBI8> ActsOf(const typename Dec::State& st, size_t j, hn::Vec<DBI8> y) {
+  if constexpr (Dec::kSignedActs) return Dec::SignActs(st, j, y);
+  return y;
+}
+
 // As DotTokens (quant_dot.cpp) on the byte path; activations read as int8 straight from the Q8_K blocks.
 template <class Dec, int kT>
 HWY_NOINLINE void DotTokensU8(const uint8_t* HWY_RESTRICT w, const Acts& a, size_t t0, float* out) {
@@ -165,10 +199,10 @@ HWY_NOINLINE void DotTokensU8(const uint8_t* HWY_RESTRICT w, const Acts& a, size
     for (size_t j = 0; j < kQK_K; j += L) {
       const VB wv = Dec::Chunk(blk, st, j);
       const auto sc = Dec::PairScales(blk, st, j);
-      i0 = MulAddU8I8(wv, hn::LoadU(d8, q0 + j), sc, i0);
-      if constexpr (kT > 1) i1 = MulAddU8I8(wv, hn::LoadU(d8, q1 + j), sc, i1);
-      if constexpr (kT > 2) i2 = MulAddU8I8(wv, hn::LoadU(d8, q2 + j), sc, i2);
-      if constexpr (kT > 3) i3 = MulAddU8I8(wv, hn::LoadU(d8, q3 + j), sc, i3);
+      i0 = MulAddU8I8(wv, ActsOf<Dec>(st, j, hn::LoadU(d8, q0 + j)), sc, i0);
+      if constexpr (kT > 1) i1 = MulAddU8I8(wv, ActsOf<Dec>(st, j, hn::LoadU(d8, q1 + j)), sc, i1);
+      if constexpr (kT > 2) i2 = MulAddU8I8(wv, ActsOf<Dec>(st, j, hn::LoadU(d8, q2 + j)), sc, i2);
+      if constexpr (kT > 3) i3 = MulAddU8I8(wv, ActsOf<Dec>(st, j, hn::LoadU(d8, q3 + j)), sc, i3);
     }
     const float d = st.d;
     if constexpr (Dec::kOffset) i0 = hn::Sub(i0, hn::IfThenElseZero(first, hn::Set(d32, Dec::Offset(st, a, t0, b))));
@@ -242,19 +276,24 @@ HWY_INLINE V256 Nibbles32U8(const uint8_t* qs) {
   return _mm256_and_si256(_mm256_srlv_epi64(raw, _mm256_set_epi64x(4, 4, 0, 0)), _mm256_set1_epi8(0x0F));
 }
 
+// Byte i = 0xFF where bit i of `bits` is set, else 0.
+HWY_INLINE V256 ByteMask32(uint32_t bits) {
+#if HWY_TARGET == HWY_AVX2
+  // ggml's bytes_from_bits_32: replicate byte k of bits into bytes 8k..8k+7, then test one bit per byte.
+  const V256 shuf = _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0);
+  const V256 bytes = _mm256_or_si256(_mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int>(bits)), shuf),
+                                     _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe));
+  return _mm256_cmpeq_epi8(bytes, _mm256_set1_epi64x(-1));
+#else
+  return _mm256_movm_epi8(static_cast<__mmask32>(bits));
+#endif
+}
+
 // Byte i = 16 where bit i of the little-endian 32-bit qh is set, else 0.
 HWY_INLINE V256 HighBits32U8(const uint8_t* qh) {
   uint32_t bits;
   std::memcpy(&bits, qh, 4);
-#if HWY_TARGET == HWY_AVX2
-  // ggml's bytes_from_bits_32: replicate byte k of qh into bytes 8k..8k+7, then test one bit per byte.
-  const V256 shuf = _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0);
-  const V256 bytes = _mm256_or_si256(_mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int>(bits)), shuf),
-                                     _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe));
-  return _mm256_and_si256(_mm256_cmpeq_epi8(bytes, _mm256_set1_epi64x(-1)), _mm256_set1_epi8(16));
-#else
-  return _mm256_maskz_set1_epi8(static_cast<__mmask32>(bits), 16);
-#endif
+  return _mm256_and_si256(ByteMask32(bits), _mm256_set1_epi8(16));
 }
 
 HWY_INLINE float F16At(const uint8_t* p) {
@@ -425,6 +464,120 @@ HWY_NOINLINE void TileB32(const uint8_t* HWY_RESTRICT w, size_t w_row_bytes, con
     for (int t = 0; t < kT; ++t) out[r * kT + t] = HSum256(acc[r][t]) + e[r][t];
   }
 }
+
+// Lattice i-quants for decode: the block's groups (quant_dot_lattice.h) assembled into vectors in registers, chunk by
+// chunk. Unpacking into a LatticeBlock and reading it back measured 3x slower: the wide loads of bytes just stored
+// in 8-byte pieces cannot be forwarded from the store buffer and wait for the stores to retire.
+template <class U>
+struct DecLatticeRegs {
+  static constexpr size_t kBytes = U::kBytes;
+  static constexpr bool kOffset = false, kSignedActs = true;
+  struct State {
+    float d;
+    qd::LatticeScales sc;
+    uint64_t neg[4];  // sign bits of values 64k..64k+63
+  };
+  static HWY_INLINE State Prepare(const uint8_t* b) {
+    State s{U::D(b), U::Scales(b), {}};
+    for (int k = 0; k < 4; ++k) {
+      uint64_t w = 0;  // in a register: or-ing into s.neg[k] chained every group through a store and a load
+      for (int i = 0; i < 8; ++i) w |= static_cast<uint64_t>(U::Group(b, 8 * k + i).neg & 0xFF) << (8 * i);
+      s.neg[k] = w;
+    }
+    return s;
+  }
+  static HWY_INLINE hn::Vec<DB16> PairScales(const uint8_t*, const State& st, size_t j) {
+    // One 16-byte store and load of the same bytes: forwarded from the store buffer.
+    alignas(16) int8_t sc[16];
+    _mm_store_si128(reinterpret_cast<__m128i*>(sc),
+                    _mm_set_epi64x(static_cast<int64_t>(st.sc.hi), static_cast<int64_t>(st.sc.lo)));
+    return PairScales16(sc, j);
+  }
+  // Magnitudes of values j..j+L: groups j / 8 .. (j + L) / 8 - 1.
+  static HWY_INLINE VB Chunk(const uint8_t* b, const State&, size_t j) {
+    const int g = static_cast<int>(j / 8);
+    const auto m = [&](int k) { return static_cast<int64_t>(U::Group(b, g + k).mag); };
+#if HWY_TARGET == HWY_AVX2
+    return VB{_mm256_set_epi64x(m(3), m(2), m(1), m(0))};
+#else
+    return VB{_mm512_set_epi64(m(7), m(6), m(5), m(4), m(3), m(2), m(1), m(0))};
+#endif
+  }
+  // y negated where the weight is.
+  static HWY_INLINE hn::Vec<DBI8> SignActs(const State& st, size_t j, hn::Vec<DBI8> y) {
+    const uint64_t bits = st.neg[j / 64] >> (j % 64);
+#if HWY_TARGET == HWY_AVX2
+    const V256 sign = _mm256_or_si256(ByteMask32(static_cast<uint32_t>(bits)), _mm256_set1_epi8(1));
+    return hn::Vec<DBI8>{_mm256_sign_epi8(y.raw, sign)};
+#else
+    return hn::Vec<DBI8>{_mm512_mask_sub_epi8(y.raw, _cvtu64_mask64(bits), _mm512_setzero_si512(), y.raw)};
+#endif
+  }
+  static HWY_INLINE int Offset(const State&, const Acts&, size_t, size_t) {
+    return 0;
+  }
+  static HWY_INLINE float Extra(const State&, const Acts&, size_t, size_t) {
+    return 0.0f;
+  }
+};
+
+// The decode decoder of lattice type U: DecLatticeRegs, or on AVX-512 for iq2_xs and iq3_s (the most used lattice
+// types) a vector index computation and a hardware gather per chunk instead of 8 scalar lookups and inserts.
+template <class U>
+struct LatticeDecode {
+  using type = DecLatticeRegs<U>;
+};
+
+#if HWY_TARGET != HWY_AVX2
+// iq2_xs: the 8 u16 codes of a chunk widened to 64-bit lanes, masked to their 9-bit index, gathered from kIQ2XSGrid.
+// Signs: ksigns_iq2xs's 8th bit is the parity of the 7 stored ones (iq_grids.h), computed for 8 codes at a time.
+struct DecIQ2_XSGather : DecLatticeRegs<qd::UnpackIQ2_XS> {
+  static HWY_INLINE const uint8_t* Qs(const uint8_t* b) { return b + offsetof(BlockIQ2_XS, qs); }
+  static HWY_INLINE State Prepare(const uint8_t* b) {
+    State s{qd::UnpackIQ2_XS::D(b), qd::UnpackIQ2_XS::Scales(b), {}};
+    for (int k = 0; k < 4; ++k) {
+      const __m128i sg = _mm_srli_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(Qs(b) + 16 * k)), 9);
+      __m128i p = _mm_xor_si128(sg, _mm_srli_epi16(sg, 4));
+      p = _mm_xor_si128(p, _mm_srli_epi16(p, 2));
+      p = _mm_xor_si128(p, _mm_srli_epi16(p, 1));
+      const __m128i bits = _mm_or_si128(sg, _mm_slli_epi16(_mm_and_si128(p, _mm_set1_epi16(1)), 7));
+      s.neg[k] = static_cast<uint64_t>(_mm_cvtsi128_si64(_mm_packus_epi16(bits, bits)));
+    }
+    return s;
+  }
+  static HWY_INLINE VB Chunk(const uint8_t* b, const State&, size_t j) {
+    const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(Qs(b) + j / 4));  // groups j / 8 ..+8
+    const __m512i idx = _mm512_and_si512(_mm512_cvtepu16_epi64(q), _mm512_set1_epi64(511));
+    return VB{_mm512_i64gather_epi64(idx, reinterpret_cast<const long long*>(kIQ2XSGrid), 8)};
+  }
+};
+template <>
+struct LatticeDecode<qd::UnpackIQ2_XS> {
+  using type = DecIQ2_XSGather;
+};
+
+// iq3_s: the 16 halves of a chunk (two sub-blocks) as 32-bit lanes: index bytes | bit 8 from the two qh bytes (bit k
+// of qh[ib] for half k of sub-block ib: one 16-bit lane mask), gathered from kIQ3SGrid. Sign bits are stored plain.
+struct DecIQ3_SGather : DecLatticeRegs<qd::UnpackIQ3_S> {
+  static HWY_INLINE State Prepare(const uint8_t* b) {
+    State s{qd::UnpackIQ3_S::D(b), qd::UnpackIQ3_S::Scales(b), {}};
+    std::memcpy(s.neg, b + offsetof(BlockIQ3_S, signs), 32);
+    return s;
+  }
+  static HWY_INLINE VB Chunk(const uint8_t* b, const State&, size_t j) {
+    const __m128i lo = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b + offsetof(BlockIQ3_S, qs) + j / 4));
+    uint16_t high;
+    std::memcpy(&high, b + offsetof(BlockIQ3_S, qh) + j / 32, 2);
+    const __m512i idx8 = _mm512_cvtepu8_epi32(lo);
+    const __m512i idx = _mm512_mask_or_epi32(idx8, _cvtu32_mask16(high), idx8, _mm512_set1_epi32(256));
+    return VB{_mm512_i32gather_epi32(idx, reinterpret_cast<const int*>(kIQ3SGrid), 4)};
+  }
+};
+template <>
+struct LatticeDecode<qd::UnpackIQ3_S> {
+  using type = DecIQ3_SGather;
+};
+#endif
 
 }  // namespace qdec
 }  // namespace HWY_NAMESPACE

@@ -1,7 +1,7 @@
-// MatMulWeightsT on the read-only lattice i-quants, which have no integer kernels: rows are decoded to f32 and
-// multiplied with the activations rounded to Q8_K (the numerics of llama.cpp's ggml_vec_dot_iq*_q8_K). The expected
-// products are computed here in double from quant::DequantizeRow of the weights and a Q8_K round trip of x; the
-// tolerance is far below that rounding's effect, so the test fails if the rounding is dropped (checked below too).
+// MatMulWeightsT on the lattice i-quants, whose integer kernels (ops/quant_dot.h) multiply the weight blocks with the
+// activations quantized to Q8_K (the numerics of llama.cpp's ggml_vec_dot_iq*_q8_K). The expected products are
+// computed here in double from quant::DequantizeRow of the weights and a Q8_K round trip of x; the tolerance is far
+// below that rounding's effect, so the test fails if the products stop seeing Q8_K activations (checked below too).
 #include <gtest/gtest.h>
 #include <hwy/targets.h>
 

@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 #include <hwy/targets.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstring>
@@ -28,8 +29,18 @@ namespace {
 
 using quant::GetQuantTraits;
 
-constexpr DType kTypes[] = {DType::kQ8_0, DType::kQ4_0, DType::kQ4_K, DType::kQ6_K, DType::kQ5_K,   DType::kQ3_K,
-                            DType::kQ2_K, DType::kQ5_0, DType::kQ4_1, DType::kQ5_1, DType::kIQ4_NL, DType::kIQ4_XS};
+constexpr DType kTypes[] = {DType::kQ8_0,    DType::kQ4_0,   DType::kQ4_K,    DType::kQ6_K,   DType::kQ5_K,
+                            DType::kQ3_K,    DType::kQ2_K,   DType::kQ5_0,    DType::kQ5_1,   DType::kQ4_1,
+                            DType::kIQ4_NL,  DType::kIQ4_XS, DType::kIQ2_XXS, DType::kIQ2_XS, DType::kIQ2_S,
+                            DType::kIQ3_XXS, DType::kIQ3_S,  DType::kIQ1_S,   DType::kIQ1_M};
+
+// The lattice i-quants: every byte pattern is a valid block, so their test weights are random blocks with a sane
+// super-scale (the tests do not depend on their quantizers).
+constexpr DType kLatticeTypes[] = {DType::kIQ2_XXS, DType::kIQ2_XS, DType::kIQ2_S, DType::kIQ3_XXS,
+                                   DType::kIQ3_S,   DType::kIQ1_S,  DType::kIQ1_M};
+bool IsLattice(DType t) {
+  return std::find(std::begin(kLatticeTypes), std::end(kLatticeTypes), t) != std::end(kLatticeTypes);
+}
 // 9 and 19 tokens take the panel GEMM on x86 (32-value-block types, q4_K and q6_K from 8 tokens: full groups of
 // 7 / 4 tokens and partial ones).
 constexpr int64_t kNTokens[] = {1, 2, 3, 4, 5, 7, 9, 19};
@@ -97,6 +108,17 @@ void PutF16(uint8_t* p, float v) {
   std::memcpy(p, &h, 2);
 }
 
+// The f16 super-scale of a lattice block: the first field, except IQ1_M's, spread over the top nibbles of its 4
+// scale words (w[0]'s nibble lowest).
+void PutLatticeD(DType t, uint8_t* blk, float v) {
+  if (t != DType::kIQ1_M) return PutF16(blk, v);
+  const uint16_t h = F32ToF16(v);
+  uint8_t* scales = blk + offsetof(quant::BlockIQ1_M, scales);
+  for (int k = 0; k < 4; ++k) {
+    scales[2 * k + 1] = static_cast<uint8_t>((scales[2 * k + 1] & 0x0F) | ((h >> (4 * k)) & 0xF) << 4);
+  }
+}
+
 // Grid data: random bytes for every quant and sub-block scale field (all bit patterns are valid blocks), f16
 // super-scales 2^-4 (d) and 2^-5 (m / dmin), activations in [-2, 2] with scale 2^-3. Every integer block sum is
 // below 2^24 in units of 2^-8, so each float operation of kernel and reference is exact and they must agree
@@ -122,6 +144,10 @@ void FillGrid(Case& c, std::mt19937& rng) {
     for (int64_t b = 0; b < nb; ++b) {
       uint8_t* blk = c.WRow(r) + static_cast<size_t>(b) * GetDTypeInfo(tr.type).type_size;
       for (size_t i = 0; i < GetDTypeInfo(tr.type).type_size; ++i) blk[i] = static_cast<uint8_t>(byte(rng));
+      if (IsLattice(c.type)) {
+        PutLatticeD(c.type, blk, 0x1p-4f);
+        continue;
+      }
       PutF16(blk + d_off, 0x1p-4f);
       if (has_m) PutF16(blk + m_off, 0x1p-5f);
     }
@@ -163,9 +189,19 @@ void FillRandom(Case& c, std::mt19937& rng, std::vector<float>* wdq, std::vector
   std::vector<float> x(n);
   std::vector<uint8_t> tmp(RowBytes(c.type, c.n) + 64);
   wdq->resize(n * static_cast<size_t>(c.n_out));
+  const size_t block_bytes = GetDTypeInfo(c.type).type_size;
+  std::uniform_int_distribution<int> byte(0, 255);
+  std::uniform_real_distribution<float> scale(0.01f, 0.02f);
   for (int64_t r = 0; r < c.n_out; ++r) {
-    for (auto& v : x) v = g(rng);
-    tr.quantize_row(x.data(), tmp.data(), c.n);
+    if (IsLattice(c.type)) {
+      for (size_t i = 0; i < RowBytes(c.type, c.n); ++i) tmp[i] = static_cast<uint8_t>(byte(rng));
+      for (size_t b = 0; b < RowBytes(c.type, c.n) / block_bytes; ++b) {
+        PutLatticeD(c.type, tmp.data() + b * block_bytes, scale(rng));
+      }
+    } else {
+      for (auto& v : x) v = g(rng);
+      tr.quantize_row(x.data(), tmp.data(), c.n);
+    }
     std::memcpy(c.WRow(r), tmp.data(), RowBytes(c.type, c.n));
     tr.dequantize_row(tmp.data(), wdq->data() + static_cast<size_t>(r) * n, c.n);
   }
@@ -299,7 +335,8 @@ void CheckRandomDataWithinRoundingBound() {
 // 1536 values, 100 of 1280), so these runs cross token-block boundaries and end with a partial group of 4.
 void CheckManyTokensExactOnGridData() {
   std::mt19937 rng(5);
-  for (DType type : {DType::kQ8_0, DType::kQ4_0, DType::kQ4_K, DType::kQ6_K, DType::kIQ4_XS}) {
+  for (DType type :
+       {DType::kQ8_0, DType::kQ4_0, DType::kQ4_K, DType::kQ6_K, DType::kIQ4_XS, DType::kIQ2_XS, DType::kIQ1_M}) {
     for (auto [n, n_tokens] : {std::pair<int64_t, int64_t>{1536, 90}, {1280, 103}}) {
       Case c(type, n, 3, n_tokens);
       FillGrid(c, rng);
@@ -536,7 +573,7 @@ TEST_P(QuantDotScalarTest, LoadF16MatchesF16ToF32) {
 
 TEST_P(QuantDotScalarTest, SupportedTypesAndRowBytes) {
   for (DType t : kTypes) EXPECT_TRUE(HasQuantDot(t)) << DTypeName(t);
-  for (DType t : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_1, DType::kQ8_K, DType::kIQ2_XXS}) {
+  for (DType t : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_1, DType::kQ8_K, DType::kTQ1_0}) {
     EXPECT_FALSE(HasQuantDot(t)) << DTypeName(t);
     EXPECT_EQ(ActivationRowBytes(t, 256), 0u);
   }
