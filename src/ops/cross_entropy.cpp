@@ -45,9 +45,9 @@ template double CrossEntropyRow<double>(double*, int64_t, int32_t, float, float,
 
 }  // namespace grad
 
-CrossEntropyResult FusedCrossEntropy(const TensorView& w_out, const float* h, const int32_t* targets, int64_t T,
-                                     float final_softcap, float grad_scale, float* dh, ThreadPool* pool,
-                                     int64_t chunk_tokens, float* dw_out) {
+CrossEntropyResult FusedOutputLoss(const TensorView& w_out, const float* h, const int32_t* targets, int64_t T,
+                                   float* dh, ThreadPool* pool, int64_t chunk_tokens, float* dw_out,
+                                   const OutputRowLoss& row) {
   const int64_t n_embd = w_out.n_in(), n_vocab = w_out.n_out();
   const int64_t chunk = std::max<int64_t>(1, chunk_tokens);
   std::vector<int64_t> rows;  // counted positions, in order
@@ -74,9 +74,7 @@ CrossEntropyResult FusedCrossEntropy(const TensorView& w_out, const float* h, co
     MatMulWeightsT(w_out, hc.data(), n, logits.data(), n_vocab, false, pool, &act_scratch);
     auto body = [&](size_t begin, size_t end) {
       for (size_t r = begin; r < end; ++r) {
-        const int32_t target = targets[rows[static_cast<size_t>(c0) + r]];
-        loss[r] = grad::CrossEntropyRow(logits.data() + static_cast<int64_t>(r) * n_vocab, n_vocab, target,
-                                        final_softcap, grad_scale, dh != nullptr);
+        loss[r] = row(rows[static_cast<size_t>(c0) + r], logits.data() + static_cast<int64_t>(r) * n_vocab);
       }
     };
     if (pool == nullptr) {
@@ -97,6 +95,19 @@ CrossEntropyResult FusedCrossEntropy(const TensorView& w_out, const float* h, co
     }
   }
   return result;
+}
+
+CrossEntropyResult FusedCrossEntropy(const TensorView& w_out, const float* h, const int32_t* targets, int64_t T,
+                                     float final_softcap, float grad_scale, float* dh, ThreadPool* pool,
+                                     int64_t chunk_tokens, float* dw_out) {
+  const int64_t n_vocab = w_out.n_out();
+  const bool want_grad = dh != nullptr;
+  CrossEntropyResult r =
+      FusedOutputLoss(w_out, h, targets, T, dh, pool, chunk_tokens, dw_out, [&](int64_t t, float* z) {
+        return grad::CrossEntropyRow(z, n_vocab, targets[t], final_softcap, grad_scale, want_grad);
+      });
+  r.ce_sum = r.loss_sum;
+  return r;
 }
 
 }  // namespace pocketlm

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 
 #include "base/thread_pool.h"
 #include "tensor/tensor_view.h"
@@ -13,6 +14,8 @@ namespace pocketlm {
 struct CrossEntropyResult {
   double loss_sum = 0;    // sum over counted positions of -log p(target)
   int64_t n_counted = 0;  // positions with a target in [0, n_vocab)
+  // With distillation (ops/distill_loss.h) the two parts of loss_sum; cross-entropy alone: ce_sum = loss_sum.
+  double ce_sum = 0, kl_sum = 0;
 };
 
 // For each position t with 0 <= targets[t] < n_vocab:
@@ -29,6 +32,14 @@ struct CrossEntropyResult {
 CrossEntropyResult FusedCrossEntropy(const TensorView& w_out, const float* h, const int32_t* targets, int64_t T,
                                      float final_softcap, float grad_scale, float* dh, ThreadPool* pool,
                                      int64_t chunk_tokens = 32, float* dw_out = nullptr);
+
+// The projection, chunking and backward pass of FusedCrossEntropy around any per-position loss: row(t, z) gets the
+// raw logits z (n_vocab) of counted position t, returns its loss and, when dh is not null, leaves grad_scale *
+// d loss / dz in z. Called concurrently for distinct t. result.loss_sum sums what row returns, in position order.
+using OutputRowLoss = std::function<double(int64_t t, float* z)>;
+CrossEntropyResult FusedOutputLoss(const TensorView& w_out, const float* h, const int32_t* targets, int64_t T,
+                                   float* dh, ThreadPool* pool, int64_t chunk_tokens, float* dw_out,
+                                   const OutputRowLoss& row);
 
 namespace grad {
 // One position, in place: logits (n_vocab) holds the raw logits z on entry; returns -log softmax(cap(z))[target]

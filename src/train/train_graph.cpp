@@ -399,7 +399,8 @@ Result<CrossEntropyResult> TrainGraph::Forward(const SequenceView& s, LoraSet* l
 }
 
 Result<CrossEntropyResult> TrainGraph::ForwardBackward(const SequenceView& s, LoraSet* loras, float grad_scale,
-                                                       uint64_t dropout_key) {
+                                                       uint64_t dropout_key, const TeacherTargets* teacher,
+                                                       const DistillParams& distill) {
   PLM_RETURN_IF_ERROR(Check(s));
   const ModelConfig& c = model_.config();
   const int64_t E = c.n_embd, TE = static_cast<int64_t>(s.T) * E;
@@ -419,8 +420,11 @@ Result<CrossEntropyResult> TrainGraph::ForwardBackward(const SequenceView& s, Lo
   const float* norm_w = (*w_).output_norm.f32();
   for (int t = 0; t < s.T; ++t) RmsNorm(ckpt(L) + t * E, norm_w, E, c.rms_eps, final_h_.data() + t * E);
   float* g_out = full_ != nullptr ? full_->GradFor(w_->output.data) : nullptr;
-  const CrossEntropyResult ce = FusedCrossEntropy(w_->output, final_h_.data(), s.targets, s.T, c.final_softcap,
-                                                  grad_scale, g_e_.data(), pool_, 32, g_out);
+  const CrossEntropyResult ce = teacher != nullptr
+                                    ? FusedDistillLoss(w_->output, final_h_.data(), s.targets, s.T, c.final_softcap,
+                                                       *teacher, distill, grad_scale, g_e_.data(), pool_, 32, g_out)
+                                    : FusedCrossEntropy(w_->output, final_h_.data(), s.targets, s.T, c.final_softcap,
+                                                        grad_scale, g_e_.data(), pool_, 32, g_out);
   float* dx = grad_x_[0].data();
   float* dx_next = grad_x_[1].data();
   for (int t = 0; t < s.T; ++t) {

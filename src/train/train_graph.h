@@ -14,6 +14,7 @@
 #include "base/thread_pool.h"
 #include "model/model.h"
 #include "ops/cross_entropy.h"
+#include "ops/distill_loss.h"
 #include "train/full_params.h"
 #include "train/lora_set.h"
 
@@ -44,8 +45,10 @@ class TrainGraph {
 
   // Forward and backward: returns the summed loss; the LoRA gradients accumulate (+=) d(grad_scale * loss_sum).
   // `dropout_key` selects the dropout masks (one per optimizer micro-step) when the set has dropout > 0.
+  // With `teacher` (rows for this sequence) the loss is the distillation loss of ops/distill_loss.h under `distill`.
   Result<CrossEntropyResult> ForwardBackward(const SequenceView& seq, LoraSet* loras, float grad_scale,
-                                             uint64_t dropout_key);
+                                             uint64_t dropout_key, const TeacherTargets* teacher = nullptr,
+                                             const DistillParams& distill = {});
 
   // Full fine-tuning: from now on the graph reads the weights from `full` (f32 masters) and accumulates every
   // weight's gradient into it. Null returns to the model's own (frozen) weights.

@@ -66,6 +66,12 @@ Result<std::unique_ptr<Trainer>> Trainer::Create(const Model& model, const Train
   if (train == nullptr || train->SizeOfEpoch(0) == 0) return InvalidArgument("no training sequences");
   std::unique_ptr<Trainer> t(new Trainer(model, config));
   PLM_ASSIGN_OR_RETURN(t->graph_, TrainGraph::Create(model, config.seq_len, &t->pool_, config.activation_budget));
+  if (config.teacher != nullptr) {
+    // The teacher runs on the trainer's threads between the student's steps: a non-owning handle to them.
+    std::shared_ptr<ThreadPool> pool(&t->pool_, [](ThreadPool*) {});
+    PLM_ASSIGN_OR_RETURN(t->teacher_,
+                         DistillTeacher::Create(model, *config.teacher, config.distill, config.seq_len, pool));
+  }
   if (config.full) {
     PLM_ASSIGN_OR_RETURN(t->full_, FullParams::Create(model));
     t->graph_->SetFullParams(t->full_.get());
@@ -130,7 +136,15 @@ CheckpointIdentity Trainer::Identity() const {
       static_cast<long long>(total_steps_), static_cast<double>(config_.lr), static_cast<int>(config_.schedule),
       static_cast<long long>(warmup_), static_cast<double>(config_.weight_decay),
       static_cast<double>(config_.clip_norm), static_cast<unsigned long long>(l.seed), train_->SizeOfEpoch(0));
-  return {fingerprint_, buf};
+  std::string settings = buf;
+  if (teacher_ != nullptr) {  // only then, so checkpoints of plain runs keep their identity
+    const DistillConfig& d = config_.distill;
+    std::snprintf(buf, sizeof(buf), " distill=%s weight=%g temp=%g topk=%d",
+                  ModelFingerprint(config_.teacher->file()).c_str(), static_cast<double>(d.params.weight),
+                  static_cast<double>(d.params.temp), d.topk);
+    settings += buf;
+  }
+  return {fingerprint_, settings};
 }
 
 Result<double> Trainer::Evaluate(SequenceSource* src) {
@@ -175,14 +189,23 @@ Result<TrainSummary> Trainer::Run(const std::function<void(const TrainEvent&)>& 
     }
     if (loras_ != nullptr) loras_->ZeroGrad();
     if (full_ != nullptr) full_->ZeroGrad();
-    double loss_sum = 0;
+    double loss_sum = 0, ce_sum = 0, kl_sum = 0;
     if (n_targets > 0) {
       const float grad_scale = 1.0f / static_cast<float>(n_targets);
       for (size_t j = 0; j < batch.size(); ++j) {
         const PackedSequence& s = train_->Get(batch[j].first, batch[j].second);
         const uint64_t key = Mix64(config_.lora.seed ^ Mix64(static_cast<uint64_t>(pos.step) * 1024 + j));
-        PLM_ASSIGN_OR_RETURN(CrossEntropyResult r, graph_->ForwardBackward(ViewOf(s), loras_.get(), grad_scale, key));
+        const SequenceView view = ViewOf(s);
+        TeacherTargets teacher;
+        if (teacher_ != nullptr) {
+          PLM_ASSIGN_OR_RETURN(teacher, teacher_->Run(view));
+        }
+        PLM_ASSIGN_OR_RETURN(CrossEntropyResult r,
+                             graph_->ForwardBackward(view, loras_.get(), grad_scale, key,
+                                                     teacher_ != nullptr ? &teacher : nullptr, config_.distill.params));
         loss_sum += r.loss_sum;
+        ce_sum += r.ce_sum;
+        kl_sum += r.kl_sum;
         tokens_this_run += static_cast<int64_t>(s.tokens.size());
         pos.tokens_seen += static_cast<int64_t>(s.tokens.size());
       }
@@ -204,6 +227,10 @@ Result<TrainSummary> Trainer::Run(const std::function<void(const TrainEvent&)>& 
     ev.epoch = pos.epoch;
     ev.loss = loss;
     ev.grad_norm = norm;
+    if (teacher_ != nullptr && n_targets > 0) {
+      ev.ce = ce_sum / static_cast<double>(n_targets);
+      ev.kl = kl_sum / static_cast<double>(n_targets);
+    }
     ev.lr = lr;
     ev.elapsed_s = Seconds(start);
     ev.tokens_per_s = static_cast<double>(tokens_this_run) / std::max(ev.elapsed_s, 1e-9);

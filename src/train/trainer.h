@@ -13,6 +13,7 @@
 #include "model/model.h"
 #include "train/checkpoint.h"
 #include "train/data/packing.h"
+#include "train/distill.h"
 #include "train/lora_set.h"
 #include "train/optimizer.h"
 #include "train/train_graph.h"
@@ -63,14 +64,19 @@ struct TrainerConfig {
   size_t activation_budget =
       size_t{768} << 20;  // > 0: stop after this many steps of this run, as an interruption would (tests resume)
   int n_threads = 2;
+  // Knowledge distillation from this model (same vocabulary; outlives the trainer), null: cross-entropy only.
+  // Validation losses stay the plain cross-entropy.
+  const Model* teacher = nullptr;
+  DistillConfig distill;
 };
 
 // What the loop reports, for progress bars and logs.
 struct TrainEvent {
   enum Kind : uint8_t { kStep, kEval, kCheckpoint } kind = kStep;
   int64_t step = 0, total_steps = 0, epoch = 0;
-  double loss = 0;       // mean loss over the step's targets (kStep) or the validation set (kEval)
-  double grad_norm = 0;  // before clipping
+  double loss = 0;          // mean loss over the step's targets (kStep) or the validation set (kEval)
+  double grad_norm = 0;     // before clipping
+  double ce = -1, kl = -1;  // kStep with distillation: the step's mean cross-entropy and KL(teacher || student)
   float lr = 0;
   double tokens_per_s = 0, elapsed_s = 0, eta_s = 0;
   std::string path;  // kCheckpoint
@@ -112,6 +118,7 @@ class Trainer {
   std::unique_ptr<FullParams> full_;
   std::vector<CheckpointTensor> ckpt_tensors_;
   ThreadPool pool_;
+  std::unique_ptr<DistillTeacher> teacher_;  // shares pool_ (declared after it: destroyed first)
   std::unique_ptr<TrainGraph> graph_;
   std::unique_ptr<AdamW> opt_;
   std::vector<ParamRef> params_;

@@ -8,6 +8,7 @@
 #   4. full fine-tuning (--full) learns, writes a model that runs, and resumes exactly;
 #   6. pocketlm eval measures perplexity, exact match and KL divergence;
 #   5. --export-peft writes a PEFT directory that converts back to the same adapter; --adapter-type f16 halves it.
+#   7. --distill: an adapter distilled from the f32 base lowers the 4-bit base's KL to it (accuracy recovery).
 # Usage: finetune_test.sh POCKETLM MAKE_RANDOM_MODEL WORKDIR   (PLM_EMULATOR: e.g. qemu-aarch64)
 set -euo pipefail
 bin="${PLM_EMULATOR:-} $1"
@@ -74,6 +75,27 @@ $bin quantize base.gguf base-q4k.gguf --type q4_k_m >/dev/null 2>&1 || fail "qua
 $bin info -m base-q4k.gguf | grep -qi 'q4_K' || fail "the quantized base has no q4_K tensors"
 [[ $quick == 1 ]] || check_learns base-q4k.gguf q4_k
 
+# Distillation (--distill): an adapter on the 4-bit base trained toward the f32 base's distributions (accuracy
+# recovery) brings it closer to them on held-out text (eval --kl), full vocabulary or top-k; the log shows both parts.
+kl_q4k() { $bin eval -m base-q4k.gguf "$@" --kl base.gguf --text val.jsonl --limit 5 2>/dev/null |
+  sed -E 's/.* mean ([0-9.]+) nats.*/\1/'; }
+if [[ $quick != 1 ]]; then
+  kl_before=$(kl_q4k)
+  for k in 0 8; do
+    $bin finetune -m base-q4k.gguf --data train.jsonl -o "kd$k.gguf" --distill base.gguf --distill-weight 1 \
+      --distill-temp 2 --distill-topk $k --rank 8 --lr 3e-3 --steps 20 --seq-len 64 --batch-tokens 256 \
+      --train-on-prompt 2>"log-kd$k.txt" || { cat "log-kd$k.txt"; fail "finetune --distill (top-k $k)"; }
+    grep -q 'distill KL [0-9.]*, CE [0-9.]*' "log-kd$k.txt" || { cat "log-kd$k.txt"; fail "no distill KL in the log"; }
+    kl_after=$(kl_q4k --lora "kd$k.gguf")
+    echo "distill top-k $k: eval --kl of the 4-bit base against the f32 base $kl_before -> $kl_after"
+    awk -v b="$kl_before" -v a="$kl_after" 'BEGIN { exit !(a < 0.7 * b) }' || fail "distillation did not lower the KL"
+  done
+fi
+# Mixed with the cross-entropy (default weight 0.5), one short step, top-k.
+$bin finetune -m base.gguf --data train.jsonl -o kd-mixed.gguf --distill base-q4k.gguf --distill-topk 4 --rank 4 \
+  --steps 1 --seq-len 32 --batch-tokens 32 2>log-kdm.txt || { cat log-kdm.txt; fail "finetune --distill mixed"; }
+grep -q 'loss [0-9.]* (distill KL [0-9.]*, CE [0-9.]*)' log-kdm.txt || { cat log-kdm.txt; fail "mixed distill log"; }
+
 # Resume: 4 steps straight versus 2 steps, "interrupted", then resumed.
 common=(-m base.gguf --data train.jsonl -q --rank 4 --lr 1e-3 --steps 4 --seq-len 32 --batch-tokens 64 --seed 9
   --dropout 0.1)
@@ -138,5 +160,8 @@ expect_error 'unknown LoRA target' -m base.gguf --data train.jsonl -o o.gguf --t
 expect_error 'missing.jsonl' -m base.gguf --data missing.jsonl -o o.gguf --steps 1
 expect_error 'schedule' -m base.gguf --data train.jsonl -o o.gguf --schedule wavy --steps 1
 expect_error 'applies to LoRA' -m base.gguf --data train.jsonl -o o.gguf --full --adapter-type f16 --steps 1
+expect_error 'loading the teacher missing.gguf' -m base.gguf --data train.jsonl -o o.gguf --distill missing.gguf
+expect_error 'distill-topk must be in 0..' -m base.gguf --data train.jsonl -o o.gguf --distill base-q4k.gguf \
+  --distill-topk 100000
 [[ ! -e o.gguf ]] || fail "a failed run left an output file"
 echo "finetune end to end: OK"

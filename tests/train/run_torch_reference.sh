@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One training step of pocketlm against the PyTorch reference on one golden model.
-#   run_torch_reference.sh TRAIN_STEP_DUMP MODEL.gguf REFERENCE.py [full]   (PLM_EMULATOR: e.g. qemu-aarch64)
+#   run_torch_reference.sh TRAIN_STEP_DUMP MODEL.gguf REFERENCE.py [full|distill|distill-topk]
+#   (PLM_EMULATOR: e.g. qemu-aarch64)
 set -euo pipefail
 dump=$1 model=$2 script=$3 mode=${4:-}
 [[ -f "$model" ]] || { echo "SKIP: $model not found (golden models live in ../shared)"; exit 77; }

@@ -1,11 +1,14 @@
 #!/usr/bin/python3
 """PyTorch reference for one LoRA training step (and five AdamW steps) of pocketlm's trainer.
 
-Usage: torch_train_reference.py BASE.gguf DUMP_DIR [full]
+Usage: torch_train_reference.py BASE.gguf DUMP_DIR [full|distill|distill-topk]
 DUMP_DIR holds what tests/train/train_step_dump.cpp wrote: adapter.gguf (the initial LoRA factors), seq.bin
 (tokens, targets, segment starts, positions) and result.gguf (pocketlm's loss, LoRA gradients and the losses of
 five optimizer steps, with the hyper-parameters). With "full", every weight is trainable (full fine-tuning) and
-result.gguf holds grad.<tensor> for each. The model is re-implemented here independently, in float64,
+result.gguf holds grad.<tensor> for each. With "distill" / "distill-topk" the loss is the distillation loss
+(ops/distill_loss.h) against the teacher rows in teacher.gguf, written here from its definition (Hinton et al. 2015):
+(1 - w) CE + w T^2 KL(p || softmax(z / T)), the top-k form with one rest bucket on each side; loss and LoRA
+gradients are compared. The model is re-implemented here independently, in float64,
 from the GGUF tensors and llama.cpp's conventions; autograd gives the gradients. Exit 0 when everything agrees,
 1 otherwise, 77 when torch is unavailable.
 """
@@ -171,7 +174,7 @@ def linear(W, name, x, lora):
     return y
 
 
-def forward_loss(cfg, W, lora, tokens, targets, seg_start, pos):
+def forward_logits(cfg, W, lora, tokens, seg_start, pos):
     T = tokens.shape[0]
     E, H, HK, D = cfg.n_embd, cfg.n_head, cfg.n_head_kv, cfg.head_dim
     ff = W.get('rope_freqs.weight')
@@ -218,6 +221,11 @@ def forward_loss(cfg, W, lora, tokens, targets, seg_start, pos):
     logits = h @ out_w.T
     if cfg.final_softcap > 0:
         logits = cfg.final_softcap * torch.tanh(logits / cfg.final_softcap)
+    return logits
+
+
+def forward_loss(cfg, W, lora, tokens, targets, seg_start, pos):
+    logits = forward_logits(cfg, W, lora, tokens, seg_start, pos)
     mask = targets >= 0
     logp = torch.log_softmax(logits[mask], -1)
     return -logp.gather(1, targets[mask][:, None]).sum(), int(mask.sum())
@@ -275,6 +283,53 @@ def main_full(cfg, W, rkv, rt, seq):
     return 0 if ok else 1
 
 
+def distill_loss(logits, targets, teacher, w, temp, k):
+    """Summed over the positions with a target: (1 - w) CE + w T^2 KL(p || q), q = softmax(z / T); with k > 0 the
+    teacher keeps k tokens (ids) and a rest mass, and the student's rest bucket is its mass outside those ids."""
+    mask = targets >= 0
+    z = logits[mask]
+    ce = -torch.log_softmax(z, -1).gather(1, targets[mask][:, None])[:, 0]
+    lq = torch.log_softmax(z / temp, -1)
+    lp = teacher['teacher.logp'][mask]
+    if k == 0:
+        kl = (torch.exp(lp) * (lp - lq)).sum(-1)
+    else:
+        ids = teacher['teacher.ids'][mask].long()
+        rest = teacher['teacher.rest'][mask]
+        kl = (torch.exp(lp) * (lp - lq.gather(1, ids))).sum(-1)
+        log_q_rest = torch.logsumexp(lq.scatter(1, ids, float('-inf')), -1)
+        kl = kl + torch.where(rest > 0, rest * (torch.log(rest.clamp(min=1e-300)) - log_q_rest), torch.zeros_like(rest))
+    return ((1 - w) * ce + w * temp * temp * kl).sum(), int(mask.sum())
+
+
+def main_distill(cfg, W, akv, at, rkv, rt, dump, seq):
+    tkv, teacher = read_gguf(dump + '/teacher.gguf')
+    w, temp, k = rkv['test.distill_weight'], rkv['test.distill_temp'], rkv['test.distill_topk']
+    tokens, targets, seg_start, pos = seq
+    lora = Lora(akv, at)
+    logits = forward_logits(cfg, W, lora, tokens, seg_start, pos)
+    loss_sum, n = distill_loss(logits, targets, teacher, w, temp, k)
+    loss = loss_sum / n
+    loss.backward()
+    ok = True
+    e = abs(rkv['test.loss'] - float(loss)) / abs(float(loss))
+    print('distill (w %g, T %g, top-k %d) loss: torch %.8f pocketlm %.8f rel %.2e (limit 1e-4)' %
+          (w, temp, k, float(loss), rkv['test.loss'], e))
+    ok &= e <= 1e-4
+    worst = 0.0
+    for name in sorted(lora.a):
+        for kind, t in (('lora_a', lora.a[name]), ('lora_b', lora.b[name])):
+            g_ours = rt['grad.' + name + '.' + kind]
+            e = rel_err(g_ours, t.grad.reshape(g_ours.shape))
+            worst = max(worst, e)
+            if e > 1e-3:
+                print('  %s.%s gradient rel %.2e > 1e-3' % (name, kind, e))
+                ok = False
+    print('LoRA gradients: %d tensors, worst relative L2 error %.2e (limit 1e-3)' % (2 * len(lora.a), worst))
+    print('PASS' if ok else 'FAIL')
+    return 0 if ok else 1
+
+
 def main():
     base_path, dump = sys.argv[1], sys.argv[2]
     kv, W = read_gguf(base_path)
@@ -287,6 +342,8 @@ def main():
     tokens, targets, seg_start, pos = (torch.tensor(a) for a in arr)
     if len(sys.argv) > 3 and sys.argv[3] == 'full':
         return main_full(cfg, W, rkv, rt, (tokens, targets, seg_start, pos))
+    if len(sys.argv) > 3 and sys.argv[3].startswith('distill'):
+        return main_distill(cfg, W, akv, at, rkv, rt, dump, (tokens, targets, seg_start, pos))
 
     ok = True
     lora = Lora(akv, at)

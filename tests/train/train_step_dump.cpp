@@ -4,14 +4,22 @@
 //   seq.bin       int32 T, then tokens[T], targets[T], seg_start[T], pos[T] (two packed examples)
 //   result.gguf   test.loss, grad.<tensor>.lora_a / .lora_b, test.step_losses[5], test.lr, test.weight_decay
 // With "full" as third argument, the same for full fine-tuning: every weight trainable, grad.<tensor> for each.
-// Usage: train_step_dump MODEL.gguf OUT_DIR [full]
+// With "distill" or "distill-topk": the LoRA step under the distillation loss (ops/distill_loss.h; full vocabulary
+// with weight 0.6 and temperature 2, or top-5 with weight 1 and temperature 0.5) with the base model itself as the
+// teacher (the student differs by its adapter), and
+//   teacher.gguf  the teacher's rows as the loss read them: teacher.logp (T, V or k), teacher.ids (T, k, as f32),
+//                 teacher.rest (T); test.distill_weight, test.distill_temp, test.distill_topk
+// (no optimizer steps: the AdamW path is the one the cross-entropy case checks).
+// Usage: train_step_dump MODEL.gguf OUT_DIR [full|distill|distill-topk]
 #include <cstdio>
 #include <fstream>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "io/gguf/gguf_writer.h"
 #include "model/model.h"
+#include "train/distill.h"
 #include "train/full_params.h"
 #include "train/lora_set.h"
 #include "train/optimizer.h"
@@ -70,7 +78,61 @@ int RunFull(const Model& model, const SequenceView& sv, float grad_scale, const 
   return 0;
 }
 
-int Run(const std::string& model_path, const std::string& out, bool full_mode) {
+// The distillation step: loss and LoRA gradients, and the teacher rows it used.
+int RunDistill(const Model& model, LoraSet& set, TrainGraph& graph, const SequenceView& sv, float grad_scale, int topk,
+               const std::string& out) {
+  // Full vocabulary: mixed, softened. Top-k: distillation alone, sharpened (the kept tokens then hold more mass and
+  // the rest bucket's gradient matters).
+  DistillConfig dc;
+  dc.params = topk > 0 ? DistillParams{1.0f, 0.5f} : DistillParams{0.6f, 2.0f};
+  dc.topk = topk;
+  auto teacher_or = DistillTeacher::Create(model, model, dc, kT, std::make_shared<ThreadPool>(2));
+  if (!teacher_or.ok()) return 1;
+  auto te = teacher_or.value()->Run(sv);
+  if (!te.ok()) return 1;
+  set.ZeroGrad();
+  auto r = graph.ForwardBackward(sv, &set, grad_scale, 0, &te.value(), dc.params);
+  if (!r.ok()) {
+    std::fprintf(stderr, "%s\n", r.status().message().c_str());
+    return 1;
+  }
+  const int64_t V = model.config().n_vocab, width = topk > 0 ? topk : V;
+  GgufWriter tw;
+  // Rows without a target were never written: zeros keep the file deterministic (the loss does not read them).
+  std::vector<float> logp(static_cast<size_t>(kT * width), 0.0f), ids(logp.size(), 0.0f), rest(kT, 0.0f);
+  for (int t = 0; t < kT; ++t) {
+    if (sv.targets[t] < 0) continue;
+    for (int64_t i = 0; i < width; ++i) {
+      logp[static_cast<size_t>(t * width + i)] = te.value().logp[t * width + i];
+      if (topk > 0) ids[static_cast<size_t>(t * width + i)] = static_cast<float>(te.value().ids[t * width + i]);
+    }
+    if (topk > 0) rest[static_cast<size_t>(t)] = te.value().rest[t];
+  }
+  (void)tw.AddTensor("teacher.logp", DType::kF32, {width, kT}, logp.data(), logp.size() * 4);
+  (void)tw.AddTensor("teacher.ids", DType::kF32, {width, kT}, ids.data(), ids.size() * 4);
+  (void)tw.AddTensor("teacher.rest", DType::kF32, {kT}, rest.data(), rest.size() * 4);
+  if (!tw.WriteFile(out + "/teacher.gguf").ok()) return 1;
+  GgufWriter w;
+  const double n = static_cast<double>(r.value().n_counted);
+  w.SetF32("test.loss", static_cast<float>(r.value().loss_sum / n));
+  w.SetF32("test.distill_weight", dc.params.weight);
+  w.SetF32("test.distill_temp", dc.params.temp);
+  w.SetU32("test.distill_topk", static_cast<uint32_t>(topk));
+  for (const LoraModule& m : set.modules()) {
+    (void)w.AddTensor("grad." + m.base_name + ".lora_a", DType::kF32, {m.n_in, m.rank}, m.grad_a.data(),
+                      m.grad_a.size() * 4);
+    (void)w.AddTensor("grad." + m.base_name + ".lora_b", DType::kF32, {m.rank, m.n_out}, m.grad_b.data(),
+                      m.grad_b.size() * 4);
+  }
+  if (!w.WriteFile(out + "/result.gguf").ok()) return 1;
+  std::printf("distillation (top-k %d, w %g, T %g): loss %.6f, CE %.6f, KL %.6f per target\n", topk,
+              static_cast<double>(dc.params.weight), static_cast<double>(dc.params.temp), r.value().loss_sum / n,
+              r.value().ce_sum / n, r.value().kl_sum / n);
+  return 0;
+}
+
+int Run(const std::string& model_path, const std::string& out, const std::string& mode) {
+  const bool full_mode = mode == "full";
   auto model_or = Model::Load(model_path);
   if (!model_or.ok()) {
     std::fprintf(stderr, "%s\n", model_or.status().message().c_str());
@@ -122,6 +184,9 @@ int Run(const std::string& model_path, const std::string& out, bool full_mode) {
   int64_t n_counted = 0;
   for (int32_t t : targets) n_counted += t >= 0;
   const float grad_scale = 1.0f / static_cast<float>(n_counted);
+  if (mode == "distill" || mode == "distill-topk") {
+    return RunDistill(model, set, graph, sv, grad_scale, mode == "distill" ? 0 : 5, out);
+  }
 
   set.ZeroGrad();
   auto ce = graph.ForwardBackward(sv, &set, grad_scale, 0);
@@ -176,9 +241,10 @@ int Run(const std::string& model_path, const std::string& out, bool full_mode) {
 }  // namespace pocketlm
 
 int main(int argc, char** argv) {
-  if (argc != 3 && !(argc == 4 && std::string(argv[3]) == "full")) {
-    std::fprintf(stderr, "usage: train_step_dump MODEL.gguf OUT_DIR [full]\n");
+  const std::string mode = argc == 4 ? argv[3] : "";
+  if (argc != 3 && !(argc == 4 && (mode == "full" || mode == "distill" || mode == "distill-topk"))) {
+    std::fprintf(stderr, "usage: train_step_dump MODEL.gguf OUT_DIR [full|distill|distill-topk]\n");
     return 2;
   }
-  return pocketlm::Run(argv[1], argv[2], argc == 4);
+  return pocketlm::Run(argv[1], argv[2], mode);
 }

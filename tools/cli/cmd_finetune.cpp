@@ -6,6 +6,8 @@
 
 #include <cmath>
 #include <cstdio>
+#include <memory>
+#include <string>
 
 #include "io/peft/peft_adapter.h"
 #include "options.h"
@@ -56,6 +58,20 @@ void FinetuneOptions::Declare(Options& o) {
   o.Add("--stop-after", &stop_after, "Stop after N steps of this run, as if interrupted (then --resume)");
   o.Add("--export-peft", &export_peft_dir,
         "Also write the adapter as a PEFT directory (adapter_config.json + adapter_model.safetensors)");
+  o.Add("--distill", &distill_path,
+        "Teacher model (GGUF, same vocabulary): also learn its next-token distributions (knowledge distillation)")
+      .Metavar("TEACHER");
+  o.Add("--distill-weight", &distill_weight,
+        "With --distill: loss = (1 - W) cross-entropy + W T^2 KL(teacher || model); 1 = distillation only")
+      .ShowDefault()
+      .Range(0.0, 1.0);
+  o.Add("--distill-temp", &distill_temp, "With --distill: temperature T softening both distributions")
+      .ShowDefault()
+      .Range(0.05, 100.0);
+  o.Add("--distill-topk", &distill_topk,
+        "With --distill: keep the teacher's K most probable tokens plus the rest mass (0: the full vocabulary)")
+      .ShowDefault()
+      .Range(0, 1 << 30);
   ChatTemplateOption(o, &chat_template);
   o.Flag("--train-on-prompt", &train_on_prompt, "Loss on every token, not only replies/completions");
   o.Flag("--strict", &strict, "Stop at the first bad data line instead of skipping it");
@@ -99,6 +115,14 @@ Status ExportPeft(const std::string& gguf_path, const Model& model, const std::s
       .WithContext("exporting the adapter as PEFT");
 }
 
+// " (distill KL 0.1234, CE 2.3456)" with distillation: the loss's two parts; "" without.
+std::string Parts(const TrainEvent& e) {
+  if (e.kl < 0) return "";
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), " (distill KL %.4f, CE %.4f)", e.kl, e.ce);
+  return buf;
+}
+
 struct Reporter {
   bool tty = false;
   bool quiet = false;
@@ -123,16 +147,16 @@ struct Reporter {
       const int filled = static_cast<int>(width * e.step / std::max<int64_t>(1, e.total_steps));
       std::string bar(static_cast<size_t>(filled), '#');
       bar.resize(width, '.');
-      std::fprintf(stderr, "\r[%s] step %lld/%lld  loss %.4f  lr %.2e  %.0f tok/s  ETA %s\x1b[K", bar.c_str(),
-                   static_cast<long long>(e.step), static_cast<long long>(e.total_steps), e.loss,
+      std::fprintf(stderr, "\r[%s] step %lld/%lld  loss %.4f%s  lr %.2e  %.0f tok/s  ETA %s\x1b[K", bar.c_str(),
+                   static_cast<long long>(e.step), static_cast<long long>(e.total_steps), e.loss, Parts(e).c_str(),
                    static_cast<double>(e.lr), e.tokens_per_s, Duration(e.eta_s).c_str());
       std::fflush(stderr);
       bar_shown = true;
       return;
     }
     if (e.step % log_every == 0 || e.step == e.total_steps || e.step == 1) {
-      std::fprintf(stderr, "step %lld/%lld  loss %.4f  lr %.2e  grad norm %.3f  %.0f tok/s  elapsed %s  ETA %s\n",
-                   static_cast<long long>(e.step), static_cast<long long>(e.total_steps), e.loss,
+      std::fprintf(stderr, "step %lld/%lld  loss %.4f%s  lr %.2e  grad norm %.3f  %.0f tok/s  elapsed %s  ETA %s\n",
+                   static_cast<long long>(e.step), static_cast<long long>(e.total_steps), e.loss, Parts(e).c_str(),
                    static_cast<double>(e.lr), e.grad_norm, e.tokens_per_s, Duration(e.elapsed_s).c_str(),
                    Duration(e.eta_s).c_str());
     }
@@ -183,6 +207,19 @@ int FinetuneCommand(const FinetuneOptions& o) {
   tc.stop_after = o.stop_after;
   tc.activation_budget = static_cast<size_t>(o.activation_mib) << 20;
   tc.n_threads = o.threads;
+  std::unique_ptr<Model> teacher;
+  if (!o.distill_path.empty()) {
+    auto t = Model::Load(o.distill_path);
+    if (!t.ok()) return Fail(t.status().WithContext("loading the teacher " + o.distill_path));
+    teacher = std::move(t).value();
+    tc.teacher = teacher.get();
+    tc.distill.params.weight = o.distill_weight;
+    tc.distill.params.temp = o.distill_temp;
+    tc.distill.topk = o.distill_topk;
+    if (Status st = CheckDistillable(model, *teacher, tc.distill); !st.ok()) {
+      return Fail(st.WithContext("--distill " + o.distill_path));
+    }
+  }
 
   std::string note;
   // Training data keeps a template's markers as tokens: one the vocabulary lacks is refused with its name.
@@ -220,6 +257,12 @@ int FinetuneCommand(const FinetuneOptions& o) {
                  trainer.Describe().c_str(), static_cast<double>(trainer.n_trainable()) / 1e6,
                  static_cast<long long>(trainer.total_steps()), static_cast<long long>(trainer.sequences_per_step()),
                  o.seq_len, o.threads);
+  }
+  if (!o.quiet && teacher != nullptr) {
+    std::fprintf(stderr, "distilling from %s: loss = %g CE + %g T^2 KL at T = %g, %s\n", o.distill_path.c_str(),
+                 1.0 - o.distill_weight, static_cast<double>(o.distill_weight), static_cast<double>(o.distill_temp),
+                 o.distill_topk > 0 ? ("teacher's top " + std::to_string(o.distill_topk) + " + rest").c_str()
+                                    : "full vocabulary");
   }
   Reporter rep;
   rep.tty = ::isatty(::fileno(stderr)) != 0;

@@ -15,6 +15,10 @@ struct FinetuneOptions {
   std::string chat_template;  // empty: from the model's metadata
   std::string adapter_type = "f32";
   std::string checkpoint_path, resume_path, export_peft_dir;
+  std::string distill_path;  // teacher model; empty: no distillation
+  float distill_weight = 0.5f;
+  float distill_temp = 1.0f;
+  int distill_topk = 0;
   int rank = 16;
   float alpha = 32.0f;
   float dropout = 0.0f;
