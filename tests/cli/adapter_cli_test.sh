@@ -6,10 +6,7 @@
 set -uo pipefail
 bin="$1"; mkmodel="$2"; mklora="$3"; golden="$4"; work="$5"
 rm -rf "$work" && mkdir -p "$work"
-plm() { ${PLM_EMULATOR:-} "$bin" "$@"; }
-made() { ${PLM_EMULATOR:-} "$@" >/dev/null || { echo "FAIL: $*"; exit 1; }; }
-failures=0
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # expect_error NAME PATTERN ARGS...: exit code 1, one stderr line "error: ..." that contains PATTERN.
 expect_error() {

@@ -6,24 +6,7 @@
 set -uo pipefail
 bin="$1"; mkmodel="$2"; work="$3"
 rm -rf "$work" && mkdir -p "$work/out"
-# PLM_EMULATOR runs the binaries of a cross build (qemu-aarch64 -L ...); empty for native builds.
-plm() { ${PLM_EMULATOR:-} "$bin" "$@"; }
-failures=0
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
-
-# expect_error NAME PATTERN ARGS...: exit code 1, one "error: " line on stderr matching PATTERN, nothing in out/.
-expect_error() {
-  local name="$1" pattern="$2"; shift 2
-  "$@" >"$work/stdout" 2>"$work/err" </dev/null
-  local code=$?
-  if [[ $code -ne 1 ]]; then fail "$name: exit code $code, expected 1"; cat "$work/err"; return; fi
-  if [[ $(wc -l <"$work/err") -ne 1 ]] || ! grep -q '^error: ' "$work/err"; then
-    fail "$name: stderr is not one error line:"; cat "$work/err"; return
-  fi
-  if ! grep -qE -- "$pattern" "$work/err"; then fail "$name: error does not match '$pattern': $(cat "$work/err")"; return; fi
-  if [[ -n "$(ls -A "$work/out")" ]]; then fail "$name: left files behind: $(ls "$work/out")"; rm -rf "$work/out"/*; return; fi
-  echo "ok: $name -> $(cat "$work/err")"
-}
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # One layer of llama-kq's layout (n_embd 256, rows multiples of 256, so every k-quant applies to every matrix).
 model="$work/model.gguf"
@@ -94,22 +77,22 @@ fi
 
 # --- errors ---
 out="$work/out/m.imatrix"
-expect_error "neither --text nor --data" "--text FILE or --data FILE.jsonl" plm calibrate -m "$model" -o "$out"
-expect_error "both --text and --data" "--text FILE or --data FILE.jsonl" \
+expect_clean_error "neither --text nor --data" "--text FILE or --data FILE.jsonl" plm calibrate -m "$model" -o "$out"
+expect_clean_error "both --text and --data" "--text FILE or --data FILE.jsonl" \
   plm calibrate -m "$model" --text "$text" --data "$work/x.jsonl" -o "$out"
-expect_error "no output" "output" plm calibrate -m "$model" --text "$text"
-expect_error "--ctx 8" "--ctx 8 is too short" plm calibrate -m "$model" --text "$text" -o "$out" --ctx 8
-expect_error "missing text file" "nope.txt" plm calibrate -m "$model" --text "$work/nope.txt" -o "$out"
+expect_clean_error "no output" "output" plm calibrate -m "$model" --text "$text"
+expect_clean_error "--ctx 8" "--ctx 8 is too short" plm calibrate -m "$model" --text "$text" -o "$out" --ctx 8
+expect_clean_error "missing text file" "nope.txt" plm calibrate -m "$model" --text "$work/nope.txt" -o "$out"
 echo "Too short." >"$work/short.txt"
 short_tokens=$(plm tokenize -m "$model" <"$work/short.txt" | wc -w)
-expect_error "text shorter than a chunk" "has $short_tokens tokens, fewer than one chunk of 64" \
+expect_clean_error "text shorter than a chunk" "has $short_tokens tokens, fewer than one chunk of 64" \
   plm calibrate -m "$model" --text "$work/short.txt" -o "$out" -c 64
-expect_error "text shorter than the default chunk of 512" "has $short_tokens tokens, fewer than one chunk of 512" \
+expect_clean_error "text shorter than the default chunk of 512" "has $short_tokens tokens, fewer than one chunk of 512" \
   plm calibrate -m "$model" --text "$work/short.txt" -o "$out"
-expect_error "output in a missing directory" "out/none/m.imatrix" \
+expect_clean_error "output in a missing directory" "out/none/m.imatrix" \
   plm calibrate -m "$model" --text "$text" -o "$work/out/none/m.imatrix" -c 64
 mkdir -p "$work/dir/out.imatrix"
-expect_error "output is a directory" "out.imatrix' is a directory" \
+expect_clean_error "output is a directory" "out.imatrix' is a directory" \
   plm calibrate -m "$model" --text "$text" -o "$work/dir/out.imatrix" -c 64
 [[ "$(ls -A "$work/dir")" == out.imatrix && -z "$(ls -A "$work/dir/out.imatrix")" ]] ||
   fail "output is a directory: left files behind: $(ls -A "$work/dir" "$work/dir/out.imatrix")"

@@ -5,11 +5,7 @@
 set -uo pipefail
 bin="$1"; mkmodel="$2"; mklora="$3"; golden="$4"; work="$5"
 rm -rf "$work" && mkdir -p "$work"
-# PLM_EMULATOR runs the binaries of a cross build (qemu-aarch64 -L ...); empty for native builds.
-plm() { ${PLM_EMULATOR:-} "$bin" "$@"; }
-made() { ${PLM_EMULATOR:-} "$@" >/dev/null || { echo "FAIL: $*"; exit 1; }; }
-failures=0
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # expect_error NAME ARGS...: exit code 1 and exactly one line on stderr starting with "error: ".
 expect_error() {

@@ -23,10 +23,7 @@
 namespace pocketlm {
 namespace {
 
-using gradcheck::Cast;
-using gradcheck::Close;
-using gradcheck::FiniteDiff;
-using gradcheck::RandomFloatValues;
+using namespace gradcheck;  // NOLINT(google-build-using-namespace): the helpers of grad_check.h
 
 struct Case {
   int n_head, n_head_kv, head_dim;

@@ -18,10 +18,7 @@
 namespace pocketlm {
 namespace {
 
-using gradcheck::Cast;
-using gradcheck::Close;
-using gradcheck::FiniteDiff;
-using gradcheck::RandomFloatValues;
+using namespace gradcheck;  // NOLINT(google-build-using-namespace): the helpers of grad_check.h
 
 TEST(CrossEntropyRowTest, MatchesFiniteDifferencesAndFloat) {
   for (int64_t n_vocab : {1, 2, 7, 50}) {

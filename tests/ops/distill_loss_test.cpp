@@ -15,14 +15,12 @@
 
 #include "grad_check.h"
 #include "ops/matmul.h"
+#include "ops_test_util.h"
 
 namespace pocketlm {
 namespace {
 
-using gradcheck::Cast;
-using gradcheck::Close;
-using gradcheck::FiniteDiff;
-using gradcheck::RandomFloatValues;
+using namespace gradcheck;  // NOLINT(google-build-using-namespace): the helpers of grad_check.h
 
 // A teacher row as the trainer stores it: log softmax(t / T) over the vocabulary, or its k largest with ids and the
 // rest mass.
@@ -181,12 +179,7 @@ TEST(FusedDistillLossTest, MatchesComposedDouble) {
   const int64_t n_embd = 32, V = 301, T = 9;
   const auto wd = RandomFloatValues(static_cast<size_t>(V * n_embd), 21, -0.5, 0.5);
   const auto wf = Cast<float>(wd);
-  TensorView w;
-  w.type = DType::kF32;
-  w.ne[0] = n_embd;
-  w.ne[1] = V;
-  w.data = reinterpret_cast<const uint8_t*>(wf.data());
-  w.nbytes = wf.size() * sizeof(float);
+  const TensorView w = testutil::MatrixView(DType::kF32, n_embd, V, wf.data(), wf.size() * sizeof(float));
   const std::vector<int32_t> targets = {5, -1, 300, 0, 17, 301, 42, 7, -1};
   const auto h = RandomFloatValues(static_cast<size_t>(T * n_embd), 22, -2, 2);
   const auto hf = Cast<float>(h);

@@ -16,10 +16,7 @@
 namespace pocketlm {
 namespace {
 
-using gradcheck::Cast;
-using gradcheck::Close;
-using gradcheck::FiniteDiff;
-using gradcheck::RandomFloatValues;
+using namespace gradcheck;  // NOLINT(google-build-using-namespace): the helpers of grad_check.h
 
 constexpr double kFdTol = 1e-6;  // double backward vs finite differences
 

@@ -14,20 +14,14 @@
 #include <vector>
 
 #include "ops/matmul.h"
+#include "ops_test_util.h"
 #include "tensor/quant/quant.h"
 
 namespace pocketlm {
 namespace {
 
-class MatMulBackwardTargetTest : public ::testing::TestWithParam<int64_t> {
- protected:
-  void SetUp() override { hwy::SetSupportedTargetsForTest(GetParam()); }
-  void TearDown() override { hwy::SetSupportedTargetsForTest(0); }
-};
-
-std::string TargetNameOf(const ::testing::TestParamInfo<int64_t>& p) {
-  return hwy::TargetName(p.param);
-}
+class MatMulBackwardTargetTest : public testutil::HwyTargetTest {};
+using testutil::TargetNameOf;
 
 // Multiples of 1/den in [-lim, lim].
 std::vector<float> Grid(size_t n, std::mt19937& rng, int lim_steps, float den) {
@@ -280,12 +274,7 @@ TEST(MatMulBackwardTest, ReferenceIsTheAdjointOfTheForward) {
 TEST(MatMulBackwardTest, HandCheckedProducts) {
   // W = [[1 2 3], [4 5 6]] (n_out 2, n_in 3); dy = [1, -1] -> dx = dy W = [-3, -3, -3].
   const float wv[6] = {1, 2, 3, 4, 5, 6};
-  TensorView w;
-  w.type = DType::kF32;
-  w.ne[0] = 3;
-  w.ne[1] = 2;
-  w.data = reinterpret_cast<const uint8_t*>(wv);
-  w.nbytes = sizeof(wv);
+  const TensorView w = testutil::MatrixView(DType::kF32, 3, 2, wv, sizeof(wv));
   const float dy[2] = {1, -1};
   float dx[3] = {10, 10, 10};
   MatMulWeightsBackwardInput(w, dy, 1, 2, dx, 3, false, nullptr);

@@ -12,21 +12,15 @@
 
 #include "base/thread_pool.h"
 #include "ops/matmul.h"
+#include "ops_test_util.h"
 #include "tensor/half.h"
 #include "tensor/quant/quant.h"
 
 namespace pocketlm {
 namespace {
 
-class MatMulIQTest : public ::testing::TestWithParam<int64_t> {
- protected:
-  void SetUp() override { hwy::SetSupportedTargetsForTest(GetParam()); }
-  void TearDown() override { hwy::SetSupportedTargetsForTest(0); }
-};
-
-std::string TargetNameOf(const ::testing::TestParamInfo<int64_t>& p) {
-  return hwy::TargetName(p.param);
-}
+class MatMulIQTest : public testutil::HwyTargetTest {};
+using testutil::TargetNameOf;
 
 constexpr DType kIQTypes[] = {DType::kIQ2_XXS, DType::kIQ2_XS, DType::kIQ2_S, DType::kIQ3_XXS,
                               DType::kIQ3_S,   DType::kIQ1_S,  DType::kIQ1_M};
@@ -78,12 +72,7 @@ TEST_P(MatMulIQTest, DecodedRowsTimesQ8KRoundedActivations) {
   for (DType type : kIQTypes) {
     ASSERT_TRUE(MatMulSupports(type)) << DTypeName(type);
     const auto rows = RandomRows(type, kNIn, kNOut, &rng);
-    TensorView w;
-    w.type = type;
-    w.ne[0] = kNIn;
-    w.ne[1] = kNOut;
-    w.data = rows.data();
-    w.nbytes = rows.size();
+    const TensorView w = testutil::MatrixView(type, kNIn, kNOut, rows.data(), rows.size());
     std::vector<float> wf(static_cast<size_t>(kNIn * kNOut));
     ASSERT_TRUE(quant::DequantizeRow(type, rows.data(), wf.data(), kNIn * kNOut).ok());
     for (int64_t n_tokens : {1, 3, 20}) {  // 20: prefill-sized, rounding split across the pool

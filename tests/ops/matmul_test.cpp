@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "ops_test_util.h"
 #include "tensor/half.h"
 #include "tensor/quant/interleave.h"
 #include "tensor/quant/quant.h"
@@ -19,15 +20,8 @@ namespace pocketlm {
 namespace {
 
 // Runs each test once per Highway target; resets the target mock afterwards.
-class MatMulTargetTest : public ::testing::TestWithParam<int64_t> {
- protected:
-  void SetUp() override { hwy::SetSupportedTargetsForTest(GetParam()); }
-  void TearDown() override { hwy::SetSupportedTargetsForTest(0); }
-};
-
-std::string TargetNameOf(const ::testing::TestParamInfo<int64_t>& p) {
-  return hwy::TargetName(p.param);
-}
+class MatMulTargetTest : public testutil::HwyTargetTest {};
+using testutil::TargetNameOf;
 
 // Weight storage for a (n_out, n_in) matrix in `type`, starting `skew` elements into its buffer so that SIMD
 // loads of the rows are misaligned when skew > 0.
@@ -376,12 +370,7 @@ TEST(MatMulTest, SupportedTypes) {
 TEST(MatMulTest, ReferenceComputesWTimesX) {
   // y[t, o] = sum_i W[o, i] x[t, i] with W stored as n_out rows of n_in: a hand-checked 2x3 case.
   const float wv[6] = {1, 2, 3, 4, 5, 6};  // W = [[1 2 3], [4 5 6]]
-  TensorView w;
-  w.type = DType::kF32;
-  w.ne[0] = 3;
-  w.ne[1] = 2;
-  w.data = reinterpret_cast<const uint8_t*>(wv);
-  w.nbytes = sizeof(wv);
+  const TensorView w = testutil::MatrixView(DType::kF32, 3, 2, wv, sizeof(wv));
   const float x[6] = {1, 0, -1, 2, 1, 0};
   float y[4] = {};
   reference::MatMulWeightsT(w, x, 2, y, 2, false);

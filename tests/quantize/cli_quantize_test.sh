@@ -7,9 +7,7 @@
 set -uo pipefail
 bin="$1"; mkmodel="$2"; golden="$3"; work="$4"
 rm -rf "$work" && mkdir -p "$work/out"
-plm() { ${PLM_EMULATOR:-} "$bin" "$@"; }
-failures=0
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+source "$(dirname "${BASH_SOURCE[0]}")/../cli/lib.sh"
 # llama-kq's layout (n_embd 256, 4 heads, 2 KV heads, tied output, every row a multiple of 256 so every k-quant
 # applies) with 1 layer rather than 2 and n_ff 256 rather than 768: 11 tensors (8 matrices, 3 norms), under a third
 # of llama-kq's weights. The k-quants' searches cost per weight, and this model is quantized some thirty times (about
@@ -21,20 +19,6 @@ ${PLM_EMULATOR:-} "$mkmodel" "$f32" "${shape[@]}" >/dev/null &&
   ${PLM_EMULATOR:-} "$mkmodel" "$f16" "${shape[@]}" --f16 >/dev/null || { echo "FAIL: make_random_model"; exit 1; }
 have_golden=0
 [[ -f "$golden/models/llama-kq-f32.gguf" ]] && have_golden=1
-
-# expect_error NAME PATTERN ARGS...: exit code 1, one "error: " line on stderr matching PATTERN, no output left.
-expect_error() {
-  local name="$1" pattern="$2"; shift 2
-  "$@" >"$work/stdout" 2>"$work/err" </dev/null
-  local code=$?
-  if [[ $code -ne 1 ]]; then fail "$name: exit code $code, expected 1"; cat "$work/err"; return; fi
-  if [[ $(wc -l <"$work/err") -ne 1 ]] || ! grep -q '^error: ' "$work/err"; then
-    fail "$name: stderr is not one error line:"; cat "$work/err"; return
-  fi
-  if ! grep -qE -- "$pattern" "$work/err"; then fail "$name: error does not match '$pattern': $(cat "$work/err")"; return; fi
-  if [[ -n "$(ls -A "$work/out")" ]]; then fail "$name: left files behind: $(ls "$work/out")"; rm -f "$work/out"/*; return; fi
-  echo "ok: $name -> $(cat "$work/err")"
-}
 
 summary_re='^input [0-9.]+ MiB \([0-9.]+ bits/weight\) -> output [0-9.]+ MiB \([0-9.]+ bits/weight\) in [0-9.]+ s$'
 
@@ -110,14 +94,14 @@ fi
 
 # --- errors: one line, exit 1, nothing written ---
 o="$work/out/x.gguf"
-expect_error "already quantized" "allow requantization" plm quantize "$work/random-Q4_0.gguf" "$o" --type q4_k_m
-expect_error "unknown preset" "Q4_K_M.*IQ4_XS" plm quantize "$f32" "$o" --type q4_k_z
-expect_error "bad override type" "not a tensor type" plm quantize "$f32" "$o" --type q4_k_m --output-tensor-type q9
-expect_error "unwritable output" "cannot create" plm quantize "$f32" "$work/out/none/x.gguf" --type q8_0
-expect_error "missing input" "cannot|No such" plm quantize "$work/none.gguf" "$o" --type q8_0
-expect_error "missing --type" "type" plm quantize "$f32" "$o"
+expect_clean_error "already quantized" "allow requantization" plm quantize "$work/random-Q4_0.gguf" "$o" --type q4_k_m
+expect_clean_error "unknown preset" "Q4_K_M.*IQ4_XS" plm quantize "$f32" "$o" --type q4_k_z
+expect_clean_error "bad override type" "not a tensor type" plm quantize "$f32" "$o" --type q4_k_m --output-tensor-type q9
+expect_clean_error "unwritable output" "cannot create" plm quantize "$f32" "$work/out/none/x.gguf" --type q8_0
+expect_clean_error "missing input" "cannot|No such" plm quantize "$work/none.gguf" "$o" --type q8_0
+expect_clean_error "missing --type" "type" plm quantize "$f32" "$o"
 cp "$f32" "$work/same.gguf"
-expect_error "input is the output" "is the input" plm quantize "$work/same.gguf" "$work/./same.gguf" --type q8_0
+expect_clean_error "input is the output" "is the input" plm quantize "$work/same.gguf" "$work/./same.gguf" --type q8_0
 cmp -s "$f32" "$work/same.gguf" || fail "input was modified"
 if ls "$work"/*.tmp-* >/dev/null 2>&1; then fail "temp files left"; fi
 

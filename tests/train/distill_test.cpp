@@ -18,6 +18,7 @@
 #include "io/gguf/gguf_reader.h"
 #include "io/gguf/gguf_writer.h"
 #include "lora/adapter.h"
+#include "lora_grad_check.h"
 #include "model/context.h"
 #include "test_models.h"
 #include "train/rng.h"
@@ -213,33 +214,11 @@ TEST(DistillTrainGraphTest, LoraGradientsMatchFiniteDifferences) {
     auto made = LoraSet::Create(*student, lc);
     ASSERT_TRUE(made.ok());
     LoraSet set = std::move(made).value();
-    SplitMix64 rng(5);
-    for (LoraModule& m : set.modules()) {
-      for (float& b : m.b) b = (2.0f * rng.NextFloat() - 1.0f) * 0.2f;
-    }
+    train_test::RandomizeLoraB(set);
     DistillStep(*student, set, p, te.value(), c.params);
-    for (const bool check_a : {true, false}) {
-      LoraModule& m = set.modules()[3];
-      std::vector<float>& w = check_a ? m.a : m.b;
-      const std::vector<float> grad = check_a ? m.grad_a : m.grad_b;
-      std::vector<size_t> idx(grad.size());
-      std::iota(idx.begin(), idx.end(), 0);
-      std::partial_sort(idx.begin(), idx.begin() + 3, idx.end(),
-                        [&](size_t x, size_t y) { return std::fabs(grad[x]) > std::fabs(grad[y]); });
-      for (int i = 0; i < 3; ++i) {
-        const size_t at = idx[static_cast<size_t>(i)];
-        const float orig = w[at], h = 2e-2f;
-        w[at] = orig + h;
-        const double up = DistillStep(*student, set, p, te.value(), c.params);
-        w[at] = orig - h;
-        const double down = DistillStep(*student, set, p, te.value(), c.params);
-        w[at] = orig;
-        const double numeric = (up - down) / (2.0 * h);
-        // A float forward pass: a few digits of slope, as in train_graph_test.
-        EXPECT_NEAR(grad[at], numeric, 0.03 * std::fabs(numeric) + 1e-3)
-            << "k=" << k << (check_a ? " A[" : " B[") << at << "] of " << m.base_name;
-      }
-    }
+    train_test::ExpectLargestLoraGradientsMatchFiniteDifferences(
+        set.modules()[3], [&] { return DistillStep(*student, set, p, te.value(), c.params); },
+        "k=" + std::to_string(k) + " ");
   }
 }
 

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "lora_grad_check.h"
 #include "model/context.h"
 #include "tensor/half.h"
 #include "test_models.h"
@@ -60,10 +61,7 @@ class TrainGraphTest : public ::testing::TestWithParam<std::string> {
     auto set = LoraSet::Create(*model_, lc);
     EXPECT_TRUE(set.ok());
     LoraSet s = std::move(set).value();
-    SplitMix64 rng(5);
-    for (LoraModule& m : s.modules()) {
-      for (float& b : m.b) b = (2.0f * rng.NextFloat() - 1.0f) * 0.2f;
-    }
+    train_test::RandomizeLoraB(s);
     return s;
   }
 
@@ -88,29 +86,9 @@ TEST_P(TrainGraphTest, DropoutGradientsMatchFiniteDifferencesThroughTheSameMasks
   LoraSet set = MakeLoras(0.3f);
   constexpr uint64_t kKey = 1234;
   Step(set, 2, 0, kKey);
-  // The largest gradient entries of one A and one B factor: a float loss supports only a few digits of slope.
-  for (const bool check_a : {true, false}) {
-    LoraModule& m = set.modules()[3];
-    std::vector<float>& w = check_a ? m.a : m.b;
-    const std::vector<float> grad = check_a ? m.grad_a : m.grad_b;
-    std::vector<size_t> idx(grad.size());
-    std::iota(idx.begin(), idx.end(), 0);
-    std::partial_sort(idx.begin(), idx.begin() + 3, idx.end(),
-                      [&](size_t x, size_t y) { return std::fabs(grad[x]) > std::fabs(grad[y]); });
-    for (int k = 0; k < 3; ++k) {
-      const size_t i = idx[static_cast<size_t>(k)];
-      const float orig = w[i];
-      const float h = 2e-2f;
-      w[i] = orig + h;
-      const double up = Step(set, 2, 0, kKey);
-      w[i] = orig - h;
-      const double down = Step(set, 2, 0, kKey);
-      w[i] = orig;
-      const double numeric = (up - down) / (2.0 * h);
-      EXPECT_NEAR(grad[i], numeric, 0.03 * std::fabs(numeric) + 1e-3)
-          << (check_a ? "A" : "B") << "[" << i << "] of " << m.base_name;
-    }
-  }
+  // The largest gradient entries of one A and one B factor.
+  train_test::ExpectLargestLoraGradientsMatchFiniteDifferences(
+      set.modules()[3], [&] { return Step(set, 2, 0, kKey); }, "");
   // A different key draws different masks: the gradient changes (dropout is really applied).
   std::vector<float> g1 = set.modules()[3].grad_a;
   Step(set, 2, 0, kKey + 1);

@@ -11,15 +11,7 @@
 namespace pocketlm {
 namespace {
 
-// llama.cpp's conversation, including the reply padded with spaces that shows which templates strip.
-std::vector<ChatMessage> Conversation() {
-  return {{ChatRole::kSystem, "You are a helpful assistant"},
-          {ChatRole::kUser, "Hello"},
-          {ChatRole::kAssistant, "Hi there"},
-          {ChatRole::kUser, "Who are you"},
-          {ChatRole::kAssistant, "   I am an assistant   "},
-          {ChatRole::kUser, "Another question"}};
-}
+using testing::Conversation;
 
 // std::span has no initializer-list constructor before C++26.
 Result<std::vector<ChatSegment>> RenderV(ChatTemplateKind kind, const std::vector<ChatMessage>& messages, bool gen) {

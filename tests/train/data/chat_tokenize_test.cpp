@@ -17,18 +17,10 @@ namespace pocketlm {
 namespace {
 
 using testing::ByteBpeVocab;
+using testing::Conversation;
 using testing::GemmaLikeVocab;
 using testing::LoadGoldenVocab;
 using testing::LoadWriter;
-
-std::vector<ChatMessage> Conversation() {
-  return {{ChatRole::kSystem, "You are a helpful assistant"},
-          {ChatRole::kUser, "Hello"},
-          {ChatRole::kAssistant, "Hi there"},
-          {ChatRole::kUser, "Who are you"},
-          {ChatRole::kAssistant, "   I am an assistant   "},
-          {ChatRole::kUser, "Another question"}};
-}
 
 struct Rendered {
   std::string text;

@@ -13,6 +13,7 @@
 #include "base/utf8.h"
 #include "io/gguf/gguf_reader.h"
 #include "io/gguf/gguf_writer.h"
+#include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
 
 namespace pocketlm::testing {
@@ -113,6 +114,16 @@ inline GgufWriter GemmaLikeVocab() {
   w.SetBool("tokenizer.ggml.add_bos_token", true);
   w.SetBool("tokenizer.ggml.add_space_prefix", false);
   return w;
+}
+
+// llama.cpp's conversation, including the reply padded with spaces that shows which templates strip.
+inline std::vector<ChatMessage> Conversation() {
+  return {{ChatRole::kSystem, "You are a helpful assistant"},
+          {ChatRole::kUser, "Hello"},
+          {ChatRole::kAssistant, "Hi there"},
+          {ChatRole::kUser, "Who are you"},
+          {ChatRole::kAssistant, "   I am an assistant   "},
+          {ChatRole::kUser, "Another question"}};
 }
 
 }  // namespace pocketlm::testing
