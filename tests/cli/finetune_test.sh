@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # pocketlm finetune end to end, as a user runs it, on a small random llama model this script makes:
-#   1. a synthetic task (reverse three words) lowers the validation loss to <= 40% of its start, on an F32 base
-#      and on a Q4_K base (the adapter learns against the quantized weights);
+#   1. a synthetic task (reverse three words) lowers the validation loss to <= 40% of its start, on an F32 base,
+#      a Q4_K base and an IQ2_XS base made with an importance matrix (the adapter learns against those weights);
 #   2. a run interrupted after 2 of 4 steps and resumed from its checkpoint writes the same adapter, byte for
 #      byte, as an uninterrupted run;
 #   3. bad data and options give one clear error line.
@@ -74,6 +74,12 @@ echo "adapter-type f16: $s16 bytes (f32: $s32)"
 $bin quantize base.gguf base-q4k.gguf --type q4_k_m >/dev/null 2>&1 || fail "quantize"
 $bin info -m base-q4k.gguf | grep -qi 'q4_K' || fail "the quantized base has no q4_K tensors"
 [[ $quick == 1 ]] || check_learns base-q4k.gguf q4_k
+# QLoRA on a 2-bit lattice i-quant base: an importance matrix from the training data, IQ2_XS with it, and the adapter
+# learns against those weights (its gradients flow through the same dequantized blocks as for the k-quants).
+$bin calibrate -m base.gguf --data train.jsonl -o base.imatrix -c 32 --chunks 8 >/dev/null 2>&1 || fail "calibrate"
+$bin quantize base.gguf base-iq2.gguf --type iq2_xs --imatrix base.imatrix >/dev/null 2>&1 || fail "quantize iq2_xs"
+$bin info -m base-iq2.gguf | grep -qi 'iq2_xs' || fail "the 2-bit base has no iq2_xs tensors"
+[[ $quick == 1 ]] || check_learns base-iq2.gguf iq2_xs
 
 # Distillation (--distill): an adapter on the 4-bit base trained toward the f32 base's distributions (accuracy
 # recovery) brings it closer to them on held-out text (eval --kl), full vocabulary or top-k; the log shows both parts.
