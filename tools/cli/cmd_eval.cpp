@@ -91,14 +91,19 @@ void PrintKlSummary(const KlSummary& s) {
   std::printf("Same top p: %6.3lf ± %5.3lf %%\n", 100.0 * s.same_top.value, 100.0 * s.same_top.unc);
 }
 
-// --kl on plain text: llama-perplexity --kl-divergence's chunks (the reference's tokenization of the text, BOS as
-// its vocabulary says) and statistics; both models evaluate one chunk at a time.
-int KlOnText(const EvalOptions& o, Context& ctx, const ModelOptions& mo) {
+// The --kl reference model, with the evaluated model's threads and context size.
+Result<LoadedModel> LoadReference(const EvalOptions& o, const ModelOptions& mo, int n_ctx) {
   ModelOptions ro;
   ro.model_path = o.kl_reference;
   ro.threads = mo.threads;
-  ro.ctx = ctx.n_ctx();
-  auto ref = LoadModel(ro);
+  ro.ctx = n_ctx;
+  return LoadModel(ro);
+}
+
+// --kl on plain text: llama-perplexity --kl-divergence's chunks (the reference's tokenization of the text, BOS as
+// its vocabulary says) and statistics; both models evaluate one chunk at a time.
+int KlOnText(const EvalOptions& o, Context& ctx, const ModelOptions& mo) {
+  auto ref = LoadReference(o, mo, ctx.n_ctx());
   if (!ref.ok()) return Fail(ref.status());
   const Model& ref_model = *ref.value().model;
   const int n_vocab = ctx.model().config().n_vocab, ref_vocab = ref_model.config().n_vocab;
@@ -194,11 +199,7 @@ int EvalCommand(const EvalOptions& o) {
     if (o.chunks > 0 || o.kl_llama_file) {
       return Fail(InvalidArgument("--chunks and --kl-llama-rounding apply to plain text; --text is a JSONL dataset"));
     }
-    ModelOptions ro;
-    ro.model_path = o.kl_reference;
-    ro.threads = mo.threads;
-    ro.ctx = ctx.n_ctx();
-    auto ref = LoadModel(ro);
+    auto ref = LoadReference(o, mo, ctx.n_ctx());
     if (!ref.ok()) return Fail(ref.status());
     auto ex = LoadExamples(o.kl_text, o, model, ctx.n_ctx());
     if (!ex.ok()) return Fail(ex.status());
